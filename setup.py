@@ -1,0 +1,57 @@
+"""Packaging of sioworkers.
+
+Entry points are declared here, in the groups the original used, so that
+third-party distributions register jobs, compilers and filters the same way:
+
+* ``sio.jobs``: job types (``environ['job_type']``);
+* ``sio.compilers``: compilers (``environ['compiler']``);
+* ``sio.workers.filters``: prefilters and postfilters.
+"""
+
+from setuptools import find_namespace_packages, setup
+
+setup(
+    name="sioworkers",
+    version="2.0.0.dev0",
+    description="Batch jobs for programming-contest judging: compile, run under limits, check",
+    long_description=open("README.rst", encoding="utf-8").read(),
+    long_description_content_type="text/x-rst",
+    author="sioworkers developers",
+    python_requires=">=3.11",
+    # 'sio' is a PEP 420 namespace: there is no sio/__init__.py, so other
+    # distributions can add their own sio.* packages.
+    packages=find_namespace_packages(include=["sio.*"]),
+    package_data={"sio.workers": ["py.typed"]},
+    zip_safe=False,
+    install_requires=[
+        "filetracker>=2.2",
+        "celery>=5.3",
+    ],
+    extras_require={
+        "tests": [
+            "pytest>=7",
+            "pytest-timeout",
+            "filetracker[server]>=2.2",
+            "redis",
+        ],
+        "docs": [
+            "sphinx>=7",
+        ],
+    },
+    entry_points={
+        "console_scripts": [
+            "sio-batch = sio.workers.runner:main",
+        ],
+        "sio.jobs": [
+            "ping = sio.workers.ping:run",
+        ],
+        "sio.compilers": [],
+        "sio.workers.filters": [],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3 :: Only",
+        "Operating System :: POSIX :: Linux",
+        "Topic :: Education :: Testing",
+    ],
+)

@@ -1,0 +1,1 @@
+"""Running sioworkers jobs on Celery workers (task ``sio.celery.job.sioworkers_job``)."""

@@ -1,0 +1,407 @@
+"""Small helpers shared by every part of sioworkers.
+
+* entry points: :func:`first_entry_point`, :func:`entry_point_names`,
+  :func:`clear_entry_point_cache` (one cached resolver over
+  :mod:`importlib.metadata`);
+* the job's temporary directory: :class:`TemporaryCwd`, :func:`tempcwd`
+  (context-local; the process working directory is never changed);
+* time conversions: :func:`s2ms`, :func:`ms2s`, :func:`ceil_ms2s`;
+* files: :func:`path_join_abs`, :class:`Writable`, :func:`rmtree`,
+  :func:`mkdir`, :func:`is_exe`;
+* text: :func:`replace_invalid_UTF`, :func:`decode_fields`, :func:`json_dumps`;
+* :func:`null_ctx_manager`, :class:`PerfTimer`.
+
+Heavy modules (``importlib.metadata``, ``difflib``) are imported only when
+first needed: ``sio-batch`` imports this module on every job.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import json
+import logging
+import math
+import os
+import shutil
+import stat
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sio.workers.errors import EntryPointNotFound, NoTemporaryCwd
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "first_entry_point",
+    "entry_point_names",
+    "clear_entry_point_cache",
+    "TemporaryCwd",
+    "tempcwd",
+    "s2ms",
+    "ms2s",
+    "ceil_ms2s",
+    "path_join_abs",
+    "Writable",
+    "rmtree",
+    "mkdir",
+    "is_exe",
+    "replace_invalid_UTF",
+    "decode_fields",
+    "json_dumps",
+    "CompatibleJSONEncoder",
+    "null_ctx_manager",
+    "PerfTimer",
+]
+
+
+# --------------------------------------------------------------------------
+# Entry points
+# --------------------------------------------------------------------------
+
+_ep_lock = threading.Lock()
+_ep_groups: dict[str, tuple[EntryPoint, ...]] = {}
+_ep_loaded: dict[tuple[str, str | None], Any] = {}
+
+
+def _group_entries(group: str) -> tuple[EntryPoint, ...]:
+    # Scanning the installed distributions is the expensive part (it reads
+    # every distribution's metadata), so do it once per group and process.
+    entries = _ep_groups.get(group)
+    if entries is None:
+        from importlib.metadata import entry_points
+
+        entries = tuple(entry_points(group=group))
+        _ep_groups[group] = entries
+    return entries
+
+
+def entry_point_names(group: str) -> list[str]:
+    """Sorted, distinct names registered in entry-point group ``group``."""
+    with _ep_lock:
+        return sorted({ep.name for ep in _group_entries(group)})
+
+
+def clear_entry_point_cache() -> None:
+    """Forget what was scanned and loaded, e.g. after installing a plugin
+    distribution into the running interpreter."""
+    with _ep_lock:
+        _ep_groups.clear()
+        _ep_loaded.clear()
+    try:
+        import importlib
+
+        importlib.invalidate_caches()
+    except Exception:  # pragma: no cover - best effort only
+        pass
+
+
+def first_entry_point(group: str, name: str | None = None) -> Any:
+    """Load the entry point ``name`` of ``group`` and return the object.
+
+    Several distributions may register the same name: they are tried in
+    the order :mod:`importlib.metadata` lists them and the first that
+    imports wins. With ``name=None`` the first loadable entry of the group
+    is returned, whatever its name.
+
+    Results are cached for the life of the process (see
+    :func:`clear_entry_point_cache`).
+
+    :raises EntryPointNotFound: (a :class:`RuntimeError`) when nothing
+        loads; the message names the group, the name, the names that are
+        available, the closest one, and why each candidate failed to import.
+    """
+    key = (group, name)
+    try:
+        return _ep_loaded[key]
+    except KeyError:
+        pass
+    with _ep_lock:
+        if key in _ep_loaded:
+            return _ep_loaded[key]
+        entries = _group_entries(group)
+        candidates = [ep for ep in entries if name is None or ep.name == name]
+        failures: list[str] = []
+        for ep in candidates:
+            try:
+                obj = ep.load()
+            except Exception as e:  # an import error of a plugin, any kind
+                logger.warning("Cannot load entry point %s:%s (%s): %s: %s",
+                               group, ep.name, ep.value, type(e).__name__, e)
+                failures.append(f"{ep.value} failed to import: {type(e).__name__}: {e}")
+                continue
+            _ep_loaded[key] = obj
+            return obj
+        available = sorted({ep.name for ep in entries})
+    raise EntryPointNotFound(group, name or "", _not_found_message(group, name, available, failures))
+
+
+def _not_found_message(group: str, name: str | None, available: list[str],
+                       failures: list[str]) -> str:
+    what = f"{name!r}" if name is not None else "any entry"
+    if failures:
+        msg = f"entry point {what} in group {group!r} could not be loaded: " + "; ".join(failures)
+    else:
+        msg = f"no entry point {what} in group {group!r}"
+        if name is not None:
+            import difflib
+
+            close = difflib.get_close_matches(name, available, n=1, cutoff=0.5)
+            if close:
+                msg += f"; did you mean {close[0]!r}?"
+        msg += " (available: " + (", ".join(available) if available else "none") + ")"
+    return msg
+
+
+# --------------------------------------------------------------------------
+# The job's temporary directory
+# --------------------------------------------------------------------------
+
+# Context-local rather than thread-local: every thread starts with an empty
+# context, so threads get their own directory as before, and asyncio tasks
+# are isolated too.
+_tmpdir: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "sio_workers_tmpdir", default=None)
+
+
+class TemporaryCwd:
+    """Give the enclosed code a fresh temporary directory as its "cwd".
+
+    On entry a directory ``sioworkers_*`` is made in the system temporary
+    directory (``TMPDIR``) and becomes what :func:`tempcwd` returns in this
+    context; on exit it is removed with everything in it and the previous
+    one is restored, so uses nest. The process working directory is never
+    changed: code passes ``cwd=tempcwd()`` to the processes it starts.
+
+    :param inner_directory: if given, a subdirectory of that name is made
+        and used instead (the whole tree is still removed on exit).
+    """
+
+    def __init__(self, inner_directory: str | None = None) -> None:
+        self.inner_directory = inner_directory
+        self._stack: list[tuple[str, contextvars.Token[str | None]]] = []
+
+    def __enter__(self) -> str:
+        root = tempfile.mkdtemp(prefix="sioworkers_")
+        path = root
+        if self.inner_directory:
+            path = os.path.join(root, self.inner_directory)
+            try:
+                os.makedirs(path)
+            except BaseException:
+                rmtree(root)
+                raise
+        logger.debug("Using temporary directory %s", path)
+        self._stack.append((root, _tmpdir.set(path)))
+        return path
+
+    def __exit__(self, *exc_info: object) -> None:
+        root, token = self._stack.pop()
+        _tmpdir.reset(token)
+        rmtree(root)
+
+
+def tempcwd(path: str | None = None) -> str:
+    """The current job directory, or ``path`` inside it.
+
+    An absolute ``path`` is returned unchanged.
+
+    :raises NoTemporaryCwd: when no :class:`TemporaryCwd` is active in
+        this context (thread).
+    """
+    if path is not None and os.path.isabs(path):
+        return path
+    base = _tmpdir.get()
+    if base is None:
+        raise NoTemporaryCwd(
+            "tempcwd() used outside a job directory: run the code inside "
+            "'with sio.workers.util.TemporaryCwd():' (runner.run does that for jobs)")
+    return base if path is None else os.path.join(base, path)
+
+
+# --------------------------------------------------------------------------
+# Time
+# --------------------------------------------------------------------------
+
+def s2ms(seconds: float) -> int:
+    """Seconds to whole milliseconds, truncating: ``s2ms(1.95) == 1950``.
+
+    Rounded to a microsecond first so that binary floating point does not
+    lose a millisecond (``4.35 * 1000 == 4349.999...``).
+    """
+    return int(round(seconds * 1000, 3))
+
+
+def ms2s(milliseconds: float) -> float:
+    """Milliseconds to seconds."""
+    return milliseconds / 1000.0
+
+
+def ceil_ms2s(milliseconds: float) -> int:
+    """The smallest whole number of seconds that is at least
+    ``milliseconds``: ``ceil_ms2s(1000) == 1``, ``ceil_ms2s(1001) == 2``."""
+    if isinstance(milliseconds, int):
+        return -(-milliseconds // 1000)
+    return math.ceil(milliseconds / 1000.0)
+
+
+class PerfTimer:
+    """Wall-clock seconds since creation, from a monotonic clock."""
+
+    def __init__(self) -> None:
+        self.start_time = time.monotonic()
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start_time
+
+
+# --------------------------------------------------------------------------
+# Files
+# --------------------------------------------------------------------------
+
+def path_join_abs(base: str, subpath: str) -> str:
+    """Join ``subpath`` to ``base`` as if it were relative:
+    ``path_join_abs('/usr', '/bin/sh') == '/usr/bin/sh'``."""
+    return os.path.join(base, subpath.strip(os.sep))
+
+
+class Writable:
+    """Context manager that makes ``fname`` writable by its owner for the
+    duration, and restores the mode afterwards if it had to change it."""
+
+    def __init__(self, fname: str) -> None:
+        self.fname = fname
+        self._old_mode: int | None = None
+
+    def __enter__(self) -> Writable:
+        mode = stat.S_IMODE(os.stat(self.fname).st_mode)
+        if not mode & stat.S_IWUSR:
+            os.chmod(self.fname, mode | stat.S_IWUSR)
+            self._old_mode = mode
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._old_mode is not None:
+            os.chmod(self.fname, self._old_mode)
+            self._old_mode = None
+
+
+def rmtree(path: str) -> None:
+    """Remove a tree, also when some of its directories are read-only.
+
+    Programs under test and extracted sandboxes leave directories without
+    the write (or search) bit; on such an error the parent and the entry are
+    given back their owner permissions and the operation is retried once.
+    A missing ``path`` is not an error.
+    """
+
+    def retry(func: Callable[..., Any], failed: str, _exc: object) -> None:
+        parent = os.path.dirname(failed) or "."
+        for p in (parent, failed):
+            try:
+                st = os.lstat(p)
+                if stat.S_ISDIR(st.st_mode):
+                    os.chmod(p, stat.S_IMODE(st.st_mode) | stat.S_IRWXU)
+            except OSError:
+                pass
+        if func is os.open or func is os.scandir or func is os.listdir:
+            # Could not list it: now that it is readable, remove it whole.
+            shutil.rmtree(failed)
+        else:
+            func(failed)
+
+    if not os.path.lexists(path):
+        return
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=retry)
+    else:
+        shutil.rmtree(path, onerror=lambda f, p, e: retry(f, p, e))
+
+
+def mkdir(name: str, mode: int = 0o700) -> None:
+    """Create a directory and its parents; an existing one is fine."""
+    os.makedirs(name, mode=mode, exist_ok=True)
+
+
+def is_exe(path: str) -> bool:
+    """Whether ``path`` is a regular file we may execute."""
+    return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+# --------------------------------------------------------------------------
+# Text
+# --------------------------------------------------------------------------
+
+def replace_invalid_UTF(text: str | bytes) -> str:  # noqa: N802 (contract name)
+    """Return valid UTF-8 text: invalid bytes and lone surrogates become
+    replacement characters (``U+FFFD``, or ``?`` for surrogates)."""
+    if isinstance(text, bytes):
+        return text.decode("utf-8", errors="replace")
+    return text.encode("utf-8", errors="replace").decode("utf-8")
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def decode_fields(fields: Iterable[str]) -> Callable[[_F], _F]:
+    """Decorator: after the function returns a dict, turn each of ``fields``
+    that holds bytes into ``str`` (UTF-8, invalid bytes replaced)."""
+    fields = tuple(fields)
+
+    def decorator(func: _F) -> _F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            result = func(*args, **kwargs)
+            for field in fields:
+                value = result.get(field)
+                if isinstance(value, (bytes, bytearray)):
+                    result[field] = bytes(value).decode("utf-8", errors="replace")
+            return result
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+class CompatibleJSONEncoder(json.JSONEncoder):
+    """JSON encoder for environs: ``bytes`` become text (UTF-8, invalid
+    bytes replaced), sets and tuples become lists, and anything else that
+    JSON cannot hold becomes its ``str()`` rather than losing the result."""
+
+    def default(self, o: Any) -> Any:
+        if isinstance(o, (bytes, bytearray)):
+            return bytes(o).decode("utf-8", errors="replace")
+        if isinstance(o, (set, frozenset)):
+            return sorted(o, key=str)
+        return str(o)
+
+
+def json_dumps(obj: Any, **kwargs: Any) -> str:
+    """:func:`json.dumps` with :class:`CompatibleJSONEncoder`."""
+    kwargs.setdefault("cls", CompatibleJSONEncoder)
+    return json.dumps(obj, **kwargs)
+
+
+# --------------------------------------------------------------------------
+# Misc
+# --------------------------------------------------------------------------
+
+class _NullContext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
+def null_ctx_manager() -> _NullContext:
+    """A context manager that does nothing (reusable and re-entrant)."""
+    return _NullContext()
