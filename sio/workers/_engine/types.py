@@ -8,6 +8,23 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Final
+
+
+class _Sentinel:
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+
+#: Pass as ``stdout``/``stderr`` of a run to have the engine read that stream
+#: through a pipe (counting against ``Limits.output_bytes``) into
+#: ``Outcome.stdout`` / ``Outcome.stderr``.
+CAPTURE: Final = _Sentinel("CAPTURE")
+#: Pass as ``stderr`` to send it wherever ``stdout`` goes (captured or a file).
+STDOUT: Final = _Sentinel("STDOUT")
 
 
 @dataclass(frozen=True)
@@ -60,6 +77,11 @@ class Outcome:
     violation: str | None = None
     #: the supervisor itself failed (a system error, not the program's fault)
     system_error: str | None = None
+    #: captured streams (see CAPTURE), at most Limits.output_bytes each
+    stdout: bytes | None = None
+    stderr: bytes | None = None
+    #: a captured stream was cut at Limits.output_bytes
+    output_truncated: bool = False
 
     @property
     def ok(self) -> bool:
