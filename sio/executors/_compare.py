@@ -58,45 +58,83 @@ class _Canonical:
         self._line_start = True    # the last byte emitted was '\n' (or nothing was)
         self._last_raw = b"\n"     # last raw byte read ('\n' stands for "empty file")
         self._done = False
+        self._pushed = b""
+        self._spaces = b" " + separators
 
     def next(self) -> bytes | None:
         """The next non-empty canonical chunk, or None at the end of the file."""
         while not self._done:
-            raw = self._f.read(CHUNK_SIZE)
+            raw = self._pushed or self._f.read(CHUNK_SIZE)
+            self._pushed = b""
             if not raw:
                 self._done = True
                 # A held-back space is trailing whitespace: it never shows.
                 if self._final_newline and self._last_raw != b"\n":
                     return b"\n"
                 return None
-            self._last_raw = raw[-1:]
-            c = raw.translate(self._table)
-            if b"  " in c:
-                # Each pass halves every run of spaces: log2(longest run) passes.
-                c = c.replace(b"    ", b" ")
-                while b"  " in c:
-                    c = c.replace(b"  ", b" ")
-            # Runs are single spaces now, so one replace removes them all.
-            if b" \n" in c:
-                c = c.replace(b" \n", b"\n")
-            if self._strip_line_start and b"\n " in c:
-                c = c.replace(b"\n ", b"\n")
-            # Chunk boundaries: a run of spaces or a space next to a newline
-            # may straddle two chunks.
-            if c[:1] == b" " and (self._pending or (self._line_start and self._strip_line_start)):
-                c = c[1:]
-            if self._pending and c and c[:1] != b"\n":
-                c = b" " + c
-                self._pending = False
-            elif c[:1] == b"\n":
-                self._pending = False
-            if c[-1:] == b" ":
-                c = c[:-1]
-                self._pending = True
+            c = self._canonical(raw)
             if c:
-                self._line_start = c[-1:] == b"\n"
                 return c
         return None
+
+    def read_raw(self) -> bytes:
+        """Read a raw chunk to look at before deciding what to do with it:
+        either :meth:`absorb` it or :meth:`push_back` it."""
+        return self._f.read(CHUNK_SIZE)
+
+    def push_back(self, raw: bytes) -> None:
+        """Have :meth:`next` start with ``raw``."""
+        self._pushed = raw
+
+    def absorb(self, raw: bytes) -> None:
+        """Update the state as if :meth:`next` had turned ``raw`` into canonical
+        form and it had been consumed, without doing the work (the caller
+        knows the other file has the very same bytes here)."""
+        if not raw:
+            return
+        self._last_raw = raw[-1:]
+        ends_in_space = raw[-1] in self._spaces
+        # Only the end of the chunk matters; look at all of it only when its
+        # tail is nothing but spaces (rare).
+        tail = raw[-64:].rstrip(self._spaces)
+        if not tail and len(raw) > 64:
+            tail = raw.rstrip(self._spaces)
+        if tail:
+            self._line_start = tail[-1:] == b"\n"
+            self._pending = ends_in_space and not (self._line_start and self._strip_line_start)
+        elif not (self._line_start and self._strip_line_start):
+            self._pending = True
+
+    def _canonical(self, raw: bytes) -> bytes:
+        self._last_raw = raw[-1:]
+        # (No "in" tests before the replaces: replace returns the very same
+        # object when there is nothing to replace, so a test costs a pass.)
+        c = raw.translate(self._table)
+        while True:
+            # Each pass halves every run of spaces: log2(longest run) passes.
+            shorter = c.replace(b"  ", b" ")
+            if len(shorter) == len(c):
+                break
+            c = shorter
+        # Runs are single spaces now, so one replace removes them all.
+        c = c.replace(b" \n", b"\n")
+        if self._strip_line_start:
+            c = c.replace(b"\n ", b"\n")
+        # Chunk boundaries: a run of spaces or a space next to a newline
+        # may straddle two chunks.
+        if c[:1] == b" " and (self._pending or (self._line_start and self._strip_line_start)):
+            c = c[1:]
+        if self._pending and c and c[:1] != b"\n":
+            c = b" " + c
+            self._pending = False
+        elif c[:1] == b"\n":
+            self._pending = False
+        if c[-1:] == b" ":
+            c = c[:-1]
+            self._pending = True
+        if c:
+            self._line_start = c[-1:] == b"\n"
+        return c
 
 
 class _Cursor:
@@ -172,6 +210,20 @@ def _common_prefix(ca: _Canonical, cb: _Canonical,
     reader may still have more). ``consumed(chunk, n)`` is told about every
     equal stretch ``chunk[:n]``.
     """
+    # While the raw files are byte-identical their canonical forms are too:
+    # skip the canonical work and just keep the states up to date. This is
+    # the common case (a correct output is usually the hint byte for byte)
+    # and it runs at memcmp speed.
+    while True:
+        ra, rb = ca.read_raw(), cb.read_raw()
+        if ra != rb or not ra:
+            ca.push_back(ra)
+            cb.push_back(rb)
+            break
+        ca.absorb(ra)
+        cb.absorb(rb)
+        if consumed is not None:
+            consumed(ra, -1)
     a = b = b""
     while True:
         if not a:
@@ -234,6 +286,11 @@ class _Position:
         self.word_len = 0
 
     def consumed(self, chunk: bytes, n: int) -> None:
+        """``chunk[:n]`` is equal in both; ``n == -1``: the whole ``chunk`` is
+        equal, and raw (not in canonical form)."""
+        if n < 0:
+            self._consumed_raw(chunk)
+            return
         self.line += chunk.count(b"\n", 0, n)
         k = max(chunk.rfind(b" ", 0, n), chunk.rfind(b"\n", 0, n))
         if k >= 0:
@@ -243,6 +300,29 @@ class _Position:
             if len(self.word) < _KEEP:
                 self.word += chunk[:min(n, _KEEP - len(self.word))]
             self.word_len += n
+
+
+    _RAW_TO_SPACE = bytes.maketrans(_OICOMPARE_SEPARATORS + b"\n",
+                                    b" " * (len(_OICOMPARE_SEPARATORS) + 1))
+
+    def _consumed_raw(self, raw: bytes) -> None:
+        self.line += raw.count(b"\n")
+        # Where the last word starts: look at the tail first, the whole
+        # chunk only for a word longer than the tail.
+        tail = raw[-_KEEP - 1:].translate(self._RAW_TO_SPACE)
+        k = tail.rfind(b" ")
+        if k >= 0:
+            self.word = raw[len(raw) - len(tail) + k + 1:]
+            self.word_len = len(self.word)
+            return
+        k = raw.translate(self._RAW_TO_SPACE).rfind(b" ")
+        if k >= 0:
+            self.word = raw[k + 1:k + 1 + _KEEP]
+            self.word_len = len(raw) - k - 1
+        else:
+            if len(self.word) < _KEEP:
+                self.word += raw[:_KEEP - len(self.word)]
+            self.word_len += len(raw)
 
 
 def _token(cur: _Cursor) -> Token:
@@ -276,11 +356,13 @@ def first_difference(hint: BinaryIO, out: BinaryIO) -> Difference | None:
         hb, lb = xb.take_word()
         if la or lb:
             return Difference(line, _join(pos, ha, la), _join(pos, hb, lb))
-        # Both words ended here, on different separators: a space (then a
-        # word), a newline or the end. Step over the space to the next token.
-        for x in (xa, xb):
-            if x.peek() == 0x20:
-                x.skip()
+    # Both words ended here, on different separators: a space (then a word),
+    # a newline or the end. Step over the space to the next token. (A space
+    # also starts the canonical rest when the identical raw prefix ended in
+    # one: it was held back until the next word came.)
+    for x in (xa, xb):
+        if x.peek() == 0x20:
+            x.skip()
     ta, tb = _token(xa), _token(xb)
     if ta.kind == EOF or tb.kind == EOF:
         if ta.kind == EOL or tb.kind == EOL:
