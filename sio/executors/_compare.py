@@ -27,10 +27,9 @@ with one.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO, Union
+from typing import BinaryIO
 
 #: How much is read from each file at a time (bytes).
 CHUNK_SIZE = 1 << 20
@@ -41,9 +40,6 @@ _KEEP = 128
 
 _OICOMPARE_SEPARATORS = b"\t\v\r\0"
 _DIFF_B_WHITESPACE = b"\t\v\f\r"
-
-Source = Union[str, "os.PathLike[str]", BinaryIO]
-
 
 class _Canonical:
     """The canonical form of one file, produced chunk by chunk by :meth:`next`."""
