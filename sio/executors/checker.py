@@ -45,6 +45,7 @@ __all__ = [
     "DEFAULT_CHECKER_TIME_LIMIT",
     "DEFAULT_CHECKER_MEM_LIMIT",
     "RESULT_STRING_LENGTH_LIMIT",
+    "TOKEN_DISPLAY_LIMIT",
     "parse_checker_format",
     "compare_outputs",
     "diff_b_equal",
