@@ -32,6 +32,7 @@ setup(
         "tests": [
             "pytest>=7",
             "pytest-timeout",
+            "mypy",
             "filetracker[server]>=2.2",
             "redis",
         ],
