@@ -1,7 +1,9 @@
-"""Output checking: the default comparators and the checker output protocol.
+"""Output checking: :func:`run`, the default comparators and the checker
+output protocol.
 
-This module has no process execution of its own; it gives the ``exec``
-family of jobs three building blocks:
+:func:`run` checks the output of a run in the ``exec`` family of jobs, with
+a custom checker (``chk_file``) or a default comparator. Its building
+blocks:
 
 * :func:`compare_outputs`: the native default comparator, with oicompare's
   rules and messages in the ``checker_format`` languages (see
@@ -13,7 +15,8 @@ family of jobs three building blocks:
   ``result_percentage``); :func:`comparison_renv` does the same for the
   default comparators.
 
-Environ keys these helpers are about (the job reads and writes them):
+Environ keys these helpers are about (the job reads and writes them; see
+:func:`run` for all of them):
 
 * reads ``checker_format`` (str, ``<language>_<format>``, default
   ``english_abbreviated``), see :func:`parse_checker_format`;
@@ -29,11 +32,12 @@ import re
 from contextlib import ExitStack
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import BinaryIO, Literal, TypedDict
+from typing import Any, BinaryIO, Literal, TypedDict
 
 from sio.executors import _compare
 from sio.executors._compare import EOF, EOL, Difference, Token
-from sio.workers.errors import SioWorkersError, UsageError
+from sio.workers.errors import MissingEnvironKey, SioWorkersError, UsageError
+from sio.workers.util import tempcwd
 
 __all__ = [
     "CheckerError",
@@ -53,12 +57,18 @@ __all__ = [
     "interpret_checker_output",
     "output_to_fraction",
     "limit_result_string",
+    "run",
+    "run_custom_checker",
+    "DEFAULT_CHECKER_OUTPUT_LIMIT",
 ]
 
 #: Default time limit of a custom checker (ms).
 DEFAULT_CHECKER_TIME_LIMIT = 30000
 #: Default memory limit of a custom checker (KiB).
 DEFAULT_CHECKER_MEM_LIMIT = 262144
+#: At most this much of a custom checker's standard output is read (bytes);
+#: the rest is read and dropped. Only three lines of it mean anything.
+DEFAULT_CHECKER_OUTPUT_LIMIT = 10 << 20
 #: ``result_string`` never exceeds this many bytes (UTF-8).
 RESULT_STRING_LENGTH_LIMIT = 1024
 #: What replaces the end of a ``result_string`` that was too long.
@@ -348,3 +358,122 @@ def output_to_fraction(s: bytes | str) -> list[int]:
         if sign == b"-":
             value = -value
     return [value.numerator, value.denominator]
+
+
+# --------------------------------------------------------------------------
+# Checking a run
+# --------------------------------------------------------------------------
+
+#: What a CheckerError quotes of the checker's stdout and stderr (bytes each).
+_QUOTED_OUTPUT = 2048
+
+
+def run(environ: dict[str, Any], use_sandboxes: bool = True) -> dict[str, Any]:
+    """Check the program output ``out`` of the job directory (fetched from
+    ``out_file`` when not there) and write the verdict into ``environ``.
+
+    Environ keys read:
+
+    ``hint_file`` (required)
+        the expected output.
+    ``chk_file`` (optional)
+        a custom checker, run as ``./chk in out hint`` in the job
+        directory (``in`` is fetched from ``in_file`` when not there); its
+        output is read with :func:`interpret_checker_output` and an exit
+        status of 2 or more (or a kill) is a :class:`CheckerError`.
+    ``untrusted_checker`` (bool, default False)
+        with ``use_sandboxes``, run the custom checker under the supervisor
+        (see :mod:`sio.executors.selection`); otherwise it runs unprotected.
+    ``checker_time_limit`` (ms, default 30000), ``checker_real_time_limit`` (ms), ``checker_mem_limit`` (KiB, default 262144), ``checker_output_limit`` (bytes of its stdout read, default 10 MiB)
+        limits of the custom checker.
+    ``checker_format`` (default ``english_abbreviated``)
+        messages of the default comparator.
+
+    Without a custom checker the output is compared natively: with
+    :func:`compare_outputs` (oicompare's rules) when ``use_sandboxes``,
+    with :func:`diff_b_equal` otherwise (``unsafe-exec``, as the original's
+    ``diff -b``).
+
+    Keys written: ``result_code`` (``OK``/``WA``), ``result_string``
+    (at most 1024 bytes; left alone on OK without a comment),
+    ``result_percentage`` (``[numerator, denominator]`` percent).
+
+    :raises CheckerError: (a :class:`SystemError`) the checker is broken.
+    :raises MissingEnvironKey: no ``hint_file``.
+    """
+    from sio.executors import common
+
+    needed_by = "output checking (check_output)"
+    out = tempcwd(common.OUTPUT)
+    if not os.path.exists(out):
+        out = common.download(environ, "out_file", common.OUTPUT, needed_by)
+    hint = common.download(environ, "hint_file", "hint", needed_by, add_to_cache=True)
+    renv: CheckerRenv
+    if environ.get("chk_file"):
+        if not os.path.exists(tempcwd(common.INPUT)):
+            common.fetch_input(environ, needed_by)
+        chk = common.download(environ, "chk_file", "chk", needed_by, add_to_cache=True)
+        os.chmod(chk, 0o700)
+        renv = interpret_checker_output(run_custom_checker(environ, use_sandboxes))
+    elif use_sandboxes:
+        result = compare_outputs(hint, out, environ.get("checker_format"))
+        renv = comparison_renv(result.ok, result.message)
+    else:
+        renv = comparison_renv(diff_b_equal(out, hint))
+    environ.update(renv)
+    return environ
+
+
+def run_custom_checker(environ: dict[str, Any], use_sandboxes: bool = True) -> bytes:
+    """Run ``./chk in out hint`` in the job directory (the three files must
+    be there) and return its standard output (at most
+    ``checker_output_limit`` bytes).
+
+    :raises CheckerError: it exited with status 2 or more, was killed (a
+        limit), or the executor found it broken; the message quotes its
+        stdout and stderr.
+    """
+    from sio.executors.selection import executor_for
+
+    untrusted = bool(environ.get("untrusted_checker")) and use_sandboxes
+    role = "untrusted-checker" if untrusted else "checker"
+    stderr_path = tempcwd("chk.stderr")
+    try:
+        with executor_for(role) as executor, open(stderr_path, "w+b") as stderr:
+            renv = executor(["./chk", "in", "out", "hint"], capture_output=True,
+                            stderr=stderr, ignore_errors=True,
+                            time_limit=DEFAULT_CHECKER_TIME_LIMIT,
+                            mem_limit=DEFAULT_CHECKER_MEM_LIMIT,
+                            output_limit=DEFAULT_CHECKER_OUTPUT_LIMIT,
+                            environ=environ, environ_prefix="checker_")
+            stderr.seek(0)
+            err = stderr.read(_QUOTED_OUTPUT + 1)
+    finally:
+        if os.path.exists(stderr_path):
+            os.unlink(stderr_path)
+    out = renv.get("stdout") or b""
+    code = renv.get("return_code")
+    verdict = renv.get("result_code")  # only from executors that give one
+    if code in (0, 1) and verdict in (None, "OK", "RE") and not renv.get("real_time_killed"):
+        limit = environ.get("checker_output_limit") or DEFAULT_CHECKER_OUTPUT_LIMIT
+        if len(out) >= int(limit) and out.startswith(b"OK\n") and out.count(b"\n") < 3:
+            # An OK cut before the end of its third line: the score is unknown.
+            raise CheckerError(
+                f"Checker {environ.get('chk_file')!r} printed more than {limit} bytes before "
+                f"the end of its third line; stdout begins: {_quote(out)}")
+        return out
+    why = f"exited with code {code}"
+    if renv.get("real_time_killed"):
+        why = "exceeded its real time limit"
+    elif code is not None and code > 128:
+        why = f"was killed by signal {code - 128} (a time or memory limit?)"
+    if verdict not in (None, "OK", "RE"):
+        why += f" ({verdict}: {renv.get('result_string', '')})"
+    raise CheckerError(
+        f"Checker {environ.get('chk_file')!r} {why} on in_file {environ.get('in_file')!r}; "
+        f"stdout: {_quote(out)}; stderr: {_quote(err)}")
+
+
+def _quote(data: bytes) -> str:
+    text = data[:_QUOTED_OUTPUT].decode("utf-8", "replace")
+    return repr(text) + (" [...]" if len(data) > _QUOTED_OUTPUT else "")

@@ -36,7 +36,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -224,6 +225,29 @@ def _env(env: Mapping[str, Any] | None) -> dict[str, str]:
     return result
 
 
+class _FdCloser:
+    """Closes a set of descriptors exactly once, whichever of the engine
+    (right after the spawn) and the executor's clean-up comes first: closing
+    a number twice could close a descriptor another thread has just opened
+    under it."""
+
+    def __init__(self, fds: Iterable[int]) -> None:
+        self.fds = tuple(fds)
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        for fd in self.fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
 @dataclass(frozen=True)
 class ExecRequest:
     """One call of an executor, with every option normalised."""
@@ -244,6 +268,9 @@ class ExecRequest:
     pass_fds: tuple[int, ...] = ()
     #: other keyword options, for subclasses (e.g. ``use_path``, ``binds``)
     options: dict[str, Any] = field(default_factory=dict)
+    #: to call right after the program started (closes ``fds_to_close``);
+    #: an executor that starts the program itself must call it then
+    after_spawn: Callable[[], None] | None = None
 
     @property
     def shell_line(self) -> str:
@@ -280,7 +307,7 @@ class BaseExecutor:
                  real_time_limit: int | None = None, output_limit: int | None = None,
                  environ: Mapping[str, Any] | None = None, environ_prefix: str = "",
                  cwd: str | None = None, pass_fds: Iterable[int] = (),
-                 **kwargs: Any) -> dict[str, Any]:
+                 fds_to_close: Iterable[int] = (), **kwargs: Any) -> dict[str, Any]:
         """Run ``command`` and return the renv.
 
         :param command: a list (argv; see the module docs for quoting and
@@ -311,6 +338,11 @@ class BaseExecutor:
         :param environ_prefix: prefix of those keys, e.g. ``'exec_'``.
         :param cwd: the working directory (default :func:`tempcwd`).
         :param pass_fds: more descriptors the program inherits.
+        :param fds_to_close: descriptors the executor closes in this process
+            right after the program started (or, if it never starts, before
+            returning): the caller's copies of pipe ends given to the
+            program, so that its peer sees end-of-file or ``EPIPE`` as soon
+            as it ends. Ownership passes to the executor with the call.
         :param kwargs: options of particular executors.
 
         Writes (renv): ``return_code`` (exit status, or 128 + signal number
@@ -320,25 +352,30 @@ class BaseExecutor:
 
         :raises ExecError: non-zero return code, unless ignored.
         """
-        request = ExecRequest(
-            command=_as_command(command),
-            env=_env(env),
-            cwd=cwd if cwd is not None else tempcwd(),
-            limits=ExecLimits.build(environ, environ_prefix, time_limit=time_limit,
-                                    real_time_limit=real_time_limit, mem_limit=mem_limit,
-                                    output_limit=output_limit),
-            stdin=_fd(stdin, "stdin"),
-            stdout=_fd(stdout, "stdout"),
-            stderr=_fd(stderr, "stderr"),
-            capture_output=bool(capture_output),
-            forward_stderr=bool(forward_stderr),
-            split_lines=bool(split_lines),
-            ignore_errors=bool(ignore_errors),
-            extra_ignore_errors=tuple(extra_ignore_errors),
-            pass_fds=tuple(pass_fds),
-            options=dict(kwargs),
-        )
-        return self._execute(request)
+        closer = _FdCloser(fds_to_close)
+        try:
+            request = ExecRequest(
+                command=_as_command(command),
+                env=_env(env),
+                cwd=cwd if cwd is not None else tempcwd(),
+                limits=ExecLimits.build(environ, environ_prefix, time_limit=time_limit,
+                                        real_time_limit=real_time_limit, mem_limit=mem_limit,
+                                        output_limit=output_limit),
+                stdin=_fd(stdin, "stdin"),
+                stdout=_fd(stdout, "stdout"),
+                stderr=_fd(stderr, "stderr"),
+                capture_output=bool(capture_output),
+                forward_stderr=bool(forward_stderr),
+                split_lines=bool(split_lines),
+                ignore_errors=bool(ignore_errors),
+                extra_ignore_errors=tuple(extra_ignore_errors),
+                pass_fds=tuple(pass_fds),
+                options=dict(kwargs),
+                after_spawn=closer.close if closer.fds else None,
+            )
+            return self._execute(request)
+        finally:
+            closer.close()
 
     def _execute(self, request: ExecRequest) -> dict[str, Any]:
         raise NotImplementedError
@@ -419,7 +456,8 @@ class UnprotectedExecutor(BaseExecutor):
         if argv is not None:
             try:
                 return run_process(argv, cwd=request.cwd, env=request.env, limits=limits,
-                                   pass_fds=request.pass_fds, **streams)
+                                   pass_fds=request.pass_fds, on_spawn=request.after_spawn,
+                                   **streams)
             except (FileNotFoundError, PermissionError):
                 # Not an executable file (a shell builtin such as 'exit', or
                 # a missing program): let the shell run it or report it, with
@@ -427,7 +465,7 @@ class UnprotectedExecutor(BaseExecutor):
                 pass
         return run_process(["/bin/sh", "-c", request.shell_line], cwd=request.cwd,
                            env=request.env, limits=limits, pass_fds=request.pass_fds,
-                           **streams)
+                           on_spawn=request.after_spawn, **streams)
 
     def _renv(self, request: ExecRequest, outcome: Outcome) -> dict[str, Any]:
         renv: dict[str, Any] = {
@@ -458,9 +496,13 @@ class DetailedUnprotectedExecutor(UnprotectedExecutor):
        ``time_limit`` (so a run stopped by the time limit is TLE even if its
        last tick was not counted);
     2. ``TLE`` ``real time limit exceeded`` when killed on the wall time;
-    3. ``OK`` ``ok`` on exit status 0;
-    4. ``RE`` ``program exited due to signal N`` (and ``exit_signal`` = N);
-    5. ``RE`` ``program exited with code N``.
+    3. ``OLE`` ``output limit exceeded`` when it wrote more than
+       ``output_limit`` bytes to a file (its ``stdout`` when that is a file
+       rather than captured: then ``output_limit`` is also the largest file
+       it may write, RLIMIT_FSIZE);
+    4. ``OK`` ``ok`` on exit status 0;
+    5. ``RE`` ``program exited due to signal N`` (and ``exit_signal`` = N);
+    6. ``RE`` ``program exited with code N``.
 
     ``mem_used`` and ``num_syscalls`` are always 0 (not measured).
     """
@@ -478,6 +520,15 @@ class DetailedUnprotectedExecutor(UnprotectedExecutor):
         renv["result_string"] = message
         return renv
 
+    def _engine_limits(self, request: ExecRequest) -> Limits:
+        limits = super()._engine_limits(request)
+        output = request.limits.output_limit_bytes
+        if output and request.stdout is not None and not request.capture_output:
+            # The program's output goes to a file (the exec jobs' 'out'):
+            # the kernel stops it there, instead of filling the disk.
+            limits = dataclasses.replace(limits, output_bytes=output)
+        return limits
+
     def _verdict(self, request: ExecRequest, outcome: Outcome) -> tuple[ResultCode, str]:
         time_limit = request.limits.time_limit_ms
         if outcome.killed is KillReason.CPU_TIME or \
@@ -485,6 +536,8 @@ class DetailedUnprotectedExecutor(UnprotectedExecutor):
             return ResultCode.TLE, "time limit exceeded"
         if outcome.killed is KillReason.WALL_TIME:
             return ResultCode.TLE, "real time limit exceeded"
+        if outcome.killed is KillReason.OUTPUT:
+            return ResultCode.OLE, "output limit exceeded"
         if outcome.exit_code == 0:
             return ResultCode.OK, "ok"
         if outcome.signal is not None:

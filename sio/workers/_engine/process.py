@@ -351,7 +351,8 @@ class _Capture:
 
 def run_process(argv: Sequence[str], *, cwd: str, env: dict[str, str],
                 stdin: Stream = None, stdout: Stream = None, stderr: Stream = None,
-                limits: Limits = Limits(), pass_fds: Sequence[int] = ()) -> Outcome:
+                limits: Limits = Limits(), pass_fds: Sequence[int] = (),
+                on_spawn: Callable[[], None] | None = None) -> Outcome:
     """Run ``argv`` to its end under ``limits`` and say what happened.
 
     :param argv: the program and its arguments (no shell); a program
@@ -371,6 +372,11 @@ def run_process(argv: Sequence[str], *, cwd: str, env: dict[str, str],
         stack (RLIMIT_STACK); core dumps are always off (RLIMIT_CORE 0).
         They apply to each process of the program's group.
     :param pass_fds: more caller-owned descriptors the program inherits.
+    :param on_spawn: called in this process right after the program was
+        started (not when it could not be): the moment to close the caller's
+        copies of descriptors the program inherited, e.g. pipe ends shared
+        with a concurrently running peer, which must see end-of-file as soon
+        as the program ends.
     :raises FileNotFoundError, PermissionError: when the program cannot be
         found or executed (nothing was started).
     """
@@ -402,6 +408,8 @@ def run_process(argv: Sequence[str], *, cwd: str, env: dict[str, str],
     pidfd = _pidfd(pid)
     reaped = False
     try:
+        if on_spawn is not None:
+            on_spawn()
         killed, end = _watch(pid, pidfd, captures, limits, start)
         # The child is a zombie: killing its group now reaches every process
         # it left behind, and its pid cannot have been reused yet.

@@ -1,0 +1,115 @@
+"""Which executor runs what: the one place where the judging jobs choose.
+
+Every program a judging job starts (the submission, a checker, an
+interactor, an input generator or verifier) runs in the executor that
+:data:`EXECUTORS` names for its *role*. Changing how a job type runs its
+programs is a change of one line here.
+
+Roles:
+
+=========================== ===============================================
+role                        executor
+=========================== ===============================================
+``exec``, ``cpu-exec``      the built-in supervisor (:func:`supervised`)
+``unsafe-exec``             :class:`~sio.workers.executors.DetailedUnprotectedExecutor`
+``interactive-exec``,       the built-in supervisor
+``cpu-interactive-exec``
+``unsafe-interactive-exec`` :class:`~sio.workers.executors.DetailedUnprotectedExecutor`
+``interactor``              :class:`~sio.workers.executors.DetailedUnprotectedExecutor`
+                            (the problem's own program, trusted)
+``checker``                 :class:`~sio.workers.executors.UnprotectedExecutor`
+``untrusted-checker``       the built-in supervisor
+``inwer``                   :class:`~sio.workers.executors.DetailedUnprotectedExecutor`
+``sandboxed-inwer``         the built-in supervisor
+``ingen``                   :class:`~sio.workers.executors.UnprotectedExecutor`
+``sandboxed-ingen``         ``PRootExecutor('null-sandbox')`` (it writes files)
+=========================== ===============================================
+
+An executor that this installation does not have (the supervisor and PRoot
+are added by later parts of the project) is **never replaced by an
+unprotected one**: asking for it raises :class:`ExecutorUnavailable`,
+naming the role and the ``unsafe-*`` alternative. The classes are looked up
+in :mod:`sio.workers.executors` when asked for, so they are used as soon as
+they exist there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sio.workers import executors
+from sio.workers.errors import SioWorkersError
+from sio.workers.executors import (
+    BaseExecutor,
+    DetailedUnprotectedExecutor,
+    UnprotectedExecutor,
+)
+
+__all__ = ["ExecutorUnavailable", "EXECUTORS", "executor_for", "supervised", "proot"]
+
+
+class ExecutorUnavailable(SioWorkersError, RuntimeError):
+    """The job asks for an executor this installation does not have (the job
+    fails: running the program unprotected instead would be a security
+    hole)."""
+
+
+def _contract_class(name: str, role: str) -> type[BaseExecutor]:
+    cls = getattr(executors, name, None)
+    if cls is None:
+        raise ExecutorUnavailable(
+            f"the {role} needs sio.workers.executors.{name}, which is not available "
+            "in this installation: the supervised executor is not available. Use an "
+            "unsafe-* job type (or use_sandboxes=False) on a trusted machine")
+    return cls
+
+
+def supervised(role: str) -> BaseExecutor:
+    """The built-in supervisor (``SupervisedExecutor``) for ``role``.
+
+    :raises ExecutorUnavailable: it does not exist here.
+    """
+    return _contract_class("SupervisedExecutor", role)()
+
+
+def proot(role: str, sandbox: str = "null-sandbox") -> BaseExecutor:
+    """``PRootExecutor(sandbox)`` for ``role``.
+
+    :raises ExecutorUnavailable: it does not exist here.
+    """
+    return _contract_class("PRootExecutor", role)(sandbox)  # type: ignore[call-arg]
+
+
+def _unprotected(role: str) -> BaseExecutor:
+    return UnprotectedExecutor()
+
+
+def _detailed(role: str) -> BaseExecutor:
+    return DetailedUnprotectedExecutor()
+
+
+#: role -> factory(role) of a fresh executor (see the module docs).
+EXECUTORS: dict[str, Callable[[str], BaseExecutor]] = {
+    "exec": supervised,
+    "cpu-exec": supervised,
+    "unsafe-exec": _detailed,
+    "interactive-exec": supervised,
+    "cpu-interactive-exec": supervised,
+    "unsafe-interactive-exec": _detailed,
+    "interactor": _detailed,
+    "checker": _unprotected,
+    "untrusted-checker": supervised,
+    "inwer": _detailed,
+    "sandboxed-inwer": supervised,
+    "ingen": _unprotected,
+    "sandboxed-ingen": proot,
+}
+
+
+def executor_for(role: str) -> BaseExecutor:
+    """A fresh executor for ``role`` (a key of :data:`EXECUTORS`).
+
+    :raises ExecutorUnavailable: the executor does not exist here.
+    :raises KeyError: an unknown role (a programming error).
+    """
+    return EXECUTORS[role](role)
