@@ -44,7 +44,6 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -294,22 +293,25 @@ def _local_path(name: str) -> str:
 
 @contextlib.contextmanager
 def _staged(dest: str) -> Iterator[str]:
-    """Yield a fresh path in a private directory next to ``dest``; once the
-    block succeeds, rename it to ``dest``. The rename is atomic within one
-    file system, so whoever looks at ``dest`` (another thread or process
-    fetching the same file) sees the old file or the complete new one, never
-    a partial one; on any error nothing is left behind."""
-    parent = os.path.dirname(dest)
+    """Yield a fresh temporary name next to ``dest``; once the block
+    succeeds, rename it to ``dest``. The rename is atomic within one file
+    system, so whoever looks at ``dest`` (another thread or process fetching
+    the same file) sees the old file or the complete new one, never a
+    partial one; on any error the temporary file is removed."""
+    parent, base = os.path.split(dest)
     mkdir(parent)
-    stage = tempfile.mkdtemp(prefix=".sio-ft-", dir=parent)
+    # A name that does not exist yet rather than a mkstemp file:
+    # filetracker's local store does not overwrite an existing file that it
+    # thinks is fresh. Random bytes make it unique across threads, processes
+    # and machines sharing the directory.
+    tmp = os.path.join(parent, f".{base}.{os.urandom(6).hex()}.part")
     try:
-        # A name that does not exist yet, not a mkstemp file: filetracker's
-        # local store does not overwrite an existing file it thinks is fresh.
-        tmp = os.path.join(stage, os.path.basename(dest) or "file")
         yield tmp
         os.replace(tmp, dest)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def _copy(source: str, dest: str, what: str) -> None:
