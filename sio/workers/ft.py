@@ -207,12 +207,12 @@ def instance() -> Client:
 
 def _store_of(client: Any) -> str:
     """Where ``client`` keeps files, for error messages."""
-    remote = getattr(client, "remote_store", None)
-    if getattr(remote, "base_url", None):
-        return f"Filetracker at {remote.base_url}"
-    local = getattr(client, "local_store", None)
-    if getattr(local, "dir", None):
-        return f"the local Filetracker store {os.path.dirname(local.dir)}"
+    url = getattr(getattr(client, "remote_store", None), "base_url", None)
+    if url:
+        return f"Filetracker at {url}"
+    local_dir = getattr(getattr(client, "local_store", None), "dir", None)
+    if local_dir:
+        return f"the local Filetracker store {os.path.dirname(local_dir)}"
     return f"Filetracker client {type(client).__name__}"
 
 
@@ -454,9 +454,11 @@ class FiletrackerServer:
     def __repr__(self) -> str:
         return f"FiletrackerServer(pid={self.pid}, url={self.url!r}, dir={self.dir!r})"
 
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Stop the server and its workers (SIGTERM, SIGKILL after
-        ``timeout_s``)."""
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop the server and its workers: SIGTERM to its process group,
+        SIGKILL after ``timeout_s`` (a gunicorn worker that is still booting
+        misses SIGTERM, and its master would wait 30 s for it; the server
+        recovers its database at the next start)."""
         from sio.workers._engine.daemon import stop_group
 
         stop_group(self.pid, timeout_s=timeout_s, proc=self._proc)

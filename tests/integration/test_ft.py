@@ -163,7 +163,7 @@ def test_sio_batch_prints_only_the_result(filetracker_server, tmp_path):
 
 # -- errors ----------------------------------------------------------------
 
-def test_missing_file_and_unreachable_server_name_url_path_and_key(job):
+def test_missing_file_and_unreachable_server_name_url_path_and_key(job, tmp_path, monkeypatch):
     name = unique("absent")
     with pytest.raises(ft.MissingFile) as e:
         ft.download({"in_file": name}, "in_file", "in")
@@ -171,6 +171,7 @@ def test_missing_file_and_unreachable_server_name_url_path_and_key(job):
         assert part in str(e.value)
     assert os.listdir(tempcwd()) == []
     url = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("HOME", str(tmp_path))  # its cache dir: a failed upload still fills it
     ft.init_instance(url)
     with pytest.raises(ft.FiletrackerError) as e:
         ft.download({"in_file": "/a"}, "in_file", "in")
