@@ -121,3 +121,113 @@ def ft_dummy(tmp_path, monkeypatch):
             yield client
         finally:
             ft.set_instance(None)
+
+
+# --------------------------------------------------------------------------
+# Judging jobs (exec family, ingen, inwer, interactive): C++ and Java test
+# programs, and a Filetracker store to put test files in.
+# --------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def cxx_program(tmp_path_factory):
+    """Factory: ``cxx_program(name, *flags) -> path`` compiles
+    ``tests/sources/<name>.cpp`` with the system ``g++ -O2`` once per
+    session. Skips (fails in CI) without g++."""
+    import shutil
+    import subprocess
+
+    from tests.support import SOURCES, missing
+
+    out_dir = tmp_path_factory.mktemp("cxx_programs")
+    built: dict[tuple[str, tuple[str, ...]], str] = {}
+
+    def build(name: str, *flags: str) -> str:
+        key = (name, flags)
+        if key not in built:
+            if shutil.which("g++") is None:
+                missing("g++ (the system C++ compiler)")
+            target = out_dir / f"{name}-{len(built)}"
+            subprocess.run(["g++", "-O2", *flags, "-o", str(target),
+                            str(SOURCES / f"{name}.cpp")], check=True, capture_output=True)
+            built[key] = str(target)
+        return built[key]
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def java_jar(tmp_path_factory):
+    """Factory: ``java_jar(name, main_class) -> path`` compiles
+    ``tests/sources/<name>.java`` with ``javac`` into a jar once per
+    session. Skips (fails in CI) without a JDK."""
+    import shutil
+    import subprocess
+
+    from tests.support import SOURCES, missing
+
+    built: dict[str, str] = {}
+
+    def build(name: str, main_class: str) -> str:
+        if name not in built:
+            if shutil.which("javac") is None or shutil.which("jar") is None \
+                    or shutil.which("java") is None:
+                missing("javac, jar and java (a JDK)")
+            work = tmp_path_factory.mktemp(f"java_{name}")
+            subprocess.run(["javac", "-d", str(work), str(SOURCES / f"{name}.java")],
+                           check=True, capture_output=True)
+            jar = work / f"{main_class}.jar"
+            subprocess.run(["jar", "cf", str(jar), "-C", str(work), f"{main_class}.class"],
+                           check=True, capture_output=True)
+            built[name] = str(jar)
+        return built[name]
+
+    return build
+
+
+class FiletrackerStore:
+    """Puts files on a Filetracker server and reads them back, as a contest
+    system does around its jobs. Names are under a per-session prefix."""
+
+    def __init__(self, url: str, cache_dir: str) -> None:
+        import uuid
+
+        from filetracker.client import Client
+
+        self.url = url
+        self.client = Client(remote_url=url, cache_dir=cache_dir)
+        self.prefix = f"/judge-tests/{uuid.uuid4().hex[:8]}"
+        self._tmp = cache_dir
+        self._count = 0
+
+    def put(self, name: str, data: bytes | str | None = None, *, path: str | None = None) -> str:
+        """Store ``data`` (or the file ``path``) as ``<prefix>/<n>/<name>``
+        (``n`` new each time) and return the versioned name."""
+        import os
+
+        self._count += 1
+        if path is None:
+            path = os.path.join(self._tmp, f"upload-{self._count}")
+            with open(path, "wb") as f:
+                f.write(data.encode() if isinstance(data, str) else (data or b""))
+        # A counter in the name: every test gets files of its own.
+        return self.client.put_file(f"{self.prefix}/{self._count}/{name}", path)
+
+    def name(self, name: str) -> str:
+        """A new unversioned name under the prefix (for results to be stored at)."""
+        self._count += 1
+        return f"{self.prefix}/{self._count}/{name}"
+
+    def get(self, name: str) -> bytes:
+        import os
+
+        self._count += 1
+        path = os.path.join(self._tmp, f"download-{self._count}")
+        self.client.get_file(name, path, add_to_cache=False)
+        with open(path, "rb") as f:
+            return f.read()
+
+
+@pytest.fixture(scope="session")
+def ft_store(filetracker_server, tmp_path_factory):
+    """A :class:`FiletrackerStore` on the session's real Filetracker server."""
+    return FiletrackerStore(filetracker_server.url, str(tmp_path_factory.mktemp("ft_store")))
