@@ -3,8 +3,8 @@
  * query x+i followed by payload bytes of padding, and expects "2(x+i) i".
  * mode 0: normal; 1: crashes (abort) at once; 2: sleeps without reading;
  * 3: answers a correct run with the partial score 1/3.
- * When a process closed its output without answering, it writes to it once
- * more, which kills it with SIGPIPE (the process is gone). */
+ * When a process closed its output without answering, it writes to it
+ * again, which kills it with SIGPIPE (the process is gone). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,8 +43,14 @@ int main(int argc, char **argv)
         long answer;
         int index;
         if (fscanf(in[i], "%ld %d", &answer, &index) != 2) {
-            fputs("are you there?\n", out[i]);
-            fflush(out[i]); /* SIGPIPE when process i is gone */
+            /* SIGPIPE once process i is gone. A process that just exited
+             * may release its output pipe before its input pipe: a write
+             * can still succeed for a moment, so try for a while. */
+            for (int tries = 0; tries < 200; tries++) {
+                fputs("are you there?\n", out[i]);
+                fflush(out[i]);
+                usleep(5000);
+            }
             printf("WRONG\nno answer from process %d\n", i);
             return 0;
         }
