@@ -34,6 +34,10 @@ setup(
             "filetracker[server]>=2.2",
             "redis",
         ],
+        # Redis as the Celery broker or result backend.
+        "redis": [
+            "celery[redis]>=5.3",
+        ],
         "docs": [
             "sphinx>=7",
         ],
@@ -41,6 +45,7 @@ setup(
     entry_points={
         "console_scripts": [
             "sio-batch = sio.workers.runner:main",
+            "sio-celery-worker = sio.celery.worker:main",
         ],
         "sio.jobs": [
             "ping = sio.workers.ping:run",
