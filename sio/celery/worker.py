@@ -33,6 +33,21 @@ DEFAULT_FILETRACKER_PORT = 9999
 
 USAGE_PREFIX = "Usage: sio-celery-worker [celery worker options] [broker-url]\n"
 
+HELP = USAGE_PREFIX + """
+  Run a Celery worker serving sioworkers jobs (task
+  sio.celery.job.sioworkers_job, queue 'sioworkers').
+
+  broker-url   the broker (any scheme://...; e.g. amqp://user:pw@host//,
+               redis://host:6379/0, filesystem:///var/spool/sio); it wins over
+               CELERY_BROKER_URL and the configuration module
+               (CELERY_CONFIG_MODULE, default sio.celery.default_config).
+               Default: amqp://guest:guest@localhost:5672//
+  FILETRACKER_URL, when unset, becomes http://<broker host>:9999.
+
+  The options of 'celery worker' follow.
+
+"""
+
 
 def split_argv(args: Sequence[str]) -> tuple[str | None, list[str]]:
     """Take the broker URL out of the command line.
@@ -87,6 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if "FILETRACKER_URL" not in os.environ:
         os.environ["FILETRACKER_URL"] = default_filetracker_url(app.conf.broker_url)
+    if "--help" in rest:
+        sys.stdout.write(HELP)
+        sys.stdout.flush()
     try:
         # Celery's own 'celery worker' command, run in-process: every option
         # and --help come from Celery. (worker_main() would drop the status.)
