@@ -104,6 +104,9 @@ def _filesystem_options(broker_url: str, options: Mapping[str, Any]) -> dict[str
     parts = urllib.parse.urlsplit(broker_url)
     if parts.scheme != "filesystem":
         return None
+    from sio.celery import _filesystem
+
+    _filesystem.install()  # atomic message files (kombu's are not)
     new = dict(options)
     new.setdefault("polling_interval", FILESYSTEM_POLLING_INTERVAL)
     if parts.path not in ("", "/") and "data_folder_in" not in new:
@@ -127,7 +130,8 @@ class SioCelery(Celery):
       so old-style files load without Celery's "cannot mix new and old
       setting keys" error or deprecation warnings, and keep loading after
       Celery 6 drops the old names.
-    * A ``filesystem:///dir`` broker URL gets its folders under ``dir``.
+    * A ``filesystem:///dir`` broker URL gets its folders under ``dir``, and
+      message files are written atomically (:mod:`sio.celery._filesystem`).
     """
 
     def __init__(self, main: str | None = "sioworkers", **kwargs: Any) -> None:
