@@ -139,6 +139,9 @@ def measure(name: str, broker: str, workdir: Path, n: int, rounds: int) -> None:
             with Connection(broker) as conn:
                 conn.default_channel.queue_delete(queue)
                 conn.default_channel.exchange_delete(queue)
+                if broker.startswith("redis"):  # binding tables kombu leaves
+                    conn.default_channel.client.delete(f"_kombu.binding.{queue}",
+                                                       f"_kombu.binding_permanent.{queue}")
 
 
 def main() -> int:

@@ -93,7 +93,8 @@ def client_app(broker: str, **settings):
 
 
 def delete_queue(broker: str, queue: str) -> None:
-    """Remove a test queue (and its exchange) from a shared broker."""
+    """Remove a test queue (and its exchange) from a shared broker. Call it
+    once no worker consumes the queue any more: a worker re-declares it."""
     from kombu import Connection
 
     try:
@@ -101,6 +102,10 @@ def delete_queue(broker: str, queue: str) -> None:
             channel = conn.default_channel
             channel.queue_delete(queue)
             channel.exchange_delete(queue)
+            if broker.startswith("redis"):
+                # kombu leaves the binding tables of the exchange behind.
+                channel.client.delete(f"_kombu.binding.{queue}",
+                                      f"_kombu.binding_permanent.{queue}")
     except Exception as e:  # cleanup must not hide the test's own result
         print(f"could not delete queue {queue} on {broker}: {e}", file=sys.stderr)
 
@@ -171,19 +176,51 @@ class Worker:
 
 @pytest.fixture
 def workers():
-    """Factory of :class:`Worker`; each is killed at teardown if still up."""
+    """Factory of :class:`Worker`; each is stopped (or killed) at teardown,
+    then the queues given to ``workers.cleanup(broker, queue)`` are deleted."""
     made: list[Worker] = []
+    queues: list[tuple[str, str]] = []
 
     def make(*args, **kwargs) -> Worker:
         w = Worker(*args, **kwargs)
         made.append(w)
         return w
 
+    make.cleanup = lambda broker, queue: queues.append((broker, queue))
     yield make
     for w in made:
         if w.proc is not None and w.proc.poll() is None:
             w.stop()
         w.kill()  # pool processes that outlived a killed main process
+    for broker, queue in queues:
+        delete_queue(broker, queue)
+
+
+@pytest.fixture
+def clients():
+    """Factory: ``clients(broker)`` is a :func:`client_app`, closed at teardown."""
+    made = []
+
+    def make(broker: str):
+        made.append(client_app(broker))
+        return made[-1]
+
+    yield make
+    for app in made:
+        app.close()
+
+
+def send_sleep_job(app, queue: str, log: Path, worker: Worker, sleep_ms: int = 1500):
+    """Send a test-sleep job and return (its AsyncResult, the pid of the
+    process running it) once it has started."""
+    result = app.send_task("sio.celery.job.sioworkers_job", queue=queue,
+                           args=[{"job_type": "test-sleep", "sleep_ms": sleep_ms,
+                                  "log_file": str(log)}])
+    deadline = time.monotonic() + 60
+    while not (log.exists() and log.read_text().strip()):
+        assert time.monotonic() < deadline, "the job did not start:\n" + worker.text()
+        time.sleep(0.02)
+    return result, int(log.read_text().split()[0])
 
 
 def pings(n: int, tag: str = "") -> list[dict]:
@@ -277,16 +314,11 @@ def test_a_job_that_raises_is_a_failure_and_the_worker_keeps_serving(rabbit_work
 
 
 def test_killed_pool_process_job_is_requeued_and_completes(rabbit_worker, tmp_path):
+    from sio.celery import run_many
+
     worker, app = rabbit_worker
     log = tmp_path / "starts"
-    result = app.send_task("sio.celery.job.sioworkers_job", queue=worker.queue,
-                           args=[{"job_type": "test-sleep", "sleep_ms": 1500,
-                                  "log_file": str(log)}])
-    deadline = time.monotonic() + 60
-    while not (log.exists() and log.read_text().strip()):
-        assert time.monotonic() < deadline, worker.text()
-        time.sleep(0.02)
-    first = int(log.read_text().split()[0])
+    result, first = send_sleep_job(app, worker.queue, log, worker)
     os.kill(first, signal.SIGKILL)  # the pool process running the job
     env = result.get(timeout=90)
     assert env["result"] == "SUCCESS" and env["slept"] is True
@@ -294,8 +326,6 @@ def test_killed_pool_process_job_is_requeued_and_completes(rabbit_worker, tmp_pa
     assert len(starts) == 2 and starts[0] == first and starts[1] != first
     assert worker.proc.poll() is None
     # The worker replaced its pool process and still serves.
-    from sio.celery import run_many
-
     assert_pongs(run_many(pings(4), app=app, queue=worker.queue, timeout=60), 4)
 
 
@@ -303,31 +333,21 @@ def test_killed_pool_process_job_is_requeued_and_completes(rabbit_worker, tmp_pa
 # RabbitMQ: a whole worker killed, and a broker connection that drops
 # --------------------------------------------------------------------------
 
-def test_killed_worker_job_is_redelivered_to_a_new_worker(tmp_path, jobs_dist, workers):
+def test_killed_worker_job_is_redelivered_to_a_new_worker(tmp_path, jobs_dist, workers, clients):
     need("rabbitmq", 5672)
     queue = queue_name("redeliver")
-    app = client_app(RABBITMQ)
-    try:
-        first = workers(tmp_path, queue, args=[RABBITMQ], jobs_dist=jobs_dist).start()
-        log = tmp_path / "starts"
-        result = app.send_task("sio.celery.job.sioworkers_job", queue=queue,
-                               args=[{"job_type": "test-sleep", "sleep_ms": 1500,
-                                      "log_file": str(log)}])
-        first.wait_for_log("received", timeout=60)
-        deadline = time.monotonic() + 60
-        while not (log.exists() and log.read_text().strip()):
-            assert time.monotonic() < deadline, first.text()
-            time.sleep(0.02)
-        first.kill()
-        assert not result.ready()
-        workers(tmp_path, queue, args=[RABBITMQ], jobs_dist=jobs_dist).start()
-        env = result.get(timeout=90)
-        assert env["result"] == "SUCCESS" and env["slept"] is True
-        # It ran twice (the first run was killed) but the client got one result.
-        assert len(log.read_text().split()) == 2
-    finally:
-        app.close()
-        delete_queue(RABBITMQ, queue)
+    workers.cleanup(RABBITMQ, queue)
+    app = clients(RABBITMQ)
+    first = workers(tmp_path, queue, args=[RABBITMQ], jobs_dist=jobs_dist).start()
+    log = tmp_path / "starts"
+    result, _ = send_sleep_job(app, queue, log, first)
+    first.kill()  # the main process and its pool, mid-job
+    assert not result.ready()
+    workers(tmp_path, queue, args=[RABBITMQ], jobs_dist=jobs_dist).start()
+    env = result.get(timeout=90)
+    assert env["result"] == "SUCCESS" and env["slept"] is True
+    # It ran twice (the first run was killed) but the client got one result.
+    assert len(log.read_text().split()) == 2
 
 
 class TcpProxy:
@@ -405,36 +425,39 @@ class TcpProxy:
     close = cut
 
 
-def test_worker_reconnects_after_the_broker_connection_drops(tmp_path, jobs_dist, workers):
+@pytest.fixture
+def proxy():
+    p = TcpProxy(("127.0.0.1", 5672))
+    yield p
+    p.close()
+
+
+def test_worker_reconnects_after_the_broker_connection_drops(tmp_path, jobs_dist, workers,
+                                                             clients, proxy):
     from sio.celery import run_many
 
     need("rabbitmq", 5672)
     queue = queue_name("reconnect")
-    proxy = TcpProxy(("127.0.0.1", 5672))
-    app = client_app(RABBITMQ)  # the client talks to RabbitMQ directly
-    try:
-        url = f"amqp://guest:guest@127.0.0.1:{proxy.port}//"
-        worker = workers(tmp_path, queue, args=[url], jobs_dist=jobs_dist,
-                         env={"FILETRACKER_URL": "http://ft.example:1234"}).start()
-        [env] = run_many([{"job_type": "test-getenv", "name": "FILETRACKER_URL"}], app=app,
-                         queue=queue, timeout=60)
-        assert env["value"] == "http://ft.example:1234"  # an explicit one is kept
+    workers.cleanup(RABBITMQ, queue)
+    app = clients(RABBITMQ)  # the client talks to RabbitMQ directly
+    url = f"amqp://guest:guest@127.0.0.1:{proxy.port}//"
+    worker = workers(tmp_path, queue, args=[url], jobs_dist=jobs_dist,
+                     env={"FILETRACKER_URL": "http://ft.example:1234"}).start()
+    [env] = run_many([{"job_type": "test-getenv", "name": "FILETRACKER_URL"}], app=app,
+                     queue=queue, timeout=60)
+    assert env["value"] == "http://ft.example:1234"  # an explicit one is kept
 
-        proxy.cut()
-        worker.wait_for_log("Connection to broker lost", timeout=30)
-        # Sent while the worker is cut off: RabbitMQ keeps it.
-        pending = app.send_task("sio.celery.job.sioworkers_job", queue=queue,
-                                args=[{"job_type": "ping", "ping": "while cut"}])
-        time.sleep(1)
-        assert not pending.ready()
-        proxy.restore()
-        assert pending.get(timeout=90)["pong"] == "while cut"
-        assert_pongs(run_many(pings(5), app=app, queue=queue, timeout=60), 5)
-        assert worker.proc.poll() is None
-    finally:
-        proxy.close()
-        app.close()
-        delete_queue(RABBITMQ, queue)
+    proxy.cut()
+    worker.wait_for_log("Connection to broker lost", timeout=30)
+    # Sent while the worker is cut off: RabbitMQ keeps it.
+    pending = app.send_task("sio.celery.job.sioworkers_job", queue=queue,
+                            args=[{"job_type": "ping", "ping": "while cut"}])
+    time.sleep(1)
+    assert not pending.ready()
+    proxy.restore()
+    assert pending.get(timeout=90)["pong"] == "while cut"
+    assert_pongs(run_many(pings(5), app=app, queue=queue, timeout=60), 5)
+    assert worker.proc.poll() is None
 
 
 # --------------------------------------------------------------------------
@@ -449,54 +472,41 @@ broker_url = "amqp://nobody:nothing@127.0.0.1:9//"
 '''
 
 
-def test_redis_new_style_config_and_positional_url(tmp_path, jobs_dist, workers):
+def test_redis_new_style_config_and_positional_url(tmp_path, jobs_dist, workers, clients):
     from sio.celery import run_many
 
     need("redis", 6379)
     (tmp_path / "celeryconfig_new.py").write_text(NEW_STYLE_CONFIG)
     queue = queue_name("redis")
-    app = client_app(REDIS)
-    try:
-        worker = workers(tmp_path, queue, args=[REDIS], jobs_dist=jobs_dist,
-                         env={"CELERY_CONFIG_MODULE": "celeryconfig_new"}).start()
-        assert "Connected to redis://:**@127.0.0.1:6379/0" in worker.text()
-        assert_pongs(run_many(pings(20, "d"), app=app, queue=queue, timeout=60), 20, "d")
-        [bad] = run_many([{"job_type": "test-boom", "boom": 3}], app=app, queue=queue, timeout=60)
-        assert bad["result"] == "FAILURE" and bad["exception"] == "RuntimeError: boom: 3"
-        assert worker.stop() == 0
-        assert "deprecated" not in worker.text().lower()
-    finally:
-        app.close()
-        delete_queue(REDIS, queue)
+    workers.cleanup(REDIS, queue)
+    app = clients(REDIS)
+    worker = workers(tmp_path, queue, args=[REDIS], jobs_dist=jobs_dist,
+                     env={"CELERY_CONFIG_MODULE": "celeryconfig_new"}).start()
+    assert "Connected to redis://:**@127.0.0.1:6379/0" in worker.text()
+    assert_pongs(run_many(pings(20, "d"), app=app, queue=queue, timeout=60), 20, "d")
+    [bad] = run_many([{"job_type": "test-boom", "boom": 3}], app=app, queue=queue, timeout=60)
+    assert bad["result"] == "FAILURE" and bad["exception"] == "RuntimeError: boom: 3"
+    assert worker.stop() == 0
+    assert "deprecated" not in worker.text().lower()
 
 
-def test_filesystem_broker_and_warm_shutdown(tmp_path, jobs_dist, workers):
+def test_filesystem_broker_and_warm_shutdown(tmp_path, jobs_dist, workers, clients):
     from sio.celery import run_many
 
     url = f"filesystem://{tmp_path}/broker"
     queue = queue_name("fs")
     worker = workers(tmp_path, queue, args=["--without-heartbeat", url],
                      jobs_dist=jobs_dist).start()
-    app = client_app(url)
-    try:
-        assert_pongs(run_many(pings(10), app=app, queue=queue, timeout=60), 10)
-        # SIGTERM while a job runs: the job finishes, then the worker exits 0.
-        log = tmp_path / "starts"
-        result = app.send_task("sio.celery.job.sioworkers_job", queue=queue,
-                               args=[{"job_type": "test-sleep", "sleep_ms": 1000,
-                                      "log_file": str(log)}])
-        deadline = time.monotonic() + 60
-        while not (log.exists() and log.read_text().strip()):
-            assert time.monotonic() < deadline, worker.text()
-            time.sleep(0.02)
-        assert worker.stop() == 0
-        assert "Warm shutdown" in worker.text()
-        assert result.get(timeout=30)["slept"] is True
-    finally:
-        app.close()
+    app = clients(url)
+    assert_pongs(run_many(pings(10), app=app, queue=queue, timeout=60), 10)
+    # SIGTERM while a job runs: the job finishes, then the worker exits 0.
+    result, _ = send_sleep_job(app, queue, tmp_path / "starts", worker, sleep_ms=1000)
+    assert worker.stop() == 0
+    assert "Warm shutdown" in worker.text()
+    assert result.get(timeout=30)["slept"] is True
 
 
-def test_stock_celery_command_with_our_app(tmp_path, jobs_dist, workers):
+def test_stock_celery_command_with_our_app(tmp_path, jobs_dist, workers, clients):
     from sio.celery import run_many
 
     url = f"filesystem://{tmp_path}/broker"
@@ -505,11 +515,7 @@ def test_stock_celery_command_with_our_app(tmp_path, jobs_dist, workers):
     queue = queue_name("stock")
     workers(tmp_path, queue, args=["--without-heartbeat"], jobs_dist=jobs_dist,
             command=[CELERY, "--config", "fsconfig", "-A", "sio.celery.app", "worker"]).start()
-    app = client_app(url)
-    try:
-        assert_pongs(run_many(pings(3), app=app, queue=queue, timeout=60), 3)
-    finally:
-        app.close()
+    assert_pongs(run_many(pings(3), app=clients(url), queue=queue, timeout=60), 3)
 
 
 def test_worker_help_lists_the_celery_worker_options():
