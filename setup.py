@@ -41,6 +41,7 @@ setup(
     entry_points={
         "console_scripts": [
             "sio-batch = sio.workers.runner:main",
+            "sio-get-sandbox = sio.workers.sandbox:main",
         ],
         "sio.jobs": [
             "ping = sio.workers.ping:run",
