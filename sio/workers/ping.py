@@ -10,12 +10,14 @@ Writes ``pong``: the same value.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sio.workers.errors import MissingEnvironKey
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from sio.workers.runner import Environ
 
-def run(environ: dict[str, Any]) -> dict[str, Any]:
+
+def run(environ: Environ) -> Environ:
     try:
         environ["pong"] = environ["ping"]
     except KeyError:

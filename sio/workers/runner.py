@@ -25,16 +25,19 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import traceback
-from collections.abc import Sequence
-from typing import Any
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~2 ms)
 
 from sio.workers.errors import EntryPointNotFound, Failure, MissingEnvironKey, UsageError
 from sio.workers.util import TemporaryCwd, first_entry_point, json_dumps
 
 logger = logging.getLogger(__name__)
 
-Environ = dict[str, Any]
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
+    #: The environ: a JSON-able dict (see the module docstring for its keys).
+    Environ = dict[str, Any]
 
 JOBS_GROUP = "sio.jobs"
 FILTERS_GROUP = "sio.workers.filters"
@@ -64,6 +67,8 @@ def _checked(environ: Any, what: str) -> Environ:
 
 
 def _set_failure(environ: Environ, exc: BaseException) -> None:
+    import traceback
+
     environ["result"] = "FAILURE"
     environ["exception"] = str(exc)
     environ["traceback"] = "".join(traceback.format_exception(exc))

@@ -29,13 +29,15 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
-
-from sio.workers.errors import EntryPointNotFound, NoTemporaryCwd
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~2 ms)
 
 if TYPE_CHECKING:
-    from importlib.metadata import EntryPoint
+    from collections.abc import Callable, Iterable
+    from typing import Any, TypeVar
+
+    _F = TypeVar("_F", bound=Callable[..., Any])
+
+from sio.workers.errors import EntryPointNotFound, NoTemporaryCwd
 
 logger = logging.getLogger(__name__)
 
@@ -67,18 +69,138 @@ __all__ = [
 # --------------------------------------------------------------------------
 
 _ep_lock = threading.Lock()
-_ep_groups: dict[str, tuple[EntryPoint, ...]] = {}
+_ep_groups: dict[str, tuple[_Entry, ...]] = {}
 _ep_loaded: dict[tuple[str, str | None], Any] = {}
 
 
-def _group_entries(group: str) -> tuple[EntryPoint, ...]:
-    # Scanning the installed distributions is the expensive part (it reads
-    # every distribution's metadata), so do it once per group and process.
-    entries = _ep_groups.get(group)
-    if entries is None:
-        from importlib.metadata import entry_points
+class _Entry:
+    """One entry point: its name and ``module:attr`` value.
 
-        entries = tuple(entry_points(group=group))
+    Loading is done here rather than by :class:`importlib.metadata.EntryPoint`
+    so that entries read from the on-disk index need no
+    :mod:`importlib.metadata` import.
+    """
+
+    __slots__ = ("name", "value")
+
+    def __init__(self, name: str, value: str) -> None:
+        self.name = name
+        self.value = value
+
+    def load(self) -> Any:
+        import importlib
+
+        module, _, attrs = self.value.partition(":")
+        obj = importlib.import_module(module.strip())
+        for attr in filter(None, attrs.split("[")[0].strip().split(".")):
+            obj = getattr(obj, attr)
+        return obj
+
+
+# --- The entry-point index ---------------------------------------------------
+#
+# Every job start (sio-batch, a Celery worker's first job) needs the entry
+# points. Importing importlib.metadata and reading every installed
+# distribution's metadata costs more than the rest of sio-batch's start-up, so
+# what importlib.metadata found is kept in a small JSON file, together with a
+# fingerprint of what it read: the sys.path entries, their modification times
+# and those of every entry_points.txt in them. Installing, removing or
+# editing a distribution changes the fingerprint, and then importlib.metadata
+# (the source of truth) is asked again. A name missing from a valid index is
+# also looked up again before it is reported missing.
+
+
+def _index_path() -> str:
+    import zlib  # already loaded by shutil; hashlib would cost a library load
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    tag = f"{zlib.crc32(sys.executable.encode()):08x}"
+    return os.path.join(base, "sioworkers", f"entry-points-{tag}.json")
+
+
+def _fingerprint() -> list[Any]:
+    # The names of the distributions on sys.path and the stat of their
+    # entry_points.txt: adding, removing or editing one changes it. Directory
+    # mtimes are not used: sys.path[0] is often a busy directory (the cwd).
+    parts: list[Any] = []
+    for entry in sys.path:
+        try:
+            st = os.stat(entry or ".")
+        except OSError:
+            parts.append([entry, None])
+            continue
+        if not stat.S_ISDIR(st.st_mode):  # a zip archive on the path
+            parts.append([entry, st.st_mtime_ns, st.st_size])
+            continue
+        parts.append([entry])
+        try:
+            with os.scandir(entry or ".") as it:
+                names = sorted(d.name for d in it
+                               if d.name.endswith((".dist-info", ".egg-info")))
+        except OSError:
+            parts.append([entry, "unreadable"])
+            continue
+        for name in names:
+            try:
+                ep = os.stat(os.path.join(entry or ".", name, "entry_points.txt"))
+                parts.append([name, ep.st_mtime_ns, ep.st_size])
+            except OSError:
+                parts.append([name])
+    return parts
+
+
+def _read_index(fingerprint: list[Any]) -> dict[str, list[list[str]]] | None:
+    try:
+        with open(_index_path(), encoding="utf-8") as f:
+            data = json.load(f)
+        if data.get("fingerprint") == fingerprint:
+            return data["groups"]  # type: ignore[no-any-return]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def _write_index(fingerprint: list[Any], groups: dict[str, list[list[str]]]) -> None:
+    path = _index_path()
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".entry-points-")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"fingerprint": fingerprint, "groups": groups}, f)
+        os.replace(tmp, path)  # atomic: readers see the old or the new index
+    except OSError as e:
+        logger.debug("Cannot write the entry-point index %s: %s", path, e)
+
+
+def _scan_all_groups() -> dict[str, list[list[str]]]:
+    from importlib.metadata import entry_points
+
+    groups: dict[str, list[list[str]]] = {}
+    found: Any = entry_points()
+    if isinstance(found, dict):
+        # Python 3.11 returns the dict-like SelectableGroups, whose own
+        # methods warn; the plain dict view of its values does not.
+        found = [ep for eps in dict.values(found) for ep in eps]
+    for ep in found:
+        groups.setdefault(ep.group, []).append([ep.name, ep.value])
+    return groups
+
+
+_ep_index: dict[str, list[list[str]]] | None = None
+
+
+def _group_entries(group: str, *, fresh: bool = False) -> tuple[_Entry, ...]:
+    global _ep_index
+    entries = None if fresh else _ep_groups.get(group)
+    if entries is None:
+        if _ep_index is None or fresh:
+            fingerprint = _fingerprint()
+            index = None if fresh else _read_index(fingerprint)
+            if index is None:
+                index = _scan_all_groups()
+                _write_index(fingerprint, index)
+            _ep_index = index
+        entries = tuple(_Entry(n, v) for n, v in _ep_index.get(group, ()))
         _ep_groups[group] = entries
     return entries
 
@@ -92,9 +214,11 @@ def entry_point_names(group: str) -> list[str]:
 def clear_entry_point_cache() -> None:
     """Forget what was scanned and loaded, e.g. after installing a plugin
     distribution into the running interpreter."""
+    global _ep_index
     with _ep_lock:
         _ep_groups.clear()
         _ep_loaded.clear()
+        _ep_index = None
     try:
         import importlib
 
@@ -126,9 +250,14 @@ def first_entry_point(group: str, name: str | None = None) -> Any:
     with _ep_lock:
         if key in _ep_loaded:
             return _ep_loaded[key]
+        failures: list[str] = []
         entries = _group_entries(group)
         candidates = [ep for ep in entries if name is None or ep.name == name]
-        failures: list[str] = []
+        if not candidates:
+            # The index may miss a change its fingerprint cannot see: ask
+            # importlib.metadata before calling the name missing.
+            entries = _group_entries(group, fresh=True)
+            candidates = [ep for ep in entries if name is None or ep.name == name]
         for ep in candidates:
             try:
                 obj = ep.load()
@@ -346,9 +475,6 @@ def replace_invalid_UTF(text: str | bytes) -> str:  # noqa: N802 (contract name)
     if isinstance(text, bytes):
         return text.decode("utf-8", errors="replace")
     return text.encode("utf-8", errors="replace").decode("utf-8")
-
-
-_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def decode_fields(fields: Iterable[str]) -> Callable[[_F], _F]:
