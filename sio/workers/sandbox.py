@@ -528,7 +528,7 @@ class Sandbox:
     def __exit__(self, *exc_info: object) -> None:
         with self._tlock:
             if self._depth <= 0:
-                raise RuntimeError(f"{self!r} exited more often than entered")
+                raise SandboxError(f"{self!r} exited more often than entered")
             self._depth -= 1
             if self._depth == 0 and self._fd is not None:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)

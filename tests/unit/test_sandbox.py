@@ -167,7 +167,7 @@ def test_entering_is_reentrant_and_exit_is_checked(store):
     with sb:
         with sb:
             assert os.path.isdir(sb.path)
-    with pytest.raises(RuntimeError, match="exited more often"):
+    with pytest.raises(SandboxError, match="exited more often"):
         sb.__exit__(None, None, None)
 
 
