@@ -79,6 +79,14 @@ def finish(proc, timeout=120):
     return json.loads(out.strip().splitlines()[-1])
 
 
+def installed(server, *args):
+    """Sandbox 'demo' installed from ``server`` as ``demo(*args)`` at T0."""
+    server.put("demo", demo(*args), mtime=T0)
+    sb = get_sandbox("demo")
+    sb.prepare()
+    return sb
+
+
 def backdate_check(sb):
     with open(os.path.join(sb.path, ".last_check"), "w") as f:
         f.write("0\n")
@@ -95,8 +103,7 @@ def test_install_from_http_with_last_modified(archive_server):
 
 
 def test_no_network_within_the_check_interval(archive_server, user_script):
-    archive_server.put("demo", demo("v1"), mtime=T0)
-    get_sandbox("demo").prepare()
+    installed(archive_server, "v1")
     archive_server.requests.clear()
     # Other processes and this one, entering again and again.
     for _ in range(2):
@@ -107,9 +114,7 @@ def test_no_network_within_the_check_interval(archive_server, user_script):
 
 
 def test_after_the_interval_only_the_version_is_asked(archive_server):
-    archive_server.put("demo", demo("v1"), mtime=T0)
-    sb = get_sandbox("demo")
-    sb.prepare()
+    sb = installed(archive_server, "v1")
     backdate_check(sb)
     archive_server.requests.clear()
     with sb:
@@ -122,9 +127,7 @@ def test_after_the_interval_only_the_version_is_asked(archive_server):
 
 
 def test_upgrade_when_last_modified_changes(archive_server):
-    archive_server.put("demo", demo("v1"), mtime=T0)
-    sb = get_sandbox("demo")
-    sb.prepare()
+    sb = installed(archive_server, "v1")
     archive_server.put("demo", demo("v2"), mtime=T0 + 60)
     backdate_check(sb)
     with sb:
@@ -153,9 +156,7 @@ def test_four_processes_enter_during_an_upgrade(archive_server, user_script):
     """One process is inside v1 when v2 appears; four more enter. The upgrade
     waits for the first to leave (its tree stays whole), exactly one of the
     four downloads and installs v2, and all four see the whole of v2."""
-    archive_server.put("demo", demo("v1", nfiles=200), mtime=T0)
-    sb = get_sandbox("demo")
-    sb.prepare()
+    sb = installed(archive_server, "v1", 200)
     holder = start_user(user_script, "--hold")
     assert holder.stdout.readline().strip() == "inside"
 
@@ -181,9 +182,7 @@ def test_four_processes_enter_during_an_upgrade(archive_server, user_script):
 
 
 def test_process_killed_mid_extraction(archive_server, user_script, sandbox_env):
-    archive_server.put("demo", demo("v1"), mtime=T0)
-    sb = get_sandbox("demo")
-    sb.prepare()
+    sb = installed(archive_server, "v1")
     # Many files: extraction takes long enough to be caught in the middle.
     archive_server.put("demo", demo("v2", nfiles=3000, size=10), mtime=T0 + 60)
     backdate_check(sb)
