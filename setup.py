@@ -21,7 +21,8 @@ setup(
     # 'sio' is a PEP 420 namespace: there is no sio/__init__.py, so other
     # distributions can add their own sio.* packages.
     packages=find_namespace_packages(include=["sio.*"]),
-    package_data={"sio.workers": ["py.typed"]},
+    # limitexec.c: the engine builds its exec wrapper from it on first use
+    package_data={"sio.workers": ["py.typed"], "sio.workers._engine": ["limitexec.c"]},
     zip_safe=False,
     install_requires=[
         "filetracker>=2.2",
@@ -31,6 +32,7 @@ setup(
         "tests": [
             "pytest>=7",
             "pytest-timeout",
+            "mypy",
             "filetracker[server]>=2.2",
             "redis",
         ],

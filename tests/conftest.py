@@ -33,6 +33,38 @@ def plugin(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------
+# Executors: test programs compiled once per session
+# --------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def c_program(tmp_path_factory):
+    """Factory: ``c_program(name, *flags) -> path`` compiles
+    ``tests/sources/<name>.c`` with the system ``gcc`` (``-O2`` plus
+    ``flags``) once per session and returns the absolute path of the
+    binary. Skips (fails in CI) without gcc."""
+    import shutil
+    import subprocess
+
+    from tests.support import SOURCES, missing
+
+    out_dir = tmp_path_factory.mktemp("c_programs")
+    built: dict[tuple[str, tuple[str, ...]], str] = {}
+
+    def build(name: str, *flags: str) -> str:
+        key = (name, flags)
+        if key not in built:
+            if shutil.which("gcc") is None:
+                missing("gcc (the system C compiler)")
+            target = out_dir / f"{name}-{len(built)}"
+            subprocess.run(["gcc", "-O2", *flags, "-o", str(target), str(SOURCES / f"{name}.c")],
+                           check=True, capture_output=True)
+            built[key] = str(target)
+        return built[key]
+
+    return build
+
+
+# --------------------------------------------------------------------------
 # Sandboxes (sio.workers.sandbox)
 # --------------------------------------------------------------------------
 

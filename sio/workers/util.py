@@ -154,7 +154,7 @@ def _read_index(fingerprint: list[Any]) -> dict[str, list[list[str]]] | None:
         with open(_index_path(), encoding="utf-8") as f:
             data = json.load(f)
         if data.get("fingerprint") == fingerprint:
-            return data["groups"]  # type: ignore[no-any-return]
+            return data["groups"]
     except (OSError, ValueError, KeyError, TypeError):
         pass
     return None

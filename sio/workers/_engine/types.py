@@ -42,6 +42,11 @@ class Limits:
     output_bytes: int | None = None
     #: Stack size (RLIMIT_STACK); None leaves the inherited value.
     stack_kib: int | None = None
+    #: At most this many bytes of each CAPTURE'd stream are kept (the rest is
+    #: read and dropped, ``Outcome.output_truncated`` is set); None means
+    #: ``output_bytes``. Apart from it because a program may need to write
+    #: big files (a compiler its binary) while its captured output is small.
+    capture_bytes: int | None = None
 
 
 class KillReason(enum.Enum):

@@ -1,0 +1,501 @@
+"""Executors: run a command for a job, with limits, and report in a renv.
+
+This module is policy only: defaults, units, result codes and strings. The
+processes are started by :func:`sio.workers._engine.process.run_process`.
+
+Usage (every executor is a callable context manager)::
+
+    with DetailedUnprotectedExecutor() as executor:
+        renv = executor(['./exe'], stdin=infile, stdout=outfile,
+                        time_limit=1000, mem_limit=65536, ignore_errors=True,
+                        environ=environ, environ_prefix='exec_')
+
+Units everywhere: time in **milliseconds**, memory in **KiB**, output in
+**bytes**.
+
+Commands: a **list** is an argv; each element is a single argument (shell
+quoted when a shell is needed) except :class:`noquote` elements, which are
+inserted into a shell line verbatim (``<``, ``>``, ``&&``, ...); a nested
+list becomes one argument holding its own quoted line (for ``sh -c``). A
+list without :class:`noquote` elements whose program exists is executed
+directly, without a shell. A **string** is a shell line (``/bin/sh -c``).
+
+Executors here:
+
+* :class:`UnprotectedExecutor`: limits enforced with rlimits and a watchdog,
+  no isolation at all;
+* :class:`DetailedUnprotectedExecutor`: the same, plus a verdict
+  (``result_code``) and the CPU time used.
+
+Sandboxed and supervised executors subclass :class:`UnprotectedExecutor`
+(or :class:`BaseExecutor`) and override :meth:`UnprotectedExecutor._run`,
+the single step that runs the command.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from sio.workers._engine.process import run_process
+from sio.workers._engine.types import CAPTURE, STDOUT, KillReason, Limits, Outcome
+from sio.workers.errors import SioWorkersError, UsageError
+from sio.workers.results import ResultCode
+from sio.workers.util import tempcwd
+
+__all__ = [
+    "ExecError",
+    "noquote",
+    "shellquote",
+    "ExecLimits",
+    "ExecRequest",
+    "BaseExecutor",
+    "UnprotectedExecutor",
+    "DetailedUnprotectedExecutor",
+    "DEFAULT_LOCALE",
+]
+
+#: ``LC_ALL`` and ``LANGUAGE`` of every executed program.
+DEFAULT_LOCALE = "en_US.UTF-8"
+
+
+class ExecError(SioWorkersError, RuntimeError):
+    """A command failed (non-zero exit status or killed) and the caller did
+    not say to ignore it. A :class:`RuntimeError`, as in the original."""
+
+
+class noquote(str):  # noqa: N801 (contract name)
+    """An element of a command list that goes into the shell line verbatim,
+    e.g. ``noquote('>')``."""
+
+    __slots__ = ()
+
+
+# --------------------------------------------------------------------------
+# Commands
+# --------------------------------------------------------------------------
+
+def _quote(arg: str) -> str:
+    return "'" + arg.replace("'", "'\\''") + "'"
+
+
+def shellquote(command: Any) -> Any:
+    """Make a shell line of a command list.
+
+    Each element is single-quoted, except :class:`noquote` ones; a nested
+    list is quoted and joined itself, then quoted again as one argument. A
+    non-list is returned unchanged.
+    For example ``['echo', "it's", noquote('>'), 'f']`` gives the line
+    ``'echo' 'it'\\''s' > 'f'``.
+    """
+    if not isinstance(command, (list, tuple)):
+        return command
+    parts = []
+    for element in command:
+        if isinstance(element, noquote):
+            parts.append(str(element))
+        elif isinstance(element, (list, tuple)):
+            parts.append(_quote(shellquote(element)))
+        else:
+            parts.append(_quote(str(element)))
+    return " ".join(parts)
+
+
+def _as_command(command: Any) -> list[Any]:
+    if isinstance(command, (list, tuple)):
+        if not command:
+            raise UsageError("empty command: give a program to run")
+        return list(command)
+    if isinstance(command, str):
+        return [noquote(command)]
+    raise TypeError(f"command must be a list or a string, not {type(command).__name__}")
+
+
+def _direct_argv(command: Sequence[Any]) -> list[str] | None:
+    """The argv to execute without a shell, or None when a shell is needed
+    (the command holds :class:`noquote` pieces of shell syntax)."""
+    if any(isinstance(element, noquote) for element in command):
+        return None
+    return [shellquote(e) if isinstance(e, (list, tuple)) else str(e) for e in command]
+
+
+# --------------------------------------------------------------------------
+# Limits and requests
+# --------------------------------------------------------------------------
+
+def _limit_value(value: Any, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise UsageError(f"{name} must be a whole number, not {value!r}")
+    try:
+        number = int(value)
+        if isinstance(value, float) and number != value:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise UsageError(f"{name} must be a whole number, not {value!r}") from None
+    if number < 0:
+        raise UsageError(f"{name} must not be negative, not {value!r}")
+    return number
+
+
+@dataclass(frozen=True)
+class ExecLimits:
+    """The limits a job asked for, in the environ's units.
+
+    ``None`` means "not given" (an executor may apply a default, e.g. the
+    real-time limit of :class:`UnprotectedExecutor` is twice the time
+    limit); ``0`` means "no limit".
+    """
+
+    #: CPU time (user + system) in milliseconds
+    time_limit_ms: int | None = None
+    #: wall-clock time in milliseconds
+    real_time_limit_ms: int | None = None
+    #: memory (address space) in KiB
+    mem_limit_kib: int | None = None
+    #: output in bytes (the unprotected executors only truncate captured output)
+    output_limit_bytes: int | None = None
+
+    #: (field, environ key suffix = legacy argument name)
+    KEYS: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("time_limit_ms", "time_limit"),
+        ("real_time_limit_ms", "real_time_limit"),
+        ("mem_limit_kib", "mem_limit"),
+        ("output_limit_bytes", "output_limit"),
+    )
+
+    @classmethod
+    def build(cls, environ: Mapping[str, Any] | None = None, prefix: str = "", *,
+              time_limit: Any = None, real_time_limit: Any = None, mem_limit: Any = None,
+              output_limit: Any = None) -> ExecLimits:
+        """The limits for one call, built from the explicit arguments
+        (``time_limit`` ms, ``real_time_limit`` ms, ``mem_limit`` KiB,
+        ``output_limit`` bytes) and the environ keys ``<prefix>time_limit``,
+        ``<prefix>real_time_limit``, ``<prefix>mem_limit``,
+        ``<prefix>output_limit``.
+
+        **A key present in the environ wins over the explicit argument**:
+        the arguments are the caller's defaults (e.g. a compiler's 30 s), the
+        environ is what the job was asked to do (as in the original). A key
+        whose value is ``None`` counts as absent.
+
+        :raises UsageError: a value is not a non-negative whole number; the
+            message names the environ key or argument.
+        """
+        explicit = {"time_limit": time_limit, "real_time_limit": real_time_limit,
+                    "mem_limit": mem_limit, "output_limit": output_limit}
+        values = {}
+        for attr, name in cls.KEYS:
+            key = prefix + name
+            if environ and environ.get(key) is not None:
+                values[attr] = _limit_value(environ[key], f"environ key {key!r}")
+            else:
+                values[attr] = _limit_value(explicit[name], f"argument {name}")
+        return cls(**values)
+
+
+#: A stream option: an open file (anything with ``fileno()``), a file
+#: descriptor, or None (``/dev/null``).
+StreamArg = Any
+
+
+def _fd(stream: StreamArg, name: str) -> int | None:
+    if stream is None:
+        return None
+    if isinstance(stream, int) and not isinstance(stream, bool):
+        return stream
+    fileno = getattr(stream, "fileno", None)
+    if fileno is None:
+        raise TypeError(f"{name} must be an open file or a file descriptor, not {stream!r}")
+    if hasattr(stream, "flush") and name != "stdin":
+        stream.flush()  # what the caller wrote must come before the program's output
+    return int(fileno())
+
+
+def _env(env: Mapping[str, Any] | None) -> dict[str, str]:
+    base = env if env else os.environ
+    result = {str(k): str(v) for k, v in base.items()}
+    result["LC_ALL"] = DEFAULT_LOCALE
+    result["LANGUAGE"] = DEFAULT_LOCALE
+    return result
+
+
+@dataclass(frozen=True)
+class ExecRequest:
+    """One call of an executor, with every option normalised."""
+
+    #: the command as a list (a string command is ``[noquote(line)]``)
+    command: list[Any]
+    env: dict[str, str]
+    cwd: str
+    limits: ExecLimits
+    stdin: int | None = None
+    stdout: int | None = None
+    stderr: int | None = None
+    capture_output: bool = False
+    forward_stderr: bool = False
+    split_lines: bool = False
+    ignore_errors: bool = False
+    extra_ignore_errors: tuple[int, ...] = ()
+    pass_fds: tuple[int, ...] = ()
+    #: other keyword options, for subclasses (e.g. ``use_path``, ``binds``)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shell_line(self) -> str:
+        """The command as one shell line (used in messages)."""
+        return str(shellquote(self.command))
+
+    def replace(self, **changes: Any) -> ExecRequest:
+        return dataclasses.replace(self, **changes)
+
+
+# --------------------------------------------------------------------------
+# Executors
+# --------------------------------------------------------------------------
+
+class BaseExecutor:
+    """Base of all executors: a callable context manager.
+
+    ``with executor: renv = executor(command, **options)``. Subclasses
+    implement :meth:`_execute`.
+    """
+
+    def __enter__(self) -> BaseExecutor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+    def __call__(self, command: Any, env: Mapping[str, Any] | None = None,
+                 split_lines: bool = False, ignore_errors: bool = False,
+                 extra_ignore_errors: Iterable[int] = (), stdin: StreamArg = None,
+                 stdout: StreamArg = None, stderr: StreamArg = None,
+                 forward_stderr: bool = False, capture_output: bool = False,
+                 mem_limit: int | None = None, time_limit: int | None = None,
+                 real_time_limit: int | None = None, output_limit: int | None = None,
+                 environ: Mapping[str, Any] | None = None, environ_prefix: str = "",
+                 cwd: str | None = None, pass_fds: Iterable[int] = (),
+                 **kwargs: Any) -> dict[str, Any]:
+        """Run ``command`` and return the renv.
+
+        :param command: a list (argv; see the module docs for quoting and
+            :class:`noquote`) or a string (a shell line).
+        :param env: the environment; ``None`` or empty = a copy of this
+            process's. ``LC_ALL`` and ``LANGUAGE`` are always set to
+            :data:`DEFAULT_LOCALE`. Values are converted to ``str``.
+        :param split_lines: return captured output as a list of lines (split
+            on ``b'\\n'``).
+        :param ignore_errors: do not raise :class:`ExecError` on a non-zero
+            return code.
+        :param extra_ignore_errors: return codes not to raise on.
+        :param stdin: an open file or descriptor to read (default
+            ``/dev/null``); the caller keeps and closes it.
+        :param stdout: an open file or descriptor to write (default
+            ``/dev/null``); ignored with ``capture_output``.
+        :param stderr: the same for the standard error stream.
+        :param forward_stderr: send stderr wherever stdout goes.
+        :param capture_output: return stdout (bytes) as ``renv['stdout']``.
+        :param mem_limit: memory limit, KiB (environ key
+            ``<prefix>mem_limit`` wins).
+        :param time_limit: CPU time limit, ms (``<prefix>time_limit`` wins).
+        :param real_time_limit: wall time limit, ms
+            (``<prefix>real_time_limit`` wins).
+        :param output_limit: output limit, bytes (``<prefix>output_limit``
+            wins).
+        :param environ: the job environ to read limits from.
+        :param environ_prefix: prefix of those keys, e.g. ``'exec_'``.
+        :param cwd: the working directory (default :func:`tempcwd`).
+        :param pass_fds: more descriptors the program inherits.
+        :param kwargs: options of particular executors.
+
+        Writes (renv): ``return_code`` (exit status, or 128 + signal number
+        when killed by a signal), ``real_time_used`` (ms),
+        ``real_time_killed`` (bool), ``stdout`` (with ``capture_output``;
+        at most ``output_limit`` bytes), and what subclasses add.
+
+        :raises ExecError: non-zero return code, unless ignored.
+        """
+        request = ExecRequest(
+            command=_as_command(command),
+            env=_env(env),
+            cwd=cwd if cwd is not None else tempcwd(),
+            limits=ExecLimits.build(environ, environ_prefix, time_limit=time_limit,
+                                    real_time_limit=real_time_limit, mem_limit=mem_limit,
+                                    output_limit=output_limit),
+            stdin=_fd(stdin, "stdin"),
+            stdout=_fd(stdout, "stdout"),
+            stderr=_fd(stderr, "stderr"),
+            capture_output=bool(capture_output),
+            forward_stderr=bool(forward_stderr),
+            split_lines=bool(split_lines),
+            ignore_errors=bool(ignore_errors),
+            extra_ignore_errors=tuple(extra_ignore_errors),
+            pass_fds=tuple(pass_fds),
+            options=dict(kwargs),
+        )
+        return self._execute(request)
+
+    def _execute(self, request: ExecRequest) -> dict[str, Any]:
+        raise NotImplementedError
+
+    # Paths as the executed program sees them (sandboxes that change the
+    # root override these).
+    def rcwd(self, subpath: str = "") -> str:
+        """The job directory (or ``subpath`` in it) as seen by the program."""
+        return tempcwd(subpath) if subpath else tempcwd()
+
+    def tempcwd_to_rcwd(self, path: str) -> str:
+        """Map a path under :func:`tempcwd` to the program's view of it.
+
+        :raises ValueError: ``path`` is not under the job directory.
+        """
+        base = tempcwd()
+        relative = os.path.relpath(os.path.abspath(path), base)
+        if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+            raise ValueError(f"{path!r} is not inside the job directory {base!r}")
+        return self.rcwd(relative if relative != os.curdir else "")
+
+
+class UnprotectedExecutor(BaseExecutor):
+    """Runs the command as is: limits, but no isolation.
+
+    * CPU time limit: a watchdog kills the process group at ``time_limit``
+      (and RLIMIT_CPU one second later as a backstop);
+    * wall time limit: ``real_time_limit``, by default twice
+      ``time_limit``; the whole group is killed;
+    * memory: RLIMIT_AS of ``mem_limit`` KiB (and the stack may use all of
+      it);
+    * output: captured output is truncated to ``output_limit`` bytes (no
+      verdict).
+
+    Everything the program leaves running in its group is killed when it
+    ends.
+    """
+
+    #: the real-time limit when only a time limit is given: this many times it
+    REAL_TIME_LIMIT_MULTIPLIER: ClassVar[int] = 2
+
+    def _execute(self, request: ExecRequest) -> dict[str, Any]:
+        outcome = self._run(request)
+        renv = self._renv(request, outcome)
+        self._check(request, renv)
+        return renv
+
+    def _real_time_limit_ms(self, limits: ExecLimits) -> int | None:
+        if limits.real_time_limit_ms is None and limits.time_limit_ms:
+            return self.REAL_TIME_LIMIT_MULTIPLIER * limits.time_limit_ms
+        return limits.real_time_limit_ms or None
+
+    def _engine_limits(self, request: ExecRequest) -> Limits:
+        """What the engine enforces for this request (0 = no limit)."""
+        limits = request.limits
+        mem = limits.mem_limit_kib or None
+        return Limits(
+            cpu_time_ms=limits.time_limit_ms or None,
+            wall_time_ms=self._real_time_limit_ms(limits),
+            address_space_kib=mem,
+            # The original ran 'ulimit -s unlimited' with a memory limit: the
+            # stack may take all of it. A finite value (unlike 'unlimited')
+            # keeps the kernel's usual top-down memory layout.
+            stack_kib=mem,
+            capture_bytes=limits.output_limit_bytes or None,
+        )
+
+    def _run(self, request: ExecRequest) -> Outcome:
+        """Run the command; the one step subclasses override to run it
+        differently (in a sandbox, under a supervisor)."""
+        streams: dict[str, Any] = dict(
+            stdin=request.stdin,
+            stdout=CAPTURE if request.capture_output else request.stdout,
+            stderr=STDOUT if request.forward_stderr else request.stderr,
+        )
+        limits = self._engine_limits(request)
+        argv = _direct_argv(request.command)
+        if argv is not None:
+            try:
+                return run_process(argv, cwd=request.cwd, env=request.env, limits=limits,
+                                   pass_fds=request.pass_fds, **streams)
+            except (FileNotFoundError, PermissionError):
+                # Not an executable file (a shell builtin such as 'exit', or
+                # a missing program): let the shell run it or report it, with
+                # its usual status 127/126, as the original did.
+                pass
+        return run_process(["/bin/sh", "-c", request.shell_line], cwd=request.cwd,
+                           env=request.env, limits=limits, pass_fds=request.pass_fds,
+                           **streams)
+
+    def _renv(self, request: ExecRequest, outcome: Outcome) -> dict[str, Any]:
+        renv: dict[str, Any] = {
+            "return_code": return_code(outcome),
+            "real_time_used": outcome.wall_time_ms,
+            "real_time_killed": outcome.killed is KillReason.WALL_TIME,
+        }
+        if request.capture_output:
+            output = outcome.stdout or b""
+            renv["stdout"] = output.split(b"\n") if request.split_lines else output
+        return renv
+
+    def _check(self, request: ExecRequest, renv: Mapping[str, Any]) -> None:
+        code = renv["return_code"]
+        if code != 0 and not request.ignore_errors and code not in request.extra_ignore_errors:
+            raise ExecError(f"Failed to execute command: {request.shell_line}. "
+                            f"Returned with code {code}\n")
+
+
+class DetailedUnprotectedExecutor(UnprotectedExecutor):
+    """:class:`UnprotectedExecutor` that also gives a verdict.
+
+    Writes, besides the basic renv: ``time_used`` (CPU ms, from the
+    kernel's accounting of the process and the children it waited for),
+    ``result_code`` and ``result_string``:
+
+    1. ``TLE`` ``time limit exceeded`` when ``time_used`` reached 95 % of
+       ``time_limit`` (so a run stopped by the time limit is TLE even if its
+       last tick was not counted);
+    2. ``TLE`` ``real time limit exceeded`` when killed on the wall time;
+    3. ``OK`` ``ok`` on exit status 0;
+    4. ``RE`` ``program exited due to signal N`` (and ``exit_signal`` = N);
+    5. ``RE`` ``program exited with code N``.
+
+    ``mem_used`` and ``num_syscalls`` are always 0 (not measured).
+    """
+
+    #: fraction of the time limit from which a run is TLE
+    TLE_FRACTION: ClassVar[float] = 0.95
+
+    def _renv(self, request: ExecRequest, outcome: Outcome) -> dict[str, Any]:
+        renv = super()._renv(request, outcome)
+        renv.update(time_used=outcome.cpu_time_ms, mem_used=0, num_syscalls=0)
+        if outcome.signal is not None:
+            renv["exit_signal"] = outcome.signal
+        code, message = self._verdict(request, outcome)
+        renv["result_code"] = code.value
+        renv["result_string"] = message
+        return renv
+
+    def _verdict(self, request: ExecRequest, outcome: Outcome) -> tuple[ResultCode, str]:
+        time_limit = request.limits.time_limit_ms
+        if outcome.killed is KillReason.CPU_TIME or \
+                (time_limit and outcome.cpu_time_ms >= self.TLE_FRACTION * time_limit):
+            return ResultCode.TLE, "time limit exceeded"
+        if outcome.killed is KillReason.WALL_TIME:
+            return ResultCode.TLE, "real time limit exceeded"
+        if outcome.exit_code == 0:
+            return ResultCode.OK, "ok"
+        if outcome.signal is not None:
+            return ResultCode.RE, f"program exited due to signal {outcome.signal}"
+        return ResultCode.RE, f"program exited with code {outcome.exit_code}"
+
+
+def return_code(outcome: Outcome) -> int:
+    """The renv ``return_code`` of an outcome: the exit status, or 128 plus
+    the signal number when a signal ended the program (as a shell reports
+    it)."""
+    if outcome.exit_code is not None:
+        return outcome.exit_code
+    return 128 + (outcome.signal or 0)

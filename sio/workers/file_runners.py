@@ -1,0 +1,217 @@
+"""File runners: how to run a compiled file of some kind with some executor.
+
+The kind is ``environ['exec_info']['mode']`` (written by the compile job):
+
+``executable`` (the default)
+    a native program: ``./<file> args...``; preferred file name ``exe``.
+``java``
+    a jar: ``java -Xmx<M>k -Xms<M>k -Xss<M>k -jar <file> args...`` (or
+    ``-classpath <file> <main_class>`` when ``exec_info['main_class']`` is
+    given), where ``M`` is the memory limit in KiB; preferred file name
+    ``<main_class or 'a'>.jar``.
+
+Runners are found in an explicit registry keyed by (mode, executor class);
+the class must match exactly, as in the original, because a subclass of an
+executor (a sandbox, a supervisor) may not be able to run what its base
+runs. Other modules register their executors with :func:`register_file_runner`.
+
+Every runner first fetches ``environ['extra_execution_files']`` (a dict:
+file name in the run directory -> Filetracker path or local path, see
+:func:`sio.workers.ft.download`) into the run directory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from sio.workers.errors import SioWorkersError, UsageError
+from sio.workers.executors import (
+    BaseExecutor,
+    DetailedUnprotectedExecutor,
+    UnprotectedExecutor,
+)
+from sio.workers.util import tempcwd
+
+__all__ = [
+    "FileRunner",
+    "Executable",
+    "Java",
+    "NoFileRunner",
+    "register_file_runner",
+    "get_file_runner",
+    "file_runner_modes",
+    "fetch_extra_execution_files",
+]
+
+
+class NoFileRunner(SioWorkersError, SystemError):
+    """No runner for this kind of file in this executor. A
+    :class:`SystemError`, as in the original."""
+
+
+class FileRunner:
+    """Runs a file of one kind through an executor.
+
+    A context manager that enters and leaves the executor, and a callable:
+    ``runner(file, args, **options)`` takes the options of
+    :meth:`~sio.workers.executors.BaseExecutor.__call__` and returns the
+    executor's renv.
+    """
+
+    #: the ``exec_info['mode']`` this runner handles
+    mode: ClassVar[str] = ""
+
+    def __init__(self, executor: BaseExecutor, environ: Mapping[str, Any]) -> None:
+        self.executor = executor
+        self.environ = environ
+        self.exec_info: Mapping[str, Any] = environ.get("exec_info") or {}
+
+    def __enter__(self) -> FileRunner:
+        self.executor.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        return self.executor.__exit__(*exc_info)
+
+    def preferred_filename(self) -> str:
+        """The name the file to run should have in the run directory."""
+        raise NotImplementedError
+
+    def __call__(self, file: str, args: Sequence[Any] = (), **kwargs: Any) -> dict[str, Any]:
+        fetch_extra_execution_files(self.environ, kwargs.get("cwd") or tempcwd())
+        return self._run(file, list(args), kwargs)
+
+    def _run(self, file: str, args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class Executable(FileRunner):
+    """A native executable."""
+
+    mode = "executable"
+
+    def preferred_filename(self) -> str:
+        return "exe"
+
+    def _run(self, file: str, args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+        program = file if os.path.isabs(file) else "./" + file
+        return self.executor([program, *args], **kwargs)
+
+
+class Java(FileRunner):
+    """A jar, run by the system ``java``.
+
+    The memory limit ``M`` (KiB) is ``<environ_prefix>mem_limit`` of the
+    ``environ`` option, else the ``mem_limit`` option. The JVM gets it as
+    its heap (``-Xmx``/``-Xms``) and stack (``-Xss``) size, and the executor
+    gets **no** address-space limit: a JVM reserves far more address space
+    than it uses, so an RLIMIT_AS of ``M`` would stop it from starting. The
+    job's environ is not changed (the original removed the key from it).
+    """
+
+    mode = "java"
+
+    def preferred_filename(self) -> str:
+        return f"{self.exec_info.get('main_class') or 'a'}.jar"
+
+    def _run(self, file: str, args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+        key = kwargs.get("environ_prefix", "") + "mem_limit"
+        environ = kwargs.get("environ") or {}
+        mem = environ.get(key)
+        if mem is None:
+            mem = kwargs.get("mem_limit")
+        command = ["java"]
+        if mem:
+            command += [f"-Xmx{int(mem)}k", f"-Xms{int(mem)}k", f"-Xss{int(mem)}k"]
+            # A copy without the key: the executor must not apply it as RLIMIT_AS.
+            kwargs["environ"] = {k: v for k, v in environ.items() if k != key}
+            kwargs["mem_limit"] = None
+        main_class = self.exec_info.get("main_class")
+        if main_class:
+            command += ["-classpath", file, main_class]
+        else:
+            command += ["-jar", file]
+        return self.executor([*command, *args], **kwargs)
+
+
+# --------------------------------------------------------------------------
+# The registry
+# --------------------------------------------------------------------------
+
+_runners: dict[tuple[str, type[BaseExecutor]], type[FileRunner]] = {}
+
+
+def register_file_runner(mode: str, executor_class: type[BaseExecutor],
+                         runner_class: type[FileRunner]) -> None:
+    """Let files of kind ``mode`` run in executors of exactly
+    ``executor_class`` with ``runner_class`` (replacing any previous one)."""
+    _runners[(mode, executor_class)] = runner_class
+
+
+def file_runner_modes(executor_class: type[BaseExecutor]) -> list[str]:
+    """The modes that executors of exactly ``executor_class`` can run."""
+    return sorted(mode for mode, cls in _runners if cls is executor_class)
+
+
+def get_file_runner(executor: BaseExecutor, environ: dict[str, Any]) -> FileRunner:
+    """The runner for ``environ['exec_info']['mode']`` in ``executor``.
+
+    Sets ``environ['exec_info']`` to ``{'mode': 'executable'}`` when absent.
+
+    :raises NoFileRunner: (a :class:`SystemError`) no runner is registered
+        for that mode and that executor class.
+    """
+    exec_info = environ.setdefault("exec_info", {"mode": "executable"})
+    mode = exec_info.get("mode", "executable") if isinstance(exec_info, Mapping) else None
+    runner = _runners.get((mode, type(executor))) if isinstance(mode, str) else None
+    if runner is None:
+        available = file_runner_modes(type(executor))
+        raise NoFileRunner(
+            f"No way of running file of kind {mode!r} in executor "
+            f"{type(executor).__name__} (environ['exec_info'] = {exec_info!r}); it runs: "
+            + (", ".join(available) if available else "nothing (no runner registered)"))
+    return runner(executor, environ)
+
+
+for _executor in (UnprotectedExecutor, DetailedUnprotectedExecutor):
+    register_file_runner("executable", _executor, Executable)
+    register_file_runner("java", _executor, Java)
+
+
+# --------------------------------------------------------------------------
+# Extra execution files
+# --------------------------------------------------------------------------
+
+def fetch_extra_execution_files(environ: Mapping[str, Any], directory: str) -> list[str]:
+    """Download ``environ['extra_execution_files']`` into ``directory``.
+
+    Environ keys read: ``extra_execution_files`` (dict: file name relative
+    to the run directory -> name for :func:`sio.workers.ft.download`),
+    ``use_filetracker``. Returns the paths written.
+
+    :raises UsageError: the key is not a dict, or a file name would leave
+        the directory.
+    """
+    files = environ.get("extra_execution_files")
+    if not files:
+        return []
+    if not isinstance(files, Mapping):
+        raise UsageError("environ['extra_execution_files'] must be a dict of file name -> "
+                         f"file to download, not {files!r}")
+    from sio.workers import ft  # lazy: only jobs with extra files need Filetracker
+
+    written = []
+    root = os.path.abspath(directory)
+    for name, source in files.items():
+        target = os.path.abspath(os.path.join(root, str(name)))
+        if os.path.isabs(str(name)) or not target.startswith(root + os.sep):
+            raise UsageError(f"environ['extra_execution_files'] names {name!r}: give a file "
+                             "name relative to the run directory")
+        one = {"extra_execution_file": source}
+        if "use_filetracker" in environ:
+            one["use_filetracker"] = environ["use_filetracker"]
+        # Many runs of a problem read the same files: keep them in the cache.
+        written.append(ft.download(one, "extra_execution_file", target, add_to_cache=True))
+    return written

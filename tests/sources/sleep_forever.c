@@ -1,0 +1,7 @@
+/* Sleeps forever, using no CPU. */
+#include <unistd.h>
+int main(void)
+{
+    for (;;)
+        pause();
+}

@@ -1,0 +1,2 @@
+/* Does nothing: measures the cost of starting a program. */
+int main(void) { return 0; }
