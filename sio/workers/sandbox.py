@@ -174,6 +174,11 @@ def _check_name(name: str) -> None:
 # Sources
 # --------------------------------------------------------------------------
 
+def _why(e: BaseException) -> str:
+    # Some libraries end their messages with a newline: keep errors one line.
+    return f"{type(e).__name__}: {' '.join(str(e).split())}"
+
+
 def _filetracker_client() -> Any:
     """The Filetracker client sandboxes are fetched with (a seam for tests)."""
     try:
@@ -183,7 +188,7 @@ def _filetracker_client() -> Any:
     try:
         return ft.instance()
     except Exception as e:
-        raise _SourceFailed(f"no Filetracker client: {type(e).__name__}: {e}") from e
+        raise _SourceFailed(f"no Filetracker client: {_why(e)}") from e
 
 
 class _FiletrackerSource:
@@ -198,7 +203,7 @@ class _FiletrackerSource:
         try:
             version = client.file_version(self.path)
         except Exception as e:
-            raise _SourceFailed(f"{type(e).__name__}: {e}") from e
+            raise _SourceFailed(_why(e)) from e
         if not version:
             raise _SourceFailed("the server returned no version")
         return str(version)
@@ -208,7 +213,7 @@ class _FiletrackerSource:
         try:
             vname = client.get_file(self.path, dest, add_to_cache=False)
         except Exception as e:
-            raise _SourceFailed(f"{type(e).__name__}: {e}") from e
+            raise _SourceFailed(_why(e)) from e
         _, _, version = str(vname).rpartition("@")
         if progress is not None:
             size = os.path.getsize(dest)
@@ -238,7 +243,7 @@ class _URLSource:
         except urllib.error.URLError as e:
             raise _SourceFailed(str(e.reason)) from e
         except (OSError, ValueError) as e:  # timeouts, bad URLs
-            raise _SourceFailed(f"{type(e).__name__}: {e}") from e
+            raise _SourceFailed(_why(e)) from e
 
     @staticmethod
     def _version(response: Any) -> str | None:
@@ -319,7 +324,7 @@ def _extract(archive: str, dest: str, name: str) -> None:
     except tarfile.FilterError as e:
         raise _SourceFailed(f"unsafe archive member: {e}") from e
     except (tarfile.TarError, EOFError, zlib.error) as e:
-        raise _SourceFailed(f"corrupt or truncated archive: {type(e).__name__}: {e}") from e
+        raise _SourceFailed(f"corrupt or truncated archive: {_why(e)}") from e
     except OSError as e:
         raise _SourceFailed(f"cannot extract the archive: {e}") from e
     if not seen_root and not os.path.isdir(root):
