@@ -49,6 +49,7 @@ Concurrency and crash safety (see ``docs/sandboxes.rst``):
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -892,7 +893,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                       f"{sb.installed_from or 'unknown source'}\t{sb.path}")
         for name in args.names:
             sandbox = get_sandbox(name, flavor)
-            print(sandbox.prepare(refresh=True, progress=_Progress(name)))
+            # Standard output is for the paths only (the filetracker client
+            # prints protocol notes there).
+            with contextlib.redirect_stdout(sys.stderr):
+                path = sandbox.prepare(refresh=True, progress=_Progress(name))
+            print(path, flush=True)
     except UsageError as e:
         print(f"sio-get-sandbox: error: {e}", file=sys.stderr)
         return 2

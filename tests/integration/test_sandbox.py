@@ -12,10 +12,12 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
+from sio.workers import sandbox as sandbox_module
 from sio.workers.sandbox import SandboxError, get_sandbox
 from tests.sandbox_support import sandbox_archive
 from tests.support import missing
@@ -316,3 +318,101 @@ def test_cli_pristine(archive_server, sandbox_env):
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == str(sandbox_env / "no-fixup" / "demo")
     assert "demo (pristine)" in get_sandbox_cli("--list").stdout
+
+
+# --------------------------------------------------------------------------
+# From a real Filetracker server
+# --------------------------------------------------------------------------
+
+_real_filetracker_client = sandbox_module._filetracker_client
+
+
+@pytest.fixture
+def ft_sandboxes(filetracker_server, archive_server, monkeypatch, tmp_path):
+    """The real Filetracker server is the first source (through
+    sio.workers.ft, as jobs use it), the HTTP server the second.
+    ``put(name, data, version)`` uploads ``/sandboxes/<name>.tar.gz``;
+    names are unique per test (the server lives for the whole session)."""
+    from filetracker.client import Client
+
+    from sio.workers import ft
+
+    monkeypatch.setattr(sandbox_module, "_filetracker_client", _real_filetracker_client)
+    monkeypatch.setenv("FILETRACKER_URL", filetracker_server.url)
+    ft.init_instance(filetracker_server.url)
+    uploader = Client(remote_url=filetracker_server.url, cache_dir=None)
+
+    class Store:
+        name = "ft-" + uuid.uuid4().hex[:10]
+
+        def put(self, data, version):
+            path = tmp_path / f"upload-{version}.tar.gz"
+            path.write_bytes(data)
+            uploader.put_file(f"/sandboxes/{self.name}.tar.gz@{version}", str(path))
+
+    yield Store()
+    ft.set_instance(None)
+
+
+def named(name, version):
+    return sandbox_archive(name, {"VERSION": version})
+
+
+def test_filetracker_first_then_url(ft_sandboxes, archive_server):
+    name = ft_sandboxes.name
+    archive_server.put(name, named(name, "from-url"), mtime=T0)
+    sb = get_sandbox(name)
+    sb.prepare()  # not in Filetracker yet: the URL
+    assert open(os.path.join(sb.path, "VERSION")).read() == "from-url"
+    assert sb.installed_from.startswith("URL ")
+
+    ft_sandboxes.put(named(name, "from-ft"), T0 + 100)
+    backdate_check(sb)
+    archive_server.requests.clear()
+    with sb:  # Filetracker answers the version check first, and differs
+        assert open(os.path.join(sb.path, "VERSION")).read() == "from-ft"
+    assert sb.installed_version == str(T0 + 100)
+    assert sb.installed_from == f"Filetracker /sandboxes/{name}.tar.gz"
+    assert archive_server.requests == []
+
+
+def test_filetracker_version_check(ft_sandboxes):
+    name = ft_sandboxes.name
+    ft_sandboxes.put(named(name, "v1"), T0)
+    sb = get_sandbox(name)
+    sb.prepare()
+    inode = os.stat(sb.path).st_ino
+    # The same version is not fetched again (the original compared bytes
+    # with str and re-downloaded after every interval).
+    backdate_check(sb)
+    with sb:
+        pass
+    assert os.stat(sb.path).st_ino == inode
+    ft_sandboxes.put(named(name, "v2"), T0 + 100)
+    with sb:  # within the interval
+        assert open(os.path.join(sb.path, "VERSION")).read() == "v1"
+    backdate_check(sb)
+    with sb:
+        assert open(os.path.join(sb.path, "VERSION")).read() == "v2"
+
+
+def test_bad_archive_in_filetracker_falls_back_and_names_it(ft_sandboxes, archive_server):
+    name = ft_sandboxes.name
+    ft_sandboxes.put(b"\x1f\x8b garbage", T0)
+    with pytest.raises(SandboxError) as e:
+        get_sandbox(name).prepare()
+    assert f"Filetracker /sandboxes/{name}.tar.gz: corrupt or truncated archive" in str(e.value)
+    assert f"URL {archive_server.url}/{name}.tar.gz: HTTP 404" in str(e.value)
+    archive_server.put(name, named(name, "from-url"))
+    with get_sandbox(name) as sb:
+        assert open(os.path.join(sb.path, "VERSION")).read() == "from-url"
+
+
+def test_cli_installs_from_filetracker(ft_sandboxes):
+    # In a fresh process the client comes from FILETRACKER_URL (ft.instance()).
+    name = ft_sandboxes.name
+    ft_sandboxes.put(named(name, "v1"), T0)
+    p = get_sandbox_cli(name)
+    assert p.returncode == 0, p.stderr
+    assert open(os.path.join(p.stdout.strip(), "VERSION")).read() == "v1"
+    assert f"Filetracker /sandboxes/{name}.tar.gz" in get_sandbox_cli("--list").stdout
