@@ -557,10 +557,11 @@ class SandboxExecutor(UnprotectedExecutor):
             root = self.sandbox.path
             command = list(request.command)
             first = command[0]
-            if (not request.options.get("use_path") and not isinstance(first, (noquote, list,
-                                                                                tuple))
-                    and not os.path.isabs(str(first))):
-                command[0] = os.path.join(root, str(first))
+            # A shell line (noquote) is left to find programs on PATH.
+            relative = isinstance(first, str) and not isinstance(first, noquote) \
+                and not os.path.isabs(first)
+            if relative and not request.options.get("use_path"):
+                command[0] = os.path.join(root, first)
             env = dict(request.env)
             env["PATH"] = f"{root}/bin:{root}/usr/bin:" + env.get("PATH", os.defpath)
             if not self.sandbox.has_fixup(ELF_LOADER_PATCH):

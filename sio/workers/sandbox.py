@@ -592,6 +592,7 @@ class Sandbox:
             # Already entered in this process: the tree stays as it is (an
             # upgrade would pull it from under our own feet).
             if self._depth == 0:
+                self._operative = None  # another process may have upgraded it
                 self._acquire(self._lock_fd(), refresh, progress)
             self._depth += 1
 
