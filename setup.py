@@ -49,6 +49,7 @@ setup(
             "sio-batch = sio.workers.runner:main",
             "sio-run-filetracker = sio.workers.ft:main",
             "sio-celery-worker = sio.celery.worker:main",
+            "sio-get-sandbox = sio.workers.sandbox:main",
         ],
         "sio.jobs": [
             "ping = sio.workers.ping:run",
