@@ -72,6 +72,28 @@ def test_sandboxed_ingen_refuses_to_run_unprotected(ft_store, c_program):
         runner.run(ingen_env(ft_store, c_program("judge_ingen"), use_sandboxes=True))
 
 
+@pytest.mark.skipif(not hasattr(executors, "PRootExecutor"), reason="no PRoot here")
+def test_sandboxed_ingen_in_proot(ft_store, c_program, archive_server):
+    # 'null-sandbox' served by a local HTTP server: a busybox root file
+    # system; the generator is static, the sandbox has no C library.
+    import shutil
+
+    from tests.sandbox_support import busybox_tree, sandbox_archive
+    from tests.support import missing
+
+    tree = busybox_tree()
+    if not tree:
+        missing("a static busybox (Debian package busybox-static)")
+    if shutil.which("proot") is None:
+        missing("proot (Debian package proot)")
+    archive_server.put("null-sandbox", sandbox_archive("null-sandbox", tree))
+    result = run_job(ingen_env(ft_store, c_program("judge_ingen", "-static"),
+                               use_sandboxes=True))
+    assert result["return_code"] == 0, result["stdout"]
+    assert len(result["collected_files"]) == 100
+    assert ft_store.get(result["collected_files"]["abc2.in"]) == b"2 4\n"
+
+
 def inwer_env(ft_store, exe, test, **keys):
     env = {"job_type": "inwer", "filetracker_url": ft_store.url, "package_id": 4,
            "exe_file": ft_store.put("abcinwer.e", path=exe),
