@@ -35,7 +35,9 @@ Keys written:
 ``result_code``
     ``OK``, ``RE``, ``TLE``, ``MLE``, ``OLE``, ``RV``, ``SE`` from the run,
     then ``OK``/``WA`` from the check;
-``result_string`` (str, valid UTF-8, at most 1024 bytes from a checker)
+``result_string``
+    the executor's message (``''`` when it has none) or the checker's
+    comment (at most 1024 bytes); valid UTF-8;
 ``time_used`` (ms), ``mem_used`` (KiB), ``num_syscalls``
     0 when the executor does not measure them;
 ``result_percentage`` (``[numerator, denominator]``, always present)
@@ -91,7 +93,7 @@ class BadInputArchive(SioWorkersError, ValueError):
     """``in_file`` is a zip archive that does not hold exactly one file."""
 
 
-def download(environ: Mapping[str, Any], key: str, dest: str, needed_by: str,
+def download(environ: dict[str, Any], key: str, dest: str, needed_by: str,
              **kwargs: Any) -> str:
     """Fetch ``environ[key]`` to ``dest`` in the job directory and return
     its absolute path (see :func:`sio.workers.ft.download`; ``kwargs`` go
@@ -106,7 +108,7 @@ def download(environ: Mapping[str, Any], key: str, dest: str, needed_by: str,
     return ft.download(environ, key, dest, **kwargs)
 
 
-def fetch_input(environ: Mapping[str, Any], needed_by: str, dest: str = INPUT) -> str:
+def fetch_input(environ: dict[str, Any], needed_by: str, dest: str = INPUT) -> str:
     """Fetch ``environ['in_file']`` to ``dest`` (job directory) and unpack it
     when it is a zip archive; returns the path of the input.
 

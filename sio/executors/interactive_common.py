@@ -57,6 +57,7 @@ limits.
 from __future__ import annotations
 
 import contextvars
+import functools
 import os
 import signal
 import threading
@@ -281,7 +282,7 @@ def run(environ: Environ, role: str) -> Environ:
                                 fds_to_close=interactor_ends.take())
 
         tasks.append(_Task("interactor", interactor_run))
-        tasks += [_Task(f"solution-{i}", lambda i=i: solution(i))
+        tasks += [_Task(f"solution-{i}", functools.partial(solution, i))
                   for i in range(num_processes)]
         for task in tasks:
             task.thread.start()
