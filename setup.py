@@ -43,6 +43,7 @@ setup(
     entry_points={
         "console_scripts": [
             "sio-batch = sio.workers.runner:main",
+            "sio-run-filetracker = sio.workers.ft:main",
             "sio-compile = sio.compilers.job:main",
         ],
         "sio.jobs": [

@@ -62,3 +62,62 @@ def c_program(tmp_path_factory):
         return built[key]
 
     return build
+# Filetracker (sio.workers.ft): a real server for the session, a DummyClient
+# per test.
+# --------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def filetracker_server(tmp_path_factory):
+    """A real ``filetracker-server`` on 127.0.0.1 (a free port, a temporary
+    storage directory), shared by the whole session.
+
+    Yields a :class:`sio.workers.ft.FiletrackerServer`: ``.url`` (e.g.
+    ``http://127.0.0.1:40123``), ``.dir``, ``.pid``, ``.log``. At the end it
+    is stopped with its gunicorn workers, and the client cache of its URL
+    (``~/.filetracker_cache/ft_cache_<md5>``) is removed, so that a later
+    session on the same port never sees stale cached versions.
+    """
+    import shutil
+
+    from sio.workers import ft
+    from tests.support import free_port, missing
+
+    try:
+        ft._server_executable()
+    except ft.ServerStartError as e:
+        missing(str(e), required=True)
+    root = tmp_path_factory.mktemp("filetracker")
+    for attempt in range(3):
+        try:  # another process may take the free port before the server does
+            server = ft.start_server(str(root / f"store{attempt}"), "127.0.0.1", free_port())
+            break
+        except ft.ServerStartError:
+            if attempt == 2:
+                raise
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(ft.get_cache_dir(server.url), ignore_errors=True)
+
+
+@pytest.fixture
+def ft_dummy(tmp_path, monkeypatch):
+    """An in-memory ``filetracker.client.dummy.DummyClient`` installed with
+    :func:`sio.workers.ft.set_instance`, inside a fresh
+    :class:`~sio.workers.util.TemporaryCwd` (as a job runs). Yields the
+    client; ``FILETRACKER_DIR`` points into ``tmp_path`` (the client keeps
+    its lock files there)."""
+    from filetracker.client.dummy import DummyClient
+
+    from sio.workers import ft
+    from sio.workers.util import TemporaryCwd
+
+    monkeypatch.setenv("FILETRACKER_DIR", str(tmp_path / "filetracker-dir"))
+    client = DummyClient()
+    with TemporaryCwd():
+        ft.set_instance(client)
+        try:
+            yield client
+        finally:
+            ft.set_instance(None)

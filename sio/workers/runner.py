@@ -22,6 +22,7 @@ Every other key is left as the job leaves it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -226,7 +227,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logger.info("starting job %s", environ.get("job_type"))
     status = 0
     try:
-        environ = run(environ)
+        # Standard output carries only the result: anything a job or a
+        # library prints on the way (the filetracker client announces the
+        # protocol it settled on) goes to standard error.
+        with contextlib.redirect_stdout(sys.stderr):
+            environ = run(environ)
     except Exception as e:
         if debug:
             raise
