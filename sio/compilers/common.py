@@ -617,8 +617,9 @@ class _EnteredCheck(BaseExecutor):
     def __enter__(self) -> BaseExecutor:
         try:
             return self.inner.__enter__()
-        except SioWorkersError as e:
-            raise SandboxUnavailable(self.compiler, self.sandbox, str(e)) from e
+        except Exception as e:  # whatever stops the sandbox from being installed
+            raise SandboxUnavailable(self.compiler, self.sandbox,
+                                     f"{type(e).__name__}: {e}") from e
 
     def __exit__(self, *exc_info: object) -> None:
         self.inner.__exit__(*exc_info)

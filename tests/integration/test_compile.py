@@ -394,3 +394,96 @@ def test_sio_compile_ce_usage_and_help(tmp_path):
     assert result.returncode == 2 and "missing.c" in result.stderr
     result = sio_compile("--help", cwd=tmp_path)
     assert result.returncode == 0 and "usage: sio-compile" in result.stdout
+
+
+# --------------------------------------------------------------------------
+# Through runner.run with a real Filetracker server
+# --------------------------------------------------------------------------
+
+@pytest.fixture
+def ft_job(filetracker_server):
+    """Upload helper for the session server: ``put(name, text) -> versioned
+    name``; uses a job directory and client of its own."""
+    from sio.workers import ft
+
+    def put(name: str, text: str | bytes) -> str:
+        data = text.encode() if isinstance(text, str) else text
+        with TemporaryCwd() as directory:
+            ft.init_instance(filetracker_server.url)
+            try:
+                path = os.path.join(directory, "f")
+                with open(path, "wb") as f:
+                    f.write(data)
+                return ft.upload({}, "f", path, f"/compile-it/{os.getpid()}/{name}")
+            finally:
+                ft.set_instance(None)
+
+    return put
+
+
+def ft_get(server, name: str) -> bytes:
+    from sio.workers import ft
+
+    with TemporaryCwd():
+        ft.init_instance(server.url)
+        try:
+            with open(ft.download({"f": name}, "f", "got"), "rb") as f:
+                return f.read()
+        finally:
+            ft.set_instance(None)
+
+
+def test_compile_job_with_filetracker(filetracker_server, ft_job, tmp_path):
+    """oioioi's scenario 1: a versioned source, an out_file with colons, the
+    versioned result written back, the library from extra_files."""
+    from sio.workers import runner
+
+    need("cpp")
+    main, sources, includes = LIBRARY["cpp"]
+    archive = tmp_path / "prog.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("lib.h", includes["lib.h"])
+    environ = {
+        "job_type": "compile",
+        "filetracker_url": filetracker_server.url,
+        "compiler": "system-g++",
+        "language": "cpp",
+        "source_file": ft_job("17.cpp", main),
+        "out_file": f"/eval/c1/17/urn:uuid:{os.getpid()}-exe",
+        "additional_archive": ft_job("prog.zip", archive.read_bytes()),
+        "extra_files": {"lib.cpp": ft_job("lib.cpp", sources["lib.cpp"])},
+        "additional_sources": [],
+        "compilation_result_size_limit": 10 * 1024 * 1024,
+        "recipe": [["compile", "x", {}]],
+    }
+    # lib.cpp comes as an extra file; it still has to be linked
+    environ["extra_compilation_args"] = ["lib.cpp"]
+    result = runner.run(environ)
+    assert result["result"] == "SUCCESS"
+    assert result["result_code"] == "OK", result["compiler_output"]
+    base, _, version = result["out_file"].rpartition("@")
+    assert base == f"/eval/c1/17/urn:uuid:{os.getpid()}-exe" and version.isdigit()
+    assert result["recipe"] == [["compile", "x", {}]]
+    binary = tmp_path / "exe"
+    binary.write_bytes(ft_get(filetracker_server, result["out_file"]))
+    binary.chmod(0o755)
+    assert subprocess.run([str(binary)], capture_output=True).stdout == b"42\n"
+
+
+def test_compile_job_with_filetracker_ce_and_output_only(filetracker_server, ft_job):
+    from sio.workers import runner
+
+    need("c")
+    result = runner.run({"job_type": "compile", "filetracker_url": filetracker_server.url,
+                         "source_file": ft_job("bad.c", BROKEN["c"]),
+                         "out_file": "/eval/bad-exe"})
+    assert (result["result"], result["result_code"]) == ("SUCCESS", "CE")
+    assert "x" in result["compiler_output"]
+    assert result["out_file"] == "/eval/bad-exe"
+    source = ft_job("ans.txt", "42\n")
+    result = runner.run({"job_type": "compile", "filetracker_url": filetracker_server.url,
+                         "compiler": "output-only", "source_file": source,
+                         "out_file": "/eval/ans-exe"})
+    assert result["result_code"] == "OK"
+    assert result["out_file"] == source
+    assert result["exec_info"] == {"mode": "output-only"}
