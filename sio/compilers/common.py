@@ -592,17 +592,24 @@ class Compiler:
     def _sandbox_executor(self, sandbox: str) -> BaseExecutor:
         """A PRoot executor chrooted into ``sandbox``, or
         :class:`SandboxUnavailable`."""
+        import importlib
+
+        # Looked up at run time: the sandbox layer is optional for the
+        # system compilers, and its absence must name the sandbox.
         try:
-            import sio.workers.sandbox  # noqa: F401  (the sandbox layer)
-            from sio.workers.executors import PRootExecutor  # type: ignore[attr-defined]
+            importlib.import_module("sio.workers.sandbox")
         except ImportError as e:
             raise SandboxUnavailable(self.name, sandbox,
                                      f"this sioworkers has no sandbox support ({e})") from e
+        executors = importlib.import_module("sio.workers.executors")
+        proot = getattr(executors, "PRootExecutor", None)
+        if proot is None:
+            raise SandboxUnavailable(self.name, sandbox, "this sioworkers has no PRootExecutor")
+        executor_class: Any = compiler_executor_class(proot)
         try:
-            return _EnteredCheck(self.name, sandbox,
-                                 compiler_executor_class(PRootExecutor)(sandbox))
-        except SioWorkersError as e:
-            raise SandboxUnavailable(self.name, sandbox, str(e)) from e
+            return _EnteredCheck(self.name, sandbox, executor_class(sandbox))
+        except Exception as e:
+            raise SandboxUnavailable(self.name, sandbox, f"{type(e).__name__}: {e}") from e
 
 
 class _EnteredCheck(BaseExecutor):
