@@ -227,10 +227,9 @@ class _CompilerLimitsMixin:
         limits = super()._engine_limits(request)  # type: ignore[misc]
         size = request.options.get("file_size_limit")
         if size:
-            # The captured messages keep their own limit (capture_bytes), so
-            # the compiler can write its binary up to this size.
-            limits = dataclasses.replace(limits, output_bytes=int(size),
-                                         capture_bytes=limits.capture_bytes)
+            # RLIMIT_FSIZE for the files it writes; the captured messages
+            # keep their own limit (capture_bytes, None = this size too).
+            limits = dataclasses.replace(limits, output_bytes=int(size))
         return limits
 
     def _renv(self, request: ExecRequest, outcome: Any) -> dict[str, Any]:
@@ -546,7 +545,7 @@ class Compiler:
         if limits.real_time_limit_ms is not None:
             options["real_time_limit"] = limits.real_time_limit_ms
         for command in self.commands(job):
-            self._check_installed(command[0], executor)
+            self._check_installed(command[0])
             renv = executor(command, **options)
             job.outputs.append(renv.get("stdout") or b"")
             if renv["return_code"] != 0:
@@ -564,7 +563,7 @@ class Compiler:
                     f"{limits.file_size_limit_bytes} bytes.")
         return None
 
-    def _check_installed(self, program: str, executor: BaseExecutor) -> None:
+    def _check_installed(self, program: str) -> None:
         if self.sandbox is not None:
             return  # the sandbox has it, or entering it failed already
         if shutil.which(program) is None:

@@ -5,7 +5,7 @@ unless ``SIO_DEFAULT_COMPILERS`` says otherwise). The source is saved as
 ``__main__.py`` beside the additional sources, includes, extra files and
 archive members; then, in the compile directory::
 
-    <python> -I -m py_compile <every .py file>
+    <python> -I <extra args> -m py_compile <every .py file>
 
 checks the syntax in a child process under the compilation limits (never
 in the worker: parsing a hostile source can take any time and memory).
@@ -39,7 +39,7 @@ class PythonCompiler(Compiler):
     mode = "python"
 
     def __init__(self, name: str) -> None:
-        super().__init__(name, "py", "python3", flags=["-I", "-m", "py_compile"])
+        super().__init__(name, "py", "python3", flags=["-m", "py_compile"])
 
     def source_name(self, environ: Mapping[str, Any]) -> str:
         return "__main__.py"
@@ -49,7 +49,9 @@ class PythonCompiler(Compiler):
 
     def commands(self, job: CompileJob) -> list[list[str]]:
         files = [f for f in iter_files(job.directory, ".py") if "__pycache__" not in f]
-        return [[python_interpreter(), *self.flags, *job.extra_args, *files]]
+        # Extra arguments are the interpreter's options (e.g. -X ...): after
+        # '-m py_compile' they would be taken for files.
+        return [[python_interpreter(), "-I", *job.extra_args, *self.flags, *files]]
 
     def finish(self, job: CompileJob) -> str | None:
         target = job.path(_RESULT)
