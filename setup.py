@@ -36,6 +36,10 @@ setup(
             "filetracker[server]>=2.2",
             "redis",
         ],
+        # Redis as the Celery broker or result backend.
+        "redis": [
+            "celery[redis]>=5.3",
+        ],
         "docs": [
             "sphinx>=7",
         ],
@@ -44,6 +48,8 @@ setup(
         "console_scripts": [
             "sio-batch = sio.workers.runner:main",
             "sio-run-filetracker = sio.workers.ft:main",
+            "sio-celery-worker = sio.celery.worker:main",
+            "sio-get-sandbox = sio.workers.sandbox:main",
             "sio-compile = sio.compilers.job:main",
         ],
         "sio.jobs": [

@@ -62,6 +62,9 @@ def c_program(tmp_path_factory):
         return built[key]
 
     return build
+
+
+# --------------------------------------------------------------------------
 # Filetracker (sio.workers.ft): a real server for the session, a DummyClient
 # per test.
 # --------------------------------------------------------------------------
@@ -121,3 +124,52 @@ def ft_dummy(tmp_path, monkeypatch):
             yield client
         finally:
             ft.set_instance(None)
+
+
+# --------------------------------------------------------------------------
+# Sandboxes (sio.workers.sandbox)
+# --------------------------------------------------------------------------
+
+@pytest.fixture
+def sandbox_env(tmp_path, monkeypatch):
+    """Sandboxes under ``tmp_path/sandboxes``, no URL and no Filetracker
+    source (tests add theirs); returns the base directory. Also sets the
+    environment of subprocesses the same way (``os.environ``)."""
+    from sio.workers import sandbox
+
+    basedir = tmp_path / "sandboxes"
+    monkeypatch.setenv("SIO_SANDBOXES_BASEDIR", str(basedir))
+    monkeypatch.setenv("SIO_SANDBOXES_URL", "")
+    monkeypatch.delenv("SIO_SANDBOXES_CHECK_INTERVAL", raising=False)
+    # A Filetracker client in a subprocess is a local one in this empty store.
+    monkeypatch.setenv("FILETRACKER_DIR", str(tmp_path / "ft-store"))
+    monkeypatch.delenv("FILETRACKER_URL", raising=False)
+    monkeypatch.delenv("FILETRACKER_PUBLIC_URL", raising=False)
+
+    def no_filetracker():
+        raise sandbox._SourceFailed("no Filetracker in this test")
+
+    monkeypatch.setattr(sandbox, "_filetracker_client", no_filetracker)
+    return basedir
+
+
+@pytest.fixture(scope="session")
+def _archive_server():
+    from tests.sandbox_support import ArchiveServer, start_server
+
+    state = ArchiveServer()
+    server = start_server(state)
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def archive_server(_archive_server, sandbox_env, monkeypatch):
+    """A real HTTP server on 127.0.0.1 (one per session, emptied for each
+    test) serving sandbox archives with Last-Modified; SIO_SANDBOXES_URL
+    points at it. ``put(name, data, mtime)``, ``requests``, ``gets(name)``."""
+    _archive_server.reset()
+    monkeypatch.setenv("SIO_SANDBOXES_URL", _archive_server.url)
+    yield _archive_server
+    _archive_server.reset()

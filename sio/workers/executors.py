@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import posixpath
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -55,6 +56,8 @@ __all__ = [
     "BaseExecutor",
     "UnprotectedExecutor",
     "DetailedUnprotectedExecutor",
+    "SandboxExecutor",
+    "PRootExecutor",
     "DEFAULT_LOCALE",
 ]
 
@@ -499,3 +502,223 @@ def return_code(outcome: Outcome) -> int:
     if outcome.exit_code is not None:
         return outcome.exit_code
     return 128 + (outcome.signal or 0)
+
+
+# --------------------------------------------------------------------------
+# Executors that use sandboxes (see sio.workers.sandbox and docs/sandboxes.rst)
+# --------------------------------------------------------------------------
+
+class SandboxExecutor(UnprotectedExecutor):
+    """:class:`UnprotectedExecutor` with the programs of a sandbox.
+
+    Entering the executor enters sandbox ``sandbox`` (installing it if
+    needed, see :func:`sio.workers.sandbox.get_sandbox`). For each call:
+
+    * a relative program (``command[0]`` of a list) is taken from the
+      sandbox: ``gcc/bin/gcc`` means ``<sandbox>/gcc/bin/gcc``; the option
+      ``use_path=True`` leaves it to be found on ``PATH`` instead;
+    * ``PATH`` starts with ``<sandbox>/bin:<sandbox>/usr/bin``;
+    * ``LD_LIBRARY_PATH`` is ``<sandbox>/lib:<sandbox>/usr/lib``, unless the
+      sandbox's ``elf_loader_patch`` fixup made its programs find their
+      libraries themselves.
+
+    A sandbox is not isolation: the program sees the whole machine. The
+    renv and limits are those of :class:`UnprotectedExecutor`.
+    """
+
+    def __init__(self, sandbox: str) -> None:
+        from sio.workers.sandbox import get_sandbox
+
+        self.sandbox = get_sandbox(sandbox)
+
+    def __enter__(self) -> SandboxExecutor:
+        self.sandbox.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.sandbox.__exit__(*exc_info)
+
+    @property
+    def path(self) -> str:
+        """The sandbox directory."""
+        return self.sandbox.path
+
+    @property
+    def rpath(self) -> str:
+        """The sandbox directory as the program sees it (the same path)."""
+        return self.sandbox.path
+
+    def _run(self, request: ExecRequest) -> Outcome:
+        from sio.workers.sandbox import ELF_LOADER_PATCH
+
+        # Entered again for the call (cheap, re-entrant), so a call outside
+        # 'with executor:' cannot see the tree being replaced under it.
+        with self.sandbox:
+            root = self.sandbox.path
+            command = list(request.command)
+            first = command[0]
+            # A shell line (noquote) is left to find programs on PATH.
+            relative = isinstance(first, str) and not isinstance(first, noquote) \
+                and not os.path.isabs(first)
+            if relative and not request.options.get("use_path"):
+                command[0] = os.path.join(root, first)
+            env = dict(request.env)
+            env["PATH"] = f"{root}/bin:{root}/usr/bin:" + env.get("PATH", os.defpath)
+            if not self.sandbox.has_fixup(ELF_LOADER_PATCH):
+                env["LD_LIBRARY_PATH"] = f"{root}/lib:{root}/usr/lib"
+            return super()._run(request.replace(command=command, env=env))
+
+
+#: (tool sandbox name, base directory) -> time.monotonic() of its last failure
+_proot_tool_failures: dict[tuple[str, str], float] = {}
+
+
+class PRootExecutor(UnprotectedExecutor):
+    """Runs the command with sandbox ``sandbox`` as its root file system,
+    through PRoot (``ptrace``-based ``chroot``, no privileges needed).
+
+    * The sandbox (its ``pristine`` flavour: no fixups) becomes ``/``.
+    * The job directory (:func:`~sio.workers.util.tempcwd`) is visible as
+      ``/tmp`` and is the working directory (a ``cwd`` under the job
+      directory becomes the matching directory under ``/tmp``; any other
+      ``cwd`` is taken as a path inside the sandbox).
+    * The command runs as ``/bin/sh -c LINE`` inside the sandbox; a sandbox
+      without ``/bin/sh`` (even from the tool sandbox) runs only list
+      commands without :class:`noquote` pieces, executed directly.
+    * ``proot`` is ``proot/proot`` of sandbox ``tool_sandbox`` (default
+      :attr:`TOOL_SANDBOX`) when that can be installed, else ``proot`` from
+      ``PATH`` (Debian: ``apt install proot``). A failed tool sandbox is not
+      tried again for ``SIO_SANDBOXES_CHECK_INTERVAL`` seconds. Without a
+      ``/bin/sh`` or ``/lib`` in the sandbox, the tool sandbox's are bound
+      there.
+
+    Call options besides those of :class:`UnprotectedExecutor`:
+    ``binds`` (a list of ``(what, where)`` or ``(what, where, mode)``: host
+    path ``what`` appears at ``where``; PRoot cannot make a bind read-only,
+    so ``mode`` is ignored) and ``proot_options`` (a list of more PRoot
+    arguments, e.g. ``['-b', '/proc']``). Both apply to that call only.
+
+    The real-time limit defaults to three times the time limit (tracing
+    costs). The renv is that of :class:`UnprotectedExecutor`; the time
+    measured includes PRoot's own.
+    """
+
+    #: sandbox whose ``proot/proot`` is used when available
+    TOOL_SANDBOX: ClassVar[str | None] = "proot-sandbox_amd64-v2.1"
+    REAL_TIME_LIMIT_MULTIPLIER: ClassVar[int] = 3
+    #: the job directory inside the sandbox
+    GUEST_TMP: ClassVar[str] = "/tmp"
+
+    def __init__(self, sandbox: str, tool_sandbox: str | None = "") -> None:
+        from sio.workers.sandbox import get_sandbox
+
+        self.chroot = get_sandbox(sandbox, flavor="pristine")
+        self.tool_sandbox_name = self.TOOL_SANDBOX if tool_sandbox == "" else tool_sandbox
+        self._stacks: list[Any] = []
+        self._tool: SandboxExecutor | None = None
+        self._proot: str | None = None
+
+    def __enter__(self) -> PRootExecutor:
+        from contextlib import ExitStack
+
+        with ExitStack() as stack:
+            stack.enter_context(self.chroot)
+            if not self._stacks:
+                self._tool, self._proot = self._find_proot(stack)
+            self._stacks.append(stack.pop_all())
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stacks.pop().close()
+
+    @property
+    def path(self) -> str:
+        """The sandbox directory on the host."""
+        return self.chroot.path
+
+    @property
+    def rpath(self) -> str:
+        """The sandbox directory as the program sees it: ``/``."""
+        return "/"
+
+    def rcwd(self, subpath: str = "") -> str:
+        return posixpath.join(self.GUEST_TMP, subpath) if subpath else self.GUEST_TMP
+
+    def _find_proot(self, stack: Any) -> tuple[SandboxExecutor | None, str]:
+        import shutil
+        import time
+
+        from sio.workers.sandbox import SandboxError, check_interval_s, get_sandbox
+
+        problem = "no proot tool sandbox is configured"
+        name = self.tool_sandbox_name
+        if name:
+            key = (name, get_sandbox(name).basedir)
+            failed_at = _proot_tool_failures.get(key)
+            if failed_at is not None and time.monotonic() - failed_at < check_interval_s():
+                problem = f"sandbox {name!r} failed recently"
+            else:
+                tool = SandboxExecutor(name)
+                try:
+                    stack.enter_context(tool)
+                except SandboxError as e:
+                    _proot_tool_failures[key] = time.monotonic()
+                    problem = str(e)
+                else:
+                    _proot_tool_failures.pop(key, None)
+                    for rel in ("proot/proot", "bin/proot"):
+                        if os.access(os.path.join(tool.path, rel), os.X_OK):
+                            return tool, rel
+                    problem = f"sandbox {name!r} has no proot/proot"
+        system = shutil.which("proot")
+        if system is None:
+            raise SandboxError(f"PRootExecutor needs proot: {problem}, and there is no 'proot' "
+                               "on PATH (Debian/Ubuntu: apt install proot)")
+        return None, system
+
+    def _guest_cwd(self, cwd: str) -> str:
+        try:
+            return self.tempcwd_to_rcwd(cwd)
+        except ValueError:
+            return cwd  # already a path inside the sandbox
+
+    def _run(self, request: ExecRequest) -> Outcome:
+        if not self._stacks or self._proot is None:
+            raise UsageError("use PRootExecutor inside 'with executor:'")
+        root = self.chroot.path
+        tool = self._tool
+        job_dir = tempcwd()
+        # Built afresh for every call: binds of one call never leak into
+        # the next (the original appended them to a shared list).
+        options = ["-v", "-1", "-r", root]
+        has_sh = os.access(os.path.join(root, "bin", "sh"), os.X_OK)
+        if tool is not None:
+            if not has_sh and os.access(os.path.join(tool.path, "bin", "sh"), os.X_OK):
+                options += ["-b", f"{tool.path}/bin/sh:/bin/sh"]
+                has_sh = True
+            if not os.path.lexists(os.path.join(root, "lib")) and \
+                    os.path.isdir(os.path.join(tool.path, "lib")):
+                options += ["-b", f"{tool.path}/lib:/lib"]
+        options += ["-b", f"{job_dir}:{self.GUEST_TMP}", "-w", self._guest_cwd(request.cwd)]
+        for bind in request.options.get("binds") or ():
+            if not isinstance(bind, (list, tuple)) or len(bind) not in (2, 3):
+                raise UsageError(f"binds: {bind!r} is not (what, where) or (what, where, mode)")
+            options += ["-b", f"{bind[0]}:{bind[1]}"]
+        options += [str(o) for o in request.options.get("proot_options") or ()]
+        # Through the sandbox's shell when it has one, as the original did:
+        # shell builtins work and a missing program gives status 127.
+        program = ["/bin/sh", "-c", request.shell_line] if has_sh \
+            else _direct_argv(request.command)
+        if program is None:
+            raise UsageError(f"sandbox {self.chroot.name!r} has no /bin/sh, so the shell line "
+                             f"{request.shell_line!r} cannot run in it; give the command as "
+                             "a list without noquote pieces")
+        # The host side of the run: proot starts in the job directory; the
+        # real-time default is ours even when the tool executor runs it.
+        limits = dataclasses.replace(
+            request.limits, real_time_limit_ms=self._real_time_limit_ms(request.limits) or 0)
+        run = request.replace(command=[self._proot, *options, *program], cwd=job_dir,
+                              limits=limits)
+        if tool is not None:
+            return tool._run(run)
+        return super()._run(run)

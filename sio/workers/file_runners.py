@@ -35,6 +35,7 @@ from sio.workers.errors import SioWorkersError, UsageError
 from sio.workers.executors import (
     BaseExecutor,
     DetailedUnprotectedExecutor,
+    PRootExecutor,
     UnprotectedExecutor,
 )
 from sio.workers.util import tempcwd
@@ -223,7 +224,7 @@ def get_file_runner(executor: BaseExecutor, environ: dict[str, Any]) -> FileRunn
     return runner(executor, environ)
 
 
-for _executor in (UnprotectedExecutor, DetailedUnprotectedExecutor):
+for _executor in (UnprotectedExecutor, DetailedUnprotectedExecutor, PRootExecutor):
     register_file_runner("executable", _executor, Executable)
     register_file_runner("java", _executor, Java)
     register_file_runner("python", _executor, Python)

@@ -1,0 +1,535 @@
+"""Celery end to end: real ``sio-celery-worker`` processes, real brokers.
+
+Every worker here is a subprocess in its own temporary directory and process
+group, consuming only a queue whose name is unique to this test session (so
+that nothing else on the shared RabbitMQ and Redis interferes); it is always
+stopped, or killed, at teardown, and its queue deleted.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.support import make_plugin_distribution, missing, port_open
+
+pytestmark = pytest.mark.integration
+
+BIN = Path(sys.executable).parent
+SIO_CELERY_WORKER = shutil.which("sio-celery-worker") or str(BIN / "sio-celery-worker")
+CELERY = shutil.which("celery") or str(BIN / "celery")
+
+RABBITMQ = "amqp://guest:guest@127.0.0.1:5672//"
+REDIS = "redis://127.0.0.1:6379/0"
+SESSION = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+# Jobs for the tests, registered through a throwaway distribution (entry
+# points in group sio.jobs) that the workers find on PYTHONPATH.
+TEST_JOBS = '''
+import os
+import time
+
+
+def sleep(environ):
+    """Append this process's pid to environ['log_file'], then sleep
+    environ['sleep_ms'] milliseconds."""
+    with open(environ["log_file"], "a") as f:
+        f.write(f"{os.getpid()}\\n")
+    time.sleep(environ["sleep_ms"] / 1000)
+    environ["slept"] = True
+    return environ
+
+
+def boom(environ):
+    raise RuntimeError("boom: " + str(environ.get("boom")))
+
+
+def getenv(environ):
+    environ["value"] = os.environ.get(environ["name"])
+    return environ
+'''
+
+
+def queue_name(what: str) -> str:
+    return f"sio-test-{what}-{SESSION}"
+
+
+def need(name: str, port: int) -> None:
+    if not port_open("127.0.0.1", port):
+        missing(f"{name} at 127.0.0.1:{port}", required=True)
+
+
+@pytest.fixture(scope="module")
+def jobs_dist(tmp_path_factory) -> Path:
+    return make_plugin_distribution(
+        tmp_path_factory.mktemp("celery-jobs"), "sio_celery_test_jobs",
+        {"sio.jobs": {"test-sleep": "sio_celery_test_jobs:sleep",
+                      "test-boom": "sio_celery_test_jobs:boom",
+                      "test-getenv": "sio_celery_test_jobs:getenv"}},
+        {"sio_celery_test_jobs": TEST_JOBS})
+
+
+def client_app(broker: str, **settings):
+    """A client app of its own (never the current app) with the default
+    configuration and ``broker``."""
+    from sio.celery import default_config
+    from sio.celery.app import SioCelery
+
+    config = {key: getattr(default_config, key) for key in default_config.__all__}
+    config.update(broker_url=broker, **settings)
+    app = SioCelery("sio-test-client", set_as_current=False)
+    app.config_from_object(config)
+    return app
+
+
+def delete_queue(broker: str, queue: str) -> None:
+    """Remove a test queue (and its exchange) from a shared broker. Call it
+    once no worker consumes the queue any more: a worker re-declares it."""
+    from kombu import Connection
+
+    try:
+        with Connection(broker, connect_timeout=5) as conn:
+            channel = conn.default_channel
+            channel.queue_delete(queue)
+            channel.exchange_delete(queue)
+            if broker.startswith("redis"):
+                # kombu leaves the binding tables of the exchange behind.
+                channel.client.delete(f"_kombu.binding.{queue}",
+                                      f"_kombu.binding_permanent.{queue}")
+    except Exception as e:  # cleanup must not hide the test's own result
+        print(f"could not delete queue {queue} on {broker}: {e}", file=sys.stderr)
+
+
+class Worker:
+    """One worker subprocess (a process group of its own)."""
+
+    def __init__(self, cwd: Path, queue: str, args=(), env=None, command=None,
+                 jobs_dist: Path | None = None):
+        self.cwd = cwd
+        self.queue = queue
+        self.log = cwd / f"worker-{uuid.uuid4().hex[:6]}.log"
+        base = {k: v for k, v in os.environ.items()
+                if k not in ("CELERY_BROKER_URL", "CELERY_CONFIG_MODULE", "FILETRACKER_URL")}
+        path = [str(cwd)] + ([str(jobs_dist)] if jobs_dist else [])
+        base["PYTHONPATH"] = os.pathsep.join(path + [base.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        base.update(env or {})
+        self.env = base
+        # A node name of its own: two workers named alike on one broker
+        # collide on their exclusive remote-control queue.
+        self.argv = [*(command or [SIO_CELERY_WORKER]), "-c", "2", "-l", "INFO", "-Q", queue,
+                     "-n", f"sio-test-{uuid.uuid4().hex[:8]}@%h",
+                     "--without-mingle", "--without-gossip", *args]
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60) -> "Worker":
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env, stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=True)
+        self.wait_for_log("ready.", timeout)
+        return self
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for_log(self, needle: str, timeout: float = 30, count: int = 1) -> None:
+        deadline = time.monotonic() + timeout
+        while self.text().count(needle) < count:
+            if self.proc.poll() is not None:
+                pytest.fail(f"worker exited ({self.proc.returncode}) before {needle!r}:\n"
+                            + self.text())
+            if time.monotonic() > deadline:
+                pytest.fail(f"no {needle!r} in the worker log within {timeout} s:\n" + self.text())
+            time.sleep(0.05)
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM (warm shutdown); SIGKILL the group if it does not end."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail("the worker did not stop on SIGTERM:\n" + self.text())
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool processes (its process group)."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(30)
+
+
+@pytest.fixture
+def workers():
+    """Factory of :class:`Worker`; each is stopped (or killed) at teardown,
+    then the queues given to ``workers.cleanup(broker, queue)`` are deleted."""
+    made: list[Worker] = []
+    queues: list[tuple[str, str]] = []
+
+    def make(*args, **kwargs) -> Worker:
+        w = Worker(*args, **kwargs)
+        made.append(w)
+        return w
+
+    make.cleanup = lambda broker, queue: queues.append((broker, queue))
+    yield make
+    for w in made:
+        if w.proc is not None and w.proc.poll() is None:
+            w.stop()
+        w.kill()  # pool processes that outlived a killed main process
+    for broker, queue in queues:
+        delete_queue(broker, queue)
+
+
+@pytest.fixture
+def clients():
+    """Factory: ``clients(broker)`` is a :func:`client_app`, closed at teardown."""
+    made = []
+
+    def make(broker: str):
+        made.append(client_app(broker))
+        return made[-1]
+
+    yield make
+    for app in made:
+        app.close()
+
+
+def send_sleep_job(app, queue: str, log: Path, worker: Worker, sleep_ms: int = 1500):
+    """Send a test-sleep job and return (its AsyncResult, the pid of the
+    process running it) once it has started."""
+    result = app.send_task("sio.celery.job.sioworkers_job", queue=queue,
+                           args=[{"job_type": "test-sleep", "sleep_ms": sleep_ms,
+                                  "log_file": str(log)}])
+    deadline = time.monotonic() + 60
+    while not (log.exists() and log.read_text().strip()):
+        assert time.monotonic() < deadline, "the job did not start:\n" + worker.text()
+        time.sleep(0.02)
+    return result, int(log.read_text().split()[0])
+
+
+def pings(n: int, tag: str = "") -> list[dict]:
+    return [{"job_type": "ping", "ping": f"{tag}{i}"} for i in range(n)]
+
+
+def assert_pongs(results: list[dict], n: int, tag: str = "") -> None:
+    assert [r.get("result") for r in results] == ["SUCCESS"] * n, results
+    assert [r["pong"] for r in results] == [f"{tag}{i}" for i in range(n)]
+
+
+# --------------------------------------------------------------------------
+# RabbitMQ, an old-style celeryconfig.py: one worker shared by several tests
+# --------------------------------------------------------------------------
+
+OLD_STYLE_CONFIG = f'''
+from sio.celery.default_config import *
+
+BROKER_URL = "{RABBITMQ}"
+CELERY_RESULT_BACKEND = "amqp"
+CELERY_ACKS_LATE = True
+CELERY_SEND_EVENTS = True
+'''
+
+
+@pytest.fixture(scope="module")
+def rabbit_worker(tmp_path_factory, jobs_dist):
+    need("rabbitmq", 5672)
+    cwd = tmp_path_factory.mktemp("rabbit-worker")
+    (cwd / "celeryconfig_old.py").write_text(OLD_STYLE_CONFIG)
+    queue = queue_name("rabbit")
+    w = Worker(cwd, queue, env={"CELERY_CONFIG_MODULE": "celeryconfig_old"},
+               jobs_dist=jobs_dist)
+    app = client_app(RABBITMQ)
+    try:
+        w.start()
+        yield w, app
+    finally:
+        try:
+            w.stop()
+        finally:
+            w.kill()
+            app.close()
+            delete_queue(RABBITMQ, queue)
+
+
+def test_rabbitmq_old_style_config_runs_jobs_in_order(rabbit_worker):
+    from sio.celery import run_many
+
+    worker, app = rabbit_worker
+    progress = []
+    results = run_many(pings(30, "r"), app=app, queue=worker.queue, timeout=60,
+                       on_progress=lambda *a: progress.append(a))
+    assert_pongs(results, 30, "r")
+    assert progress[0] == (0, 30, 0) and progress[-1] == (30, 30, 0)
+    assert [p[0] for p in progress] == list(range(31))
+    text = worker.text()
+    assert "DeprecationWarning" not in text and "deprecated" not in text.lower()
+    assert ".> results:     rpc://" in text  # the legacy 'amqp' backend, mapped
+
+
+def test_filetracker_url_defaults_to_the_broker_host(rabbit_worker):
+    from sio.celery import run_many
+
+    worker, app = rabbit_worker
+    [env] = run_many([{"job_type": "test-getenv", "name": "FILETRACKER_URL"}], app=app,
+                     queue=worker.queue, timeout=60)
+    assert env["value"] == "http://127.0.0.1:9999"
+
+
+def test_a_job_that_raises_is_a_failure_and_the_worker_keeps_serving(rabbit_worker):
+    from sio.celery import run_many
+
+    worker, app = rabbit_worker
+    progress = []
+    results = run_many([{"job_type": "ping", "ping": 1}, {"job_type": "test-boom", "boom": "x"},
+                        {"job_type": "ping", "ping": 2}],
+                       app=app, queue=worker.queue, timeout=60,
+                       on_progress=lambda *a: progress.append(a))
+    assert [r["result"] for r in results] == ["SUCCESS", "FAILURE", "SUCCESS"]
+    failed = results[1]
+    assert failed["exception"] == "RuntimeError: boom: x"
+    assert "sio_celery_test_jobs" in failed["traceback"] and "boom" in failed["traceback"]
+    assert failed["job_type"] == "test-boom" and "pong" not in failed
+    assert progress[-1] == (3, 3, 1)
+    # An unknown job type is a failure too, naming what exists.
+    [env] = run_many([{"job_type": "no-such-job"}], app=app, queue=worker.queue, timeout=60)
+    assert env["result"] == "FAILURE" and "no entry point 'no-such-job'" in env["exception"]
+    assert_pongs(run_many(pings(3), app=app, queue=worker.queue, timeout=60), 3)
+    assert worker.proc.poll() is None
+
+
+def test_killed_pool_process_job_is_requeued_and_completes(rabbit_worker, tmp_path):
+    from sio.celery import run_many
+
+    worker, app = rabbit_worker
+    log = tmp_path / "starts"
+    result, first = send_sleep_job(app, worker.queue, log, worker)
+    os.kill(first, signal.SIGKILL)  # the pool process running the job
+    env = result.get(timeout=90)
+    assert env["result"] == "SUCCESS" and env["slept"] is True
+    starts = [int(p) for p in log.read_text().split()]
+    assert len(starts) == 2 and starts[0] == first and starts[1] != first
+    assert worker.proc.poll() is None
+    # The worker replaced its pool process and still serves.
+    assert_pongs(run_many(pings(4), app=app, queue=worker.queue, timeout=60), 4)
+
+
+# --------------------------------------------------------------------------
+# RabbitMQ: a whole worker killed, and a broker connection that drops
+# --------------------------------------------------------------------------
+
+def test_killed_worker_job_is_redelivered_to_a_new_worker(tmp_path, jobs_dist, workers, clients):
+    need("rabbitmq", 5672)
+    queue = queue_name("redeliver")
+    workers.cleanup(RABBITMQ, queue)
+    app = clients(RABBITMQ)
+    first = workers(tmp_path, queue, args=[RABBITMQ], jobs_dist=jobs_dist).start()
+    log = tmp_path / "starts"
+    result, _ = send_sleep_job(app, queue, log, first)
+    first.kill()  # the main process and its pool, mid-job
+    assert not result.ready()
+    workers(tmp_path, queue, args=[RABBITMQ], jobs_dist=jobs_dist).start()
+    env = result.get(timeout=90)
+    assert env["result"] == "SUCCESS" and env["slept"] is True
+    # It ran twice (the first run was killed) but the client got one result.
+    assert len(log.read_text().split()) == 2
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:<port> to a target; :meth:`cut` drops every
+    connection and refuses new ones until :meth:`restore`. Lets a test break a
+    worker's broker connection without touching the broker itself."""
+
+    def __init__(self, target: tuple[str, int]):
+        self.target = target
+        self.lock = threading.Lock()
+        self.conns: list[socket.socket] = []
+        self.port = 0
+        self.listener: socket.socket | None = None
+        self.thread: threading.Thread | None = None
+        self.restore()
+
+    def restore(self) -> None:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", self.port))
+        s.listen(16)
+        s.settimeout(0.1)
+        self.port = s.getsockname()[1]
+        self.listener = s
+        self.thread = threading.Thread(target=self._accept, args=(s,), daemon=True)
+        self.thread.start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while self.listener is listener:
+            try:
+                client, _ = listener.accept()
+            except (TimeoutError, socket.timeout):
+                continue
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            client.settimeout(None)
+            with self.lock:
+                self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self) -> None:
+        listener, self.listener = self.listener, None
+        if listener is not None:
+            listener.close()
+            self.thread.join(5)
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for s in conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    close = cut
+
+
+@pytest.fixture
+def proxy():
+    p = TcpProxy(("127.0.0.1", 5672))
+    yield p
+    p.close()
+
+
+def test_worker_reconnects_after_the_broker_connection_drops(tmp_path, jobs_dist, workers,
+                                                             clients, proxy):
+    from sio.celery import run_many
+
+    need("rabbitmq", 5672)
+    queue = queue_name("reconnect")
+    workers.cleanup(RABBITMQ, queue)
+    app = clients(RABBITMQ)  # the client talks to RabbitMQ directly
+    url = f"amqp://guest:guest@127.0.0.1:{proxy.port}//"
+    worker = workers(tmp_path, queue, args=[url], jobs_dist=jobs_dist,
+                     env={"FILETRACKER_URL": "http://ft.example:1234"}).start()
+    [env] = run_many([{"job_type": "test-getenv", "name": "FILETRACKER_URL"}], app=app,
+                     queue=queue, timeout=60)
+    assert env["value"] == "http://ft.example:1234"  # an explicit one is kept
+
+    proxy.cut()
+    worker.wait_for_log("Connection to broker lost", timeout=30)
+    # Sent while the worker is cut off: RabbitMQ keeps it.
+    pending = app.send_task("sio.celery.job.sioworkers_job", queue=queue,
+                            args=[{"job_type": "ping", "ping": "while cut"}])
+    time.sleep(1)
+    assert not pending.ready()
+    proxy.restore()
+    assert pending.get(timeout=90)["pong"] == "while cut"
+    assert_pongs(run_many(pings(5), app=app, queue=queue, timeout=60), 5)
+    assert worker.proc.poll() is None
+
+
+# --------------------------------------------------------------------------
+# Redis, a new-style config; filesystem://; the stock celery command
+# --------------------------------------------------------------------------
+
+NEW_STYLE_CONFIG = '''
+from sio.celery.default_config import *
+
+# The positional broker URL of sio-celery-worker wins over this one.
+broker_url = "amqp://nobody:nothing@127.0.0.1:9//"
+'''
+
+
+def test_redis_new_style_config_and_positional_url(tmp_path, jobs_dist, workers, clients):
+    from sio.celery import run_many
+
+    need("redis", 6379)
+    (tmp_path / "celeryconfig_new.py").write_text(NEW_STYLE_CONFIG)
+    queue = queue_name("redis")
+    workers.cleanup(REDIS, queue)
+    app = clients(REDIS)
+    worker = workers(tmp_path, queue, args=[REDIS], jobs_dist=jobs_dist,
+                     env={"CELERY_CONFIG_MODULE": "celeryconfig_new"}).start()
+    assert "Connected to redis://:**@127.0.0.1:6379/0" in worker.text()
+    assert_pongs(run_many(pings(20, "d"), app=app, queue=queue, timeout=60), 20, "d")
+    [bad] = run_many([{"job_type": "test-boom", "boom": 3}], app=app, queue=queue, timeout=60)
+    assert bad["result"] == "FAILURE" and bad["exception"] == "RuntimeError: boom: 3"
+    assert worker.stop() == 0
+    assert "deprecated" not in worker.text().lower()
+
+
+def test_filesystem_broker_and_warm_shutdown(tmp_path, jobs_dist, workers, clients):
+    from sio.celery import run_many
+
+    url = f"filesystem://{tmp_path}/broker"
+    queue = queue_name("fs")
+    worker = workers(tmp_path, queue, args=["--without-heartbeat", url],
+                     jobs_dist=jobs_dist).start()
+    app = clients(url)
+    assert_pongs(run_many(pings(10), app=app, queue=queue, timeout=60), 10)
+    # SIGTERM while a job runs: the job finishes, then the worker exits 0.
+    result, _ = send_sleep_job(app, queue, tmp_path / "starts", worker, sleep_ms=1000)
+    assert worker.stop() == 0
+    assert "Warm shutdown" in worker.text()
+    assert result.get(timeout=30)["slept"] is True
+
+
+def test_stock_celery_command_with_our_app(tmp_path, jobs_dist, workers, clients):
+    from sio.celery import run_many
+
+    url = f"filesystem://{tmp_path}/broker"
+    (tmp_path / "fsconfig.py").write_text(
+        f"from sio.celery.default_config import *\nbroker_url = {url!r}\n")
+    queue = queue_name("stock")
+    workers(tmp_path, queue, args=["--without-heartbeat"], jobs_dist=jobs_dist,
+            command=[CELERY, "--config", "fsconfig", "-A", "sio.celery.app", "worker"]).start()
+    assert_pongs(run_many(pings(3), app=clients(url), queue=queue, timeout=60), 3)
+
+
+def test_worker_help_lists_the_celery_worker_options():
+    p = subprocess.run([SIO_CELERY_WORKER, "--help"], capture_output=True, text=True,
+                       timeout=60, env={k: v for k, v in os.environ.items()
+                                        if k != "CELERY_BROKER_URL"})
+    assert p.returncode == 0, p.stderr
+    assert "sio-celery-worker [celery worker options] [broker-url]" in p.stdout
+    for option in ("--concurrency", "--queues", "--loglevel", "--pool"):
+        assert option in p.stdout
+
+
+def test_worker_rejects_two_broker_urls():
+    p = subprocess.run([SIO_CELERY_WORKER, "amqp://a//", "redis://b"], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 2
+    assert "more than one broker URL" in p.stderr and "Traceback" not in p.stderr

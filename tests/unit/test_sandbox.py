@@ -1,0 +1,512 @@
+"""sio.workers.sandbox without servers or processes: archives from file://
+URLs and a stand-in Filetracker client."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+
+from sio.workers import sandbox
+from sio.workers.errors import SioWorkersError, UsageError
+from sio.workers.sandbox import NullSandbox, SandboxError, get_sandbox
+from tests.sandbox_support import HardLink, Link, archive, sandbox_archive
+
+
+@pytest.fixture
+def store(tmp_path, sandbox_env, monkeypatch):
+    """A directory served as SIO_SANDBOXES_URL=file://...; ``put(name, data,
+    mtime)`` writes ``name.tar.gz`` there."""
+    root = tmp_path / "store"
+    root.mkdir()
+    monkeypatch.setenv("SIO_SANDBOXES_URL", root.as_uri())
+
+    class Store:
+        path = root
+        url = root.as_uri()
+
+        def put(self, name, data, mtime=None):
+            f = root / f"{name}.tar.gz"
+            f.write_bytes(data)
+            if mtime is not None:
+                os.utime(f, (mtime, mtime))
+            return f
+
+    return Store()
+
+
+def demo(version="v1", **extra):
+    return sandbox_archive("demo", {"VERSION": version, "bin/tool": "#!/bin/sh\n", **extra})
+
+
+def staging_entries(basedir, name="demo"):
+    d = basedir / ".staging" / name
+    return sorted(os.listdir(d)) if d.exists() else []
+
+
+class FakeFiletracker:
+    """Stands for a Filetracker client: the sandbox archives it holds."""
+
+    def __init__(self, files=None):
+        self.files = dict(files or {})  # path -> (data, version)
+        self.calls = []
+
+    def file_version(self, path):
+        self.calls.append(("file_version", path))
+        if path not in self.files:
+            raise FileNotFoundError(path)
+        return self.files[path][1]
+
+    def get_file(self, path, dest, add_to_cache=True):
+        self.calls.append(("get_file", path))
+        if path not in self.files:
+            raise FileNotFoundError(path)
+        data, version = self.files[path]
+        with open(dest, "wb") as f:
+            f.write(data)
+        return f"{path}@{version}"
+
+
+# --------------------------------------------------------------------------
+# Names, settings, registry
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["", ".hidden", "a/b", "..", "a b", "x\0"])
+def test_invalid_names_are_usage_errors(sandbox_env, name):
+    with pytest.raises(UsageError, match="invalid sandbox name"):
+        get_sandbox(name)
+
+
+def test_unknown_flavor(sandbox_env):
+    with pytest.raises(UsageError, match="unknown sandbox flavor 'shiny'"):
+        get_sandbox("demo", "shiny")
+
+
+def test_one_object_per_name_flavor_and_basedir(sandbox_env, tmp_path, monkeypatch):
+    a = get_sandbox("demo")
+    assert get_sandbox("demo") is a
+    p = get_sandbox("demo", "pristine")
+    assert p is not a and p.flavor == "pristine"
+    assert a.path == str(sandbox_env / "demo")
+    assert p.path == str(sandbox_env / "no-fixup" / "demo")
+    # The base directory is a setting read when used: a new one, a new object.
+    monkeypatch.setenv("SIO_SANDBOXES_BASEDIR", str(tmp_path / "other"))
+    b = get_sandbox("demo")
+    assert b is not a and b.path == str(tmp_path / "other" / "demo")
+
+
+def test_constructing_downloads_nothing(sandbox_env):
+    sb = get_sandbox("demo")
+    assert not os.path.exists(sb.path)
+    assert sb.installed_version is None
+
+
+def test_defaults(monkeypatch):
+    for var in ("SIO_SANDBOXES_BASEDIR", "SIO_SANDBOXES_URL", "SIO_SANDBOXES_CHECK_INTERVAL"):
+        monkeypatch.delenv(var, raising=False)
+    assert sandbox.sandboxes_basedir() == os.path.expanduser("~/.sio-sandboxes")
+    assert sandbox.sandboxes_urls() == [sandbox.DEFAULT_SANDBOXES_URL]
+    assert sandbox.check_interval_s() == 3600
+    monkeypatch.setenv("SIO_SANDBOXES_URL", "")
+    assert sandbox.sandboxes_urls() == []
+    monkeypatch.setenv("SIO_SANDBOXES_URL", "http://a/x  file:///b")
+    assert sandbox.sandboxes_urls() == ["http://a/x", "file:///b"]
+
+
+@pytest.mark.parametrize("value", ["soon", "-5", "1.5"])
+def test_bad_check_interval_names_the_variable(store, value, monkeypatch):
+    store.put("demo", demo())
+    get_sandbox("demo").prepare()
+    monkeypatch.setenv("SIO_SANDBOXES_CHECK_INTERVAL", value)
+    with pytest.raises(UsageError, match="SIO_SANDBOXES_CHECK_INTERVAL"):
+        with get_sandbox("demo"):
+            pass
+
+
+def test_sandbox_error_is_a_sioworkers_error():
+    assert issubclass(SandboxError, SioWorkersError)
+
+
+def test_null_sandbox():
+    ns = NullSandbox()
+    assert not ns
+    with ns as entered:
+        assert entered is ns
+    with pytest.raises(AssertionError):
+        ns.path
+    with pytest.raises(SandboxError):
+        ns.path
+
+
+# --------------------------------------------------------------------------
+# Installing, markers, lookup order
+# --------------------------------------------------------------------------
+
+def test_install_from_file_url_with_markers(store, sandbox_env):
+    store.put("demo", demo(), mtime=1_700_000_000)
+    sb = get_sandbox("demo")
+    with sb:
+        assert open(os.path.join(sb.path, "VERSION")).read() == "v1"
+        assert os.access(os.path.join(sb.path, "bin/tool"), os.X_OK)
+    read = lambda m: open(os.path.join(sb.path, m)).read()  # noqa: E731
+    assert read(".hash") == "1700000000\n"  # text, not bytes (Appendix A 10)
+    assert sb.installed_version == "1700000000"
+    assert sb.installed_from == f"URL {store.url}/demo.tar.gz"
+    assert read(".fixups_applied").split() == ["elf_loader_patch"]
+    assert read(".fixups_operative").strip() == ""  # no 32-bit loader: nothing patched
+    assert abs(int(read(".last_check")) - time.time()) < 60
+    assert not sb.has_fixup("elf_loader_patch")
+    assert staging_entries(sandbox_env) == []
+
+
+def test_entering_is_reentrant_and_exit_is_checked(store):
+    store.put("demo", demo())
+    sb = get_sandbox("demo")
+    with sb:
+        with sb:
+            assert os.path.isdir(sb.path)
+    with pytest.raises(SandboxError, match="exited more often"):
+        sb.__exit__(None, None, None)
+
+
+def test_filetracker_comes_first(store, monkeypatch):
+    store.put("demo", demo("from-url"))
+    ft = FakeFiletracker({"/sandboxes/demo.tar.gz": (demo("from-ft"), 42)})
+    monkeypatch.setattr(sandbox, "_filetracker_client", lambda: ft)
+    sb = get_sandbox("demo")
+    with sb:
+        assert open(os.path.join(sb.path, "VERSION")).read() == "from-ft"
+    assert sb.installed_version == "42"
+    assert sb.installed_from == "Filetracker /sandboxes/demo.tar.gz"
+
+
+def test_falls_back_to_the_url_when_filetracker_lacks_it(store, monkeypatch):
+    store.put("demo", demo("from-url"))
+    monkeypatch.setattr(sandbox, "_filetracker_client", lambda: FakeFiletracker())
+    with get_sandbox("demo") as sb:
+        assert open(os.path.join(sb.path, "VERSION")).read() == "from-url"
+
+
+def test_several_urls_are_tried_in_order(store, tmp_path, monkeypatch):
+    store.put("demo", demo("second"))
+    missing = (tmp_path / "nothing-here").as_uri()
+    monkeypatch.setenv("SIO_SANDBOXES_URL", f"{missing} {store.url}")
+    with get_sandbox("demo") as sb:
+        assert open(os.path.join(sb.path, "VERSION")).read() == "second"
+
+
+def test_when_every_source_fails_the_error_lists_each(store, tmp_path, monkeypatch):
+    missing = (tmp_path / "nothing-here").as_uri()
+    monkeypatch.setenv("SIO_SANDBOXES_URL", f"{missing} ftp://example.invalid/x")
+    with pytest.raises(SandboxError) as e:
+        get_sandbox("demo").prepare()
+    msg = str(e.value)
+    assert "'demo'" in msg
+    assert "Filetracker /sandboxes/demo.tar.gz: no Filetracker in this test" in msg
+    assert f"URL {missing}/demo.tar.gz:" in msg
+    assert "URL ftp://example.invalid/x/demo.tar.gz: unsupported URL scheme" in msg
+    assert [s for s, _ in e.value.failures] == [
+        "Filetracker /sandboxes/demo.tar.gz", f"URL {missing}/demo.tar.gz",
+        "URL ftp://example.invalid/x/demo.tar.gz"]
+    assert not os.path.exists(get_sandbox("demo").path)
+
+
+def test_no_sources_at_all_says_how_to_fix(sandbox_env):
+    with pytest.raises(SandboxError, match="SIO_SANDBOXES_URL"):
+        get_sandbox("demo").prepare()
+
+
+def test_a_failed_entry_releases_everything(store):
+    sb = get_sandbox("demo")
+    with pytest.raises(SandboxError):
+        with sb:
+            pass
+    store.put("demo", demo())
+    with sb:  # the lock was released and the counter restored
+        pass
+    assert sb._depth == 0
+
+
+# --------------------------------------------------------------------------
+# Versions and upgrades
+# --------------------------------------------------------------------------
+
+def backdate_check(sb):
+    with open(os.path.join(sb.path, ".last_check"), "w") as f:
+        f.write("0\n")
+
+
+def test_no_check_within_the_interval(store):
+    f = store.put("demo", demo(), mtime=1_700_000_000)
+    sb = get_sandbox("demo")
+    sb.prepare()
+    f.unlink()  # any access to the source would now fail loudly
+    with sb:
+        assert open(os.path.join(sb.path, "VERSION")).read() == "v1"
+
+
+def test_upgrade_when_the_version_changes(store):
+    store.put("demo", demo("v1"), mtime=1_700_000_000)
+    sb = get_sandbox("demo")
+    sb.prepare()
+    store.put("demo", demo("v2"), mtime=1_700_000_100)
+    with sb:  # still within the interval: no check
+        assert open(os.path.join(sb.path, "VERSION")).read() == "v1"
+    backdate_check(sb)
+    with sb:
+        assert open(os.path.join(sb.path, "VERSION")).read() == "v2"
+    assert sb.installed_version == "1700000100"
+
+
+def test_same_version_is_not_downloaded_again(store, sandbox_env):
+    store.put("demo", demo("v1"), mtime=1_700_000_000)
+    sb = get_sandbox("demo")
+    sb.prepare()
+    inode = os.stat(sb.path).st_ino
+    backdate_check(sb)
+    with sb:
+        pass
+    assert os.stat(sb.path).st_ino == inode  # the same tree
+    assert int(open(os.path.join(sb.path, ".last_check")).read()) > 0  # and checked
+
+
+def test_interval_zero_checks_every_time(store, monkeypatch):
+    monkeypatch.setenv("SIO_SANDBOXES_CHECK_INTERVAL", "0")
+    store.put("demo", demo("v1"), mtime=1_700_000_000)
+    sb = get_sandbox("demo")
+    sb.prepare()
+    store.put("demo", demo("v2"), mtime=1_700_000_100)
+    with sb:
+        assert open(os.path.join(sb.path, "VERSION")).read() == "v2"
+
+
+def test_failed_upgrade_keeps_the_installed_copy(store, caplog):
+    f = store.put("demo", demo("v1"), mtime=1_700_000_000)
+    sb = get_sandbox("demo")
+    sb.prepare()
+    f.write_bytes(b"not an archive")
+    os.utime(f, (1_700_000_100, 1_700_000_100))
+    backdate_check(sb)
+    with sb:
+        assert open(os.path.join(sb.path, "VERSION")).read() == "v1"
+    assert "keeping the installed copy" in caplog.text
+    # A refresh (sio-get-sandbox) reports it instead.
+    with pytest.raises(SandboxError, match="corrupt or truncated"):
+        sb.prepare(refresh=True)
+    assert open(os.path.join(sb.path, "VERSION")).read() == "v1"
+
+
+def test_unreachable_source_keeps_the_installed_copy(store):
+    f = store.put("demo", demo("v1"))
+    sb = get_sandbox("demo")
+    sb.prepare()
+    f.unlink()
+    backdate_check(sb)
+    with sb:
+        assert open(os.path.join(sb.path, "VERSION")).read() == "v1"
+
+
+def test_missing_fixups_force_a_reinstall(store):
+    store.put("demo", demo("v1"))
+    sb = get_sandbox("demo")
+    sb.prepare()
+    os.unlink(os.path.join(sb.path, ".fixups_applied"))
+    with open(os.path.join(sb.path, "VERSION"), "w") as f:
+        f.write("damaged")
+    with sb:
+        assert open(os.path.join(sb.path, "VERSION")).read() == "v1"
+
+
+def test_threads_share_one_installation(store, monkeypatch):
+    store.put("demo", demo())
+    fetches = []
+    real = sandbox._URLSource.fetch
+
+    def counting_fetch(self, dest, progress):
+        fetches.append(self.url)
+        time.sleep(0.2)  # let the other threads pile up behind this one
+        return real(self, dest, progress)
+
+    monkeypatch.setattr(sandbox._URLSource, "fetch", counting_fetch)
+    sb = get_sandbox("demo")
+    seen, errors = [], []
+
+    def use():
+        try:
+            with sb:
+                seen.append(open(os.path.join(sb.path, "VERSION")).read())
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=use) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and seen == ["v1"] * 8
+    assert len(fetches) == 1
+
+
+def test_stale_staging_is_removed(store, sandbox_env):
+    store.put("demo", demo())
+    leftover = sandbox_env / ".staging" / "demo" / "install-dead"
+    (leftover / "tree" / "demo").mkdir(parents=True)
+    with get_sandbox("demo"):
+        pass
+    assert staging_entries(sandbox_env) == []
+
+
+# --------------------------------------------------------------------------
+# Bad archives: nothing installed, the error names sandbox and source
+# --------------------------------------------------------------------------
+
+BAD_ARCHIVES = {
+    "wrong top directory": (
+        lambda: sandbox_archive("other", {"x": "1"}), "outside the top directory 'demo'"),
+    "a second top-level entry": (
+        lambda: archive({"demo": None, "demo/x": "1", "extra": "2"}),
+        "'extra' is outside the top directory"),
+    "top-level file": (lambda: archive({"demo": "file"}), "top-level 'demo' is not a directory"),
+    "dot-dot": (lambda: archive({"demo": None, "demo/../escaped": "x"}), "escapes the sandbox"),
+    "absolute path": (lambda: archive({"/tmp/demo-abs": "x"}), "absolute path"),
+    "absolute symlink": (
+        lambda: sandbox_archive("demo", {"etc": Link("/etc")}), "absolute target '/etc'"),
+    "symlink out": (
+        lambda: sandbox_archive("demo", {"up": Link("../..")}), "points outside the sandbox"),
+    "symlink to the parent via a link": (
+        lambda: sandbox_archive("demo", {"t": Link("s/.."), "s": Link(".")}),
+        "points outside the sandbox"),
+    "write through a link": (
+        lambda: archive({"demo": None, "demo/t": Link("s/.."), "demo/s": Link("."),
+                         "demo/t/escaped": "x"}),
+        "'demo/t/escaped' is written through a link out of the sandbox"),
+    "hard link out": (
+        lambda: sandbox_archive("demo", {"h": HardLink("/etc/passwd")}),
+        "hard link 'demo/h' points outside"),
+    "hard link with dot-dot": (
+        lambda: archive({"demo": None, "demo/h": HardLink("demo/../demo-outside")}),
+        "points outside"),
+    "device file": (lambda: _special("demo/null", "CHRTYPE"), "device file"),
+    "fifo": (lambda: _special("demo/pipe", "FIFOTYPE"), "FIFO"),
+    "truncated": (lambda: demo(blob=os.urandom(200_000))[:-5000], "corrupt or truncated"),
+    "not an archive": (lambda: b"<html>Not found</html>", "corrupt or truncated"),
+    "no directory at all": (lambda: archive({}), "does not contain the directory 'demo'"),
+}
+
+
+def _special(name, kind):
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        d = tarfile.TarInfo("demo")
+        d.type = tarfile.DIRTYPE
+        tar.addfile(d)
+        info = tarfile.TarInfo(name)
+        info.type = getattr(tarfile, kind)
+        tar.addfile(info)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("case", sorted(BAD_ARCHIVES))
+def test_bad_archive_installs_nothing(store, sandbox_env, tmp_path, case):
+    make, reason = BAD_ARCHIVES[case]
+    store.put("demo", make())
+    sb = get_sandbox("demo")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(SandboxError) as e:
+        sb.prepare()
+    msg = str(e.value)
+    assert "sandbox 'demo'" in msg and f"URL {store.url}/demo.tar.gz" in msg
+    assert reason in msg
+    assert not os.path.lexists(sandbox_env / "demo")
+    assert staging_entries(sandbox_env) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing escaped
+    assert not os.path.lexists("/tmp/demo-abs")
+
+
+def test_bad_upgrade_leaves_the_old_tree(store):
+    store.put("demo", demo("v1"), mtime=1_700_000_000)
+    sb = get_sandbox("demo")
+    sb.prepare()
+    store.put("demo", sandbox_archive("demo", {"up": Link("../..")}), mtime=1_700_000_100)
+    with pytest.raises(SandboxError, match="points outside"):
+        sb.prepare(refresh=True)
+    assert open(os.path.join(sb.path, "VERSION")).read() == "v1"
+    assert sb.installed_version == "1700000000"
+
+
+def test_inner_symlinks_and_hard_links_are_fine(store):
+    store.put("demo", sandbox_archive("demo", {
+        "lib/libx.so.1": "lib", "lib/libx.so": Link("libx.so.1"),
+        "usr/lib": Link("../lib"), "bin/twin": HardLink("demo/lib/libx.so.1"), "./dot": "d",
+    }))
+    with get_sandbox("demo") as sb:
+        assert open(os.path.join(sb.path, "usr/lib/libx.so")).read() == "lib"
+        assert open(os.path.join(sb.path, "bin/twin")).read() == "lib"
+
+
+def test_plain_tar_is_accepted(store):
+    store.put("demo", sandbox_archive("demo", {"VERSION": "plain"}, compress=False))
+    with get_sandbox("demo") as sb:
+        assert open(os.path.join(sb.path, "VERSION")).read() == "plain"
+
+
+def test_setuid_bits_are_dropped(store):
+    store.put("demo", sandbox_archive("demo", {"bin/su": "x"}, mode=0o4755))
+    with get_sandbox("demo") as sb:
+        assert not os.stat(os.path.join(sb.path, "bin/su")).st_mode & 0o4000
+
+
+# --------------------------------------------------------------------------
+# The pristine flavour and the ELF loader fixup (without running anything)
+# --------------------------------------------------------------------------
+
+ELF = b"\x7fELF" + b"\0" * 60
+
+
+def loader_sandbox():
+    return sandbox_archive("demo", {
+        "lib/ld-linux.so.2": ELF, "lib/libc.so.6": ELF, "bin/prog": ELF,
+        "bin/script": "#!/bin/sh\n", "bin/obj.o": ELF, "skip/prog": ELF, "bin/skipped": ELF,
+        ".elf_patcher_blacklist": "skip\n/bin/skipped\n",
+    })
+
+
+def test_elf_loader_patch(store):
+    store.put("demo", loader_sandbox())
+    sb = get_sandbox("demo")
+    with sb:
+        prog = os.path.join(sb.path, "bin/prog")
+        script = open(prog).read()
+        assert script.startswith("#!/bin/sh\n")
+        assert f"{sb.path}/lib/ld-linux.so.2" in script
+        assert f"--inhibit-rpath {sb.path}/bin/prog.old_elf_loader" in script
+        assert os.access(prog, os.X_OK)
+        assert open(prog + ".old_elf_loader", "rb").read() == ELF
+        for untouched in ("lib/libc.so.6", "bin/obj.o", "skip/prog", "bin/skipped"):
+            assert open(os.path.join(sb.path, untouched), "rb").read() == ELF, untouched
+        assert open(os.path.join(sb.path, "bin/script")).read() == "#!/bin/sh\n"
+        assert sb.has_fixup("elf_loader_patch")
+
+
+def test_pristine_flavour_is_not_patched(store, sandbox_env):
+    store.put("demo", loader_sandbox())
+    sb = get_sandbox("demo", "pristine")
+    with sb:
+        assert sb.path == str(sandbox_env / "no-fixup" / "demo")
+        assert open(os.path.join(sb.path, "bin/prog"), "rb").read() == ELF
+        assert not sb.has_fixup("elf_loader_patch")
+    assert open(os.path.join(sb.path, ".fixups_applied")).read().strip() == ""
+
+
+def test_installed_sandboxes(store):
+    store.put("demo", demo())
+    store.put("tool", sandbox_archive("tool", {"x": "1"}))
+    get_sandbox("demo").prepare()
+    get_sandbox("tool", "pristine").prepare()
+    assert [(s.name, s.flavor) for s in sandbox.installed_sandboxes()] == [
+        ("demo", None), ("tool", "pristine")]
