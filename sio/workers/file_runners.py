@@ -227,6 +227,9 @@ def get_file_runner(executor: BaseExecutor, environ: dict[str, Any]) -> FileRunn
 for _executor in (UnprotectedExecutor, DetailedUnprotectedExecutor, PRootExecutor):
     register_file_runner("executable", _executor, Executable)
     register_file_runner("java", _executor, Java)
+# Python runs with the machine's interpreter: not inside a PRoot sandbox,
+# which has its own file system (and usually no Python).
+for _executor in (UnprotectedExecutor, DetailedUnprotectedExecutor):
     register_file_runner("python", _executor, Python)
 
 

@@ -487,3 +487,35 @@ def test_compile_job_with_filetracker_ce_and_output_only(filetracker_server, ft_
     assert result["result_code"] == "OK"
     assert result["out_file"] == source
     assert result["exec_info"] == {"mode": "output-only"}
+
+
+# --------------------------------------------------------------------------
+# A compiler sandbox (a fake one: a static busybox and a g++ script)
+# --------------------------------------------------------------------------
+
+FAKE_GPP = """#!/bin/sh
+echo "args: $*"
+cat /etc/compiler-id
+echo "cwd: $(pwd)"
+echo 'int main' > a.out
+"""
+
+
+def test_sandboxed_compiler_runs_inside_its_sandbox(archive_server, tmp_path):
+    from tests.sandbox_support import busybox_tree, sandbox_archive
+
+    if shutil.which("proot") is None:
+        missing("proot (Debian package proot)")
+    tree = busybox_tree(applets=("sh", "cat", "echo", "pwd"))
+    if not tree:
+        missing("a static busybox (Debian package busybox-static)")
+    archive_server.put("compiler-gcc.14_2_0", sandbox_archive("compiler-gcc.14_2_0", {
+        **tree, "usr/bin/g++": FAKE_GPP, "etc/compiler-id": "g++ 14 of the sandbox\n"}))
+    environ = compile_job(tmp_path, HELLO["cpp"], "cpp", compiler="g++14_2_cpp23_amd64",
+                          extra_compilation_args="-DX")
+    assert environ["result_code"] == "OK", environ["compiler_output"]
+    lines = environ["compiler_output"].splitlines()
+    assert lines == ["args: -std=c++23 -static -O3 -s -DX a.cpp -o a.out",
+                     "g++ 14 of the sandbox", "cwd: /tmp/compile"]
+    with open(environ["out_file"]) as f:
+        assert f.read() == "int main\n"
