@@ -140,7 +140,7 @@ class SioCelery(Celery):
         self.on_configure.connect(self._choose_config_module, weak=False)
 
     def _choose_config_module(self, sender: Any = None, **kwargs: Any) -> None:
-        if self._config_source is None:
+        if getattr(self, "_config_source", None) is None:
             self._config_source = os.environ.get("CELERY_CONFIG_MODULE") or DEFAULT_CONFIG_MODULE
 
     def prepare_config(self, c: Any) -> Any:

@@ -68,7 +68,9 @@ def run_many(environs: Iterable[Environ], *, timeout: float | None = None,
     from sio.celery.job import TASK_NAME
 
     if app is None:
-        from sio.celery.app import app
+        from sio.celery.app import app as default_app
+
+        app = default_app
     sent = list(environs)
     kwargs = dict(options or {})
     if queue is not None:

@@ -9,6 +9,11 @@ The kind is ``environ['exec_info']['mode']`` (written by the compile job):
     ``-classpath <file> <main_class>`` when ``exec_info['main_class']`` is
     given), where ``M`` is the memory limit in KiB; preferred file name
     ``<main_class or 'a'>.jar``.
+``python``
+    a Python 3 program as a zip application (``__main__.py`` and the modules
+    it imports): ``<python> -I <file> args...``, where ``<python>`` is
+    :func:`python_interpreter`; preferred file name
+    ``exec_info['preferred_filename']`` or ``a.pyz``.
 
 Runners are found in an explicit registry keyed by (mode, executor class);
 the class must match exactly, as in the original, because a subclass of an
@@ -39,6 +44,9 @@ __all__ = [
     "FileRunner",
     "Executable",
     "Java",
+    "Python",
+    "python_interpreter",
+    "PYTHON_ENV",
     "NoFileRunner",
     "register_file_runner",
     "get_file_runner",
@@ -137,6 +145,46 @@ class Java(FileRunner):
         return self.executor([*command, *args], **kwargs)
 
 
+#: The environment variable naming the Python 3 interpreter that runs (and
+#: syntax-checks) Python submissions.
+PYTHON_ENV = "SIO_PYTHON"
+
+
+def python_interpreter() -> str:
+    """The Python 3 interpreter for submissions: the worker's environment
+    variable ``SIO_PYTHON`` (read on every call); by default the system's
+    ``/usr/bin/python3``, or ``python3`` on ``PATH`` where there is none.
+
+    Not the worker's own interpreter, nor a ``PATH`` lookup first: a worker
+    in a virtual environment (or under a version manager's shims) must not
+    give submissions its packages or a wrapper script.
+    """
+    configured = os.environ.get(PYTHON_ENV)
+    if configured:
+        return configured
+    return _SYSTEM_PYTHON if os.access(_SYSTEM_PYTHON, os.X_OK) else "python3"
+
+
+_SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+class Python(FileRunner):
+    """A zip application made by the ``system-python`` compiler.
+
+    ``-I`` (isolated mode): the interpreter ignores ``PYTHON*`` variables
+    and the user's site directory; the zip itself is on ``sys.path``, so the
+    program imports the modules compiled with it.
+    """
+
+    mode = "python"
+
+    def preferred_filename(self) -> str:
+        return str(self.exec_info.get("preferred_filename") or "a.pyz")
+
+    def _run(self, file: str, args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+        return self.executor([python_interpreter(), "-I", file, *args], **kwargs)
+
+
 # --------------------------------------------------------------------------
 # The registry
 # --------------------------------------------------------------------------
@@ -179,6 +227,10 @@ def get_file_runner(executor: BaseExecutor, environ: dict[str, Any]) -> FileRunn
 for _executor in (UnprotectedExecutor, DetailedUnprotectedExecutor, PRootExecutor):
     register_file_runner("executable", _executor, Executable)
     register_file_runner("java", _executor, Java)
+# Python runs with the machine's interpreter: not inside a PRoot sandbox,
+# which has its own file system (and usually no Python).
+for _executor in (UnprotectedExecutor, DetailedUnprotectedExecutor):
+    register_file_runner("python", _executor, Python)
 
 
 # --------------------------------------------------------------------------
