@@ -13,7 +13,8 @@ from tests.support import SOURCES
 pytestmark = pytest.mark.integration
 
 
-def compile_submission(ft_store, source: str, language: str, compiler: str, **keys):
+def compile_submission(ft_store, source, language: str, compiler: str, **keys):
+    """Run a compile job of ``source`` (a name in tests/sources or a path)."""
     env = {"job_type": "compile", "filetracker_url": ft_store.url,
            "source_file": ft_store.put(f"17.{language}", path=str(SOURCES / source)),
            "language": language, "compiler": compiler, "problem_short_name": "sum",
@@ -50,10 +51,7 @@ def test_compilation_error_upstream_sends_no_exec(ft_store, tmp_path):
     # system sends no exec job; one sent anyway fails, never gives a verdict.
     bad = tmp_path / "bad.c"
     bad.write_text("int main(void) { return missing; }\n")
-    env = {"job_type": "compile", "filetracker_url": ft_store.url,
-           "source_file": ft_store.put("bad.c", path=str(bad)), "language": "c",
-           "compiler": "system-gcc", "out_file": ft_store.name("bad-exe")}
-    compiled = runner.run(env)
+    compiled = compile_submission(ft_store, bad, "c", "system-gcc")
     assert compiled["result_code"] == "CE"
     assert "missing" in compiled["compiler_output"]
     with pytest.raises(Exception):
@@ -63,10 +61,7 @@ def test_compilation_error_upstream_sends_no_exec(ft_store, tmp_path):
 def test_output_only_through_compile(ft_store, tmp_path):
     answer = tmp_path / "ans.txt"
     answer.write_text("42\n")
-    env = {"job_type": "compile", "filetracker_url": ft_store.url,
-           "source_file": ft_store.put("ans.txt", path=str(answer)), "language": "txt",
-           "compiler": "output-only", "out_file": ft_store.name("oo-exe")}
-    compiled = runner.run(env)
+    compiled = compile_submission(ft_store, answer, "txt", "output-only")
     assert compiled["result_code"] == "OK"
     assert compiled["exec_info"] == {"mode": "output-only"}
     for job_type in ("exec", "unsafe-exec"):
