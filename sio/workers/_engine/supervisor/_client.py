@@ -9,6 +9,7 @@ spawners of its parent starts its own.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import logging
 import os
 import shutil
@@ -27,7 +28,7 @@ from sio.workers._engine.supervisor.errors import (
 )
 from sio.workers._engine.supervisor.policy import Policy
 from sio.workers._engine.supervisor.probe import Capabilities
-from sio.workers._engine.types import CAPTURE, STDOUT, Limits, Outcome
+from sio.workers._engine.types import CAPTURE, STDOUT, KillReason, Limits, Outcome
 
 log = logging.getLogger("sio.workers.supervisor")
 
@@ -52,7 +53,7 @@ class _Spawner:
         self.sock = ours
         self.pid = os.getpid()
         hello = self._recv()
-        self.capabilities: Capabilities = hello["capabilities"]
+        self.capabilities = Capabilities.from_dict(hello["capabilities"])
 
     def _recv(self) -> dict:
         try:
@@ -72,9 +73,11 @@ class _Spawner:
         _wire.send(self.sock, request, fds)
         answer = self._recv()
         if "error" in answer:
-            log.debug("supervisor traceback:\n%s", answer.get("traceback", ""))
             raise SupervisorError(f"the supervisor failed: {answer['error']}")
-        return answer["outcome"]
+        fields = answer["outcome"]
+        if fields["killed"] is not None:
+            fields["killed"] = KillReason(fields["killed"])
+        return Outcome(**fields)
 
     def close(self) -> None:
         try:
@@ -129,7 +132,6 @@ def probe() -> Capabilities:
     """What supervision this machine supports, as found by a spawner (cached
     in the spawner; the first call starts one). Never raises for a missing
     feature: check :attr:`Capabilities.usable`."""
-    sp = None
     with _lock:
         for candidate in _idle:
             if candidate.pid == os.getpid():
@@ -211,8 +213,8 @@ def run_supervised(argv: Sequence[str | bytes], *, cwd: str | os.PathLike[str],
         "exe": _resolve(os.fsdecode(args[0]), cwd, env),
         "cwd": os.path.abspath(cwd),
         "env": [os.fsencode(k) + b"=" + os.fsencode(v) for k, v in env.items()],
-        "limits": limits,
-        "policy": policy,
+        "limits": dataclasses.asdict(limits),
+        "policy": dataclasses.asdict(policy),
         "stdio": modes,
     }
     sp = _acquire()

@@ -10,7 +10,7 @@ parent of the program, which the tracer has to be.
 
 The worker talks to it over a private socketpair (:mod:`._wire`): one
 request (argv, cwd, env, limits, policy, and the program's stdio descriptors
-via SCM_RIGHTS), one answer (a pickled :class:`Outcome`). The spawner exits
+via SCM_RIGHTS), one answer (the fields of an ``Outcome``). The spawner exits
 when the worker closes its end, killing a running program first.
 
 A run, in order (details at each step below):
@@ -27,6 +27,12 @@ A run, in order (details at each step below):
 
 from __future__ import annotations
 
+# Only built-in and C modules (and this package's small ones): every module
+# the spawner loads makes each fork of it slower (the page tables of its heap
+# are copied, then torn down again at exec). `_signal`/`_socket` instead of
+# `signal`/`socket` avoids loading enum; no dataclasses, pickle or typing.
+import _signal as signal
+import _socket
 import ctypes
 import errno
 import fcntl
@@ -34,21 +40,19 @@ import math
 import os
 import resource
 import select
-import signal
-import socket
 import stat
-import sys
 import time
-import traceback
-from typing import NoReturn
 
 from sio.workers._engine.supervisor import _linux as L
 from sio.workers._engine.supervisor import _wire, bpf
+from sio.workers._engine.supervisor._checks import probe_here
 from sio.workers._engine.supervisor._syscalls import NAMES
 from sio.workers._engine.supervisor.bpf import Stop
-from sio.workers._engine.supervisor.policy import SYSTEM_READ_PATHS, Policy
-from sio.workers._engine.supervisor.probe import Capabilities, probe_here
-from sio.workers._engine.types import KillReason, Limits, Outcome
+from sio.workers._engine.supervisor.paths import SYSTEM_READ_PATHS
+
+# Values of sio.workers._engine.types.KillReason (the client converts).
+CPU_TIME, WALL_TIME, MEMORY, OUTPUT, SYSCALL = (
+    "cpu_time", "wall_time", "memory", "output", "syscall")
 
 WALL = 0x40000000  # __WALL: wait for threads (clones) too
 #: Programs of a root spawner run as uid/gid UID_BASE + their pid: unique
@@ -138,13 +142,19 @@ def _enter_namespaces() -> tuple[tuple[str, ...], tuple[str, ...]]:
 class Spawner:
     """The spawner's state across runs."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: _socket.socket) -> None:
         self.sock = sock
         # Orphans of a program (there should be none: it cannot fork) would
         # become our children, so we reap and can kill them by pid.
         L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
         namespaces, problems = _enter_namespaces()
-        self.caps: Capabilities = probe_here(namespaces, problems)
+        self.caps: dict = probe_here(namespaces, problems)
+        self.usable = self.caps["machine"] == "x86_64" and self.caps["seccomp"] and \
+            self.caps["ptrace"]
+        self.landlock_abi: int = self.caps["landlock_abi"]
+        # Where the always-allowed paths really are (resolved once).
+        self.system_roots = tuple(os.path.realpath(p) for p in SYSTEM_READ_PATHS
+                                  if os.path.exists(p))
         # SIGCHLD (sent on every ptrace stop and exit) is read through a
         # signalfd, so one select() waits for tracees, captured output, the
         # worker's socket and the watchdog's timeout at once.
@@ -167,8 +177,10 @@ class Spawner:
             except _ClientGone:
                 return
             except Exception as e:  # report, keep serving
-                answer = {"error": f"{type(e).__name__}: {e}",
-                          "traceback": traceback.format_exc()}
+                tb, where = e.__traceback__, ""
+                while tb is not None:
+                    where, tb = f" (line {tb.tb_lineno} of {tb.tb_frame.f_code.co_name})", tb.tb_next
+                answer = {"error": f"{type(e).__name__}: {e}{where}"}
             finally:
                 for fd in fds:
                     os.close(fd)
@@ -198,24 +210,30 @@ class Run:
         self.exe: str = request["exe"]
         self.cwd: str = request["cwd"]
         self.env: list[bytes] = request["env"]
-        self.limits: Limits = request["limits"]
-        self.policy: Policy = request["policy"]
+        #: Limits fields (cpu_time_ms, wall_time_ms, address_space_kib,
+        #: output_bytes, stack_kib) and Policy fields, as dicts
+        self.limits: dict = request["limits"]
+        self.policy: dict = request["policy"]
         self.stdio_modes: tuple[str, str, str] = request["stdio"]
         self.given_fds = list(fds)
-        caps = spawner.caps
-        if not caps.usable:
-            raise RuntimeError(caps.missing())
-        self.max_threads = self.policy.max_threads if caps.landlock_abi else 1
-        self.drop_uid = caps.root and self.policy.drop_uid
-        roots = [os.path.realpath(p) for p in SYSTEM_READ_PATHS + self.policy.read_paths
-                 if os.path.exists(p)]
-        if self.policy.allow_local_open:
+        if not spawner.usable:
+            raise RuntimeError("this machine cannot supervise programs")
+        policy = self.policy
+        self.allow_local_open: bool = policy["allow_local_open"]
+        self.max_threads: int = policy["max_threads"] if spawner.landlock_abi else 1
+        self.drop_uid: bool = spawner.caps["root"] and policy["drop_uid"]
+        roots = list(spawner.system_roots)
+        roots += [os.path.realpath(p) for p in policy["read_paths"] if os.path.exists(p)]
+        if self.allow_local_open:
             roots.append(os.path.realpath(self.cwd))
         self.read_roots = tuple(dict.fromkeys(roots))
         lim = self.limits
-        self.cpu_limit_ns = None if lim.cpu_time_ms is None else lim.cpu_time_ms * 1_000_000
-        self.wall_limit_s = None if lim.wall_time_ms is None else lim.wall_time_ms / 1000
-        self.mem_limit_kib = lim.address_space_kib
+        self.cpu_limit_ns = (None if lim["cpu_time_ms"] is None
+                             else lim["cpu_time_ms"] * 1_000_000)
+        self.wall_limit_s = (None if lim["wall_time_ms"] is None
+                             else lim["wall_time_ms"] / 1000)
+        self.mem_limit_kib: int | None = lim["address_space_kib"]
+        self.output_limit: int | None = lim["output_bytes"]
         # run state
         self.leader = 0
         self.tids: set[int] = set()
@@ -227,7 +245,7 @@ class Run:
         self.last_cpu_ns = 0
         self.leader_status: int | None = None
         self.rusage: resource.struct_rusage | None = None
-        self.killed: KillReason | None = None
+        self.killed: str | None = None
         self.violation: str | None = None
         self.mem_peak_kib = 0
         self.stops = 0
@@ -238,7 +256,7 @@ class Run:
 
     # --- set-up ---------------------------------------------------------------
 
-    def execute(self) -> Outcome:
+    def execute(self) -> dict:
         sp = self.sp
         child_fds: list[int] = []   # to close in the parent after fork
         parent_fds: list[int] = []  # to close at the end
@@ -268,15 +286,15 @@ class Run:
         ruleset = self._landlock_ruleset()
         if ruleset is not None:
             parent_fds.append(ruleset)
-        fprog = sp.seccomp_filter(self.policy.extra_syscalls)
+        fprog = sp.seccomp_filter(tuple(self.policy["extra_syscalls"]))
         argv = L.string_array(self.argv)
         envp = L.string_array(self.env)
-        if self.drop_uid and self.policy.allow_local_open:
+        if self.drop_uid and self.allow_local_open:
             # The program (another uid) reaches files in cwd by relative name.
             mode = os.stat(self.cwd).st_mode
             if not mode & stat.S_IXOTH:
                 os.chmod(self.cwd, stat.S_IMODE(mode) | stat.S_IXOTH)
-        cpu = self.policy.cpu if self.policy.cpu is not None else L.current_cpu()
+        cpu = self.policy["cpu"] if self.policy["cpu"] is not None else L.current_cpu()
         # Tracer and program on one CPU: a ptrace stop then wakes the tracer
         # on the same CPU instead of through a cross-CPU wake-up, which on
         # this kind of VM costs 5-7x more per stop.
@@ -321,7 +339,7 @@ class Run:
         the program itself; no writing, no creating, no removing anywhere;
         no TCP; no signals out of the sandbox. Built here, applied by the
         child; descriptors the program was given keep working."""
-        abi = self.sp.caps.landlock_abi
+        abi = self.sp.landlock_abi
         if not abi:
             return None
         fs = L.LL_FS_V1
@@ -343,7 +361,7 @@ class Run:
         try:
             read_file = L.LL_READ_FILE | L.LL_EXECUTE
             for root in self.read_roots:
-                is_cwd = self.policy.allow_local_open and root == self.read_roots[-1]
+                is_cwd = self.allow_local_open and root == self.read_roots[-1]
                 fd = (os.open(root, os.O_PATH | os.O_CLOEXEC) if is_cwd
                       else self.sp.path_fd(root))
                 if fd is None:
@@ -373,7 +391,7 @@ class Run:
                   ctypes.byref(rule), 0)
 
     def _child(self, stdio: list[int], err_w: int, sync_r: int, ruleset: int | None,
-               fprog: L.SockFprog, argv: ctypes.Array, envp: ctypes.Array) -> NoReturn:
+               fprog: L.SockFprog, argv: ctypes.Array, envp: ctypes.Array) -> None:
         """In the forked child: become the program. Never returns.
 
         Any failure before execveat() is written to the error pipe and ends
@@ -420,7 +438,7 @@ class Run:
                 # tracer cannot set it after exec instead: prlimit() on a
                 # process of another uid needs CAP_SYS_RESOURCE, which
                 # containers often drop even for root.
-                limit = (self.mem_limit_kib + self.policy.memory_margin_kib) * 1024
+                limit = (self.mem_limit_kib + self.policy["memory_margin_kib"]) * 1024
                 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
             L.seccomp_set_filter(fprog)
             # From here on every call goes through the filter: this execveat
@@ -440,16 +458,17 @@ class Run:
     def _set_rlimits(self) -> None:
         lim = self.limits
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if lim.cpu_time_ms is not None:
+        if lim["cpu_time_ms"] is not None:
             # Only a backstop: the watchdog kills at the limit. SIGXCPU a
             # second later, SIGKILL (which cannot be ignored) one more later.
-            soft = math.ceil(lim.cpu_time_ms / 1000) + 1
+            soft = math.ceil(lim["cpu_time_ms"] / 1000) + 1
             resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + 1))
-        if lim.output_bytes is not None:
+        if self.output_limit is not None:
             # One byte over the limit is how we see, after the run, that the
             # program tried to write more even if it ignored SIGXFSZ.
-            resource.setrlimit(resource.RLIMIT_FSIZE, (lim.output_bytes + 1,) * 2)
-        stack = resource.RLIM_INFINITY if lim.stack_kib is None else lim.stack_kib * 1024
+            resource.setrlimit(resource.RLIMIT_FSIZE, (self.output_limit + 1,) * 2)
+        stack = (resource.RLIM_INFINITY if lim["stack_kib"] is None
+                 else lim["stack_kib"] * 1024)
         try:
             resource.setrlimit(resource.RLIMIT_STACK, (stack, stack))
         except (OSError, ValueError):  # cannot raise the hard limit
@@ -472,7 +491,7 @@ class Run:
             if sp.sock.fileno() in ready:
                 # The worker went away (or broke the protocol): nobody will
                 # read the outcome, so end the program and the spawner.
-                self._kill(KillReason.WALL_TIME)
+                self._kill(WALL_TIME)
                 self._reap_all()
                 raise _ClientGone()
             for fd in ready:
@@ -613,7 +632,7 @@ class Run:
             self._cont(tid)
         elif kind == "memory":
             self.mem_peak_kib = max(self.mem_peak_kib, decision[1])
-            self._kill(KillReason.MEMORY)
+            self._kill(MEMORY)
         else:
             self._violate(decision[1])
 
@@ -657,7 +676,7 @@ class Run:
         writes = (flags & os.O_ACCMODE) != os.O_RDONLY or flags & (os.O_CREAT | os.O_TRUNC)
         if _inside(path, self.read_roots):
             return ("errno", errno.EACCES) if writes else ("allow",)
-        if self.policy.allow_local_open:
+        if self.allow_local_open:
             # SIO2 local-open mode: anything else is an error the program sees.
             return ("errno", errno.EACCES)
         return ("violate", name)
@@ -749,7 +768,7 @@ class Run:
         if self.cpu_limit_ns is not None and self.exec_time is not None:
             left = self.cpu_limit_ns - (self._cpu_now() - self.exec_cpu_ns)
             if left < 0:
-                self._kill(KillReason.CPU_TIME)
+                self._kill(CPU_TIME)
                 return timeout
             # The program is pinned to one CPU with all its threads, so its
             # CPU time cannot grow faster than the wall clock: sleeping for
@@ -759,7 +778,7 @@ class Run:
             start = self.exec_time if self.exec_time is not None else self.fork_time
             left_s = start + self.wall_limit_s - now
             if left_s < 0:
-                self._kill(KillReason.WALL_TIME)
+                self._kill(WALL_TIME)
                 return timeout
             timeout = min(timeout, left_s + 0.0005)
         return timeout
@@ -772,9 +791,9 @@ class Run:
     def _violate(self, name: str) -> None:
         if self.killed is None:
             self.violation = name
-        self._kill(KillReason.SYSCALL)
+        self._kill(SYSCALL)
 
-    def _kill(self, reason: KillReason) -> None:
+    def _kill(self, reason: str) -> None:
         if self.killed is None:
             self.killed = reason
             # A SIGKILLed task no longer stops at PTRACE_EVENT_EXIT, so this
@@ -797,32 +816,38 @@ class Run:
         if not data:
             del self.captures[fd]
             return False
-        limit = self.limits.output_bytes
+        limit = self.output_limit
         if limit is not None and len(buf) + len(data) > limit:
             buf += data[:limit - len(buf)]
             self.truncated = True
-            self._kill(KillReason.OUTPUT)
+            self._kill(OUTPUT)
         else:
             buf += data
         return True
 
     # --- the report -----------------------------------------------------------
 
-    def _outcome(self, err_r: int, stdio: list[int]) -> Outcome:
+    def _outcome(self, err_r: int, stdio: list[int]) -> dict:
+        """The fields of the run's ``Outcome`` (killed as a KillReason value)."""
         # What the program wrote just before it ended is still in the pipes;
         # every writer is gone now, so this ends (non-blocking all the same).
         for fd in list(self.captures):
             os.set_blocking(fd, False)
             while self._read_capture(fd):
                 pass
-        streams = {name: bytes(buf) for name, buf in self.captured.items()}
         status = self.leader_status or 0
-        ru = self.rusage
         end = time.monotonic()
         start = self.exec_time if self.exec_time is not None else self.fork_time
-        wall_ms = int((end - start) * 1000)
-        exit_code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
-        sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+        out: dict = {
+            "exit_code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
+            "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
+            "cpu_time_ms": 0, "wall_time_ms": int((end - start) * 1000),
+            "killed": None, "mem_peak_kib": None, "syscalls": 0, "violation": None,
+            "system_error": self.system_error, "output_truncated": self.truncated,
+        }
+        for i, name in ((1, "stdout"), (2, "stderr")):
+            out[name] = bytes(self.captured[name]) if self.stdio_modes[i] == "capture" else None
+        sig = out["signal"]
         if self.exec_time is None:
             os.set_blocking(err_r, False)
             try:
@@ -833,42 +858,37 @@ class Run:
                     and self.mem_limit_kib is not None):
                 # The kernel killed it inside execve, past the point of no
                 # return: the program's image does not fit in RLIMIT_AS.
-                return Outcome(exit_code=None, signal=sig, cpu_time_ms=0, wall_time_ms=wall_ms,
-                               killed=KillReason.MEMORY, syscalls=0)
-            return Outcome(exit_code=exit_code, signal=sig, cpu_time_ms=0,
-                           wall_time_ms=wall_ms,
-                           system_error=(f"cannot start {self.exe}: {detail}" if detail
-                                         else f"the program could not be started "
-                                              f"(status {status:#x})"))
+                out["killed"] = MEMORY
+            elif detail:
+                out["system_error"] = f"cannot start {self.exe}: {detail}"
+            else:
+                out["system_error"] = f"the program could not be started (status {status:#x})"
+            return out
         cpu_ns = 0
-        if ru is not None:
+        if self.rusage is not None:
+            ru = self.rusage
             cpu_ns = int(round((ru.ru_utime + ru.ru_stime) * 1e9)) - self.exec_cpu_ns
         cpu_ns = max(cpu_ns, 0)
         killed = self.killed
-        lim = self.limits
         if killed is None:
+            # Limits broken without the engine having to step in: decided
+            # after the fact, in this order.
             if self.mem_limit_kib is not None and self.mem_peak_kib > self.mem_limit_kib:
-                killed = KillReason.MEMORY
+                killed = MEMORY
             elif self.cpu_limit_ns is not None and (
                     cpu_ns > self.cpu_limit_ns or sig == signal.SIGXCPU
                     or (sig == signal.SIGKILL and cpu_ns >= self.cpu_limit_ns)):
-                killed = KillReason.CPU_TIME
-            elif lim.output_bytes is not None and (
+                killed = CPU_TIME
+            elif self.output_limit is not None and (
                     sig == signal.SIGXFSZ or self._files_over_limit(stdio)):
-                killed = KillReason.OUTPUT
-        return Outcome(
-            exit_code=exit_code, signal=sig,
-            cpu_time_ms=cpu_ns // 1_000_000, wall_time_ms=wall_ms,
-            killed=killed, mem_peak_kib=self.mem_peak_kib, syscalls=self.stops,
-            violation=self.violation if killed is KillReason.SYSCALL else None,
-            system_error=self.system_error,
-            stdout=streams.get("stdout") if self.stdio_modes[1] == "capture" else None,
-            stderr=streams.get("stderr") if self.stdio_modes[2] == "capture" else None,
-            output_truncated=self.truncated,
-        )
+                killed = OUTPUT
+        out.update(cpu_time_ms=cpu_ns // 1_000_000, killed=killed,
+                   mem_peak_kib=self.mem_peak_kib, syscalls=self.stops,
+                   violation=self.violation if killed == SYSCALL else None)
+        return out
 
     def _files_over_limit(self, stdio: list[int]) -> bool:
-        limit = self.limits.output_bytes
+        limit = self.output_limit
         assert limit is not None
         for mode, fd in zip(self.stdio_modes[1:], stdio[1:]):
             if mode == "fd":
@@ -883,7 +903,7 @@ class Run:
 
 def main(fd: int) -> None:
     """Entry point of the spawner process (``python -I -S -c ...``)."""
-    sock = socket.socket(fileno=fd)
+    sock = _socket.socket(fileno=fd)
     # The worker may be interrupted with ^C; the spawner must not die of it
     # mid-run (it ends when the worker closes the socket).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -891,5 +911,3 @@ def main(fd: int) -> None:
         Spawner(sock).serve()
     except (EOFError, ConnectionError):
         pass
-    finally:
-        sys.stdout.flush()

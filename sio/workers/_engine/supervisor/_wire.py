@@ -1,34 +1,44 @@
-"""Messages between the worker and its spawner: a length-prefixed pickle per
-message, with file descriptors attached to the first chunk (SCM_RIGHTS).
+"""Messages between the worker and its spawner: one ``marshal``-encoded
+value (dicts, lists, str, bytes, int, None) per message, length-prefixed,
+with file descriptors attached to the first chunk (SCM_RIGHTS).
 
-Both ends are our own processes joined by a private socketpair, so pickle is
-safe here (nothing else can write to that socket)."""
+marshal, not pickle: it is built into the interpreter (the spawner stays
+small, which makes every fork cheaper) and it only carries plain data.
+Works with :class:`socket.socket` and with the spawner's bare
+``_socket.socket`` alike."""
 
 from __future__ import annotations
 
-import pickle
-import socket
+import array
+import marshal
 import struct
-from typing import Any
 
 _HEADER = struct.Struct("<Q")
 MAX_FDS = 8
+SOL_SOCKET = 1
+SCM_RIGHTS = 1
 
 
-def send(sock: socket.socket, obj: Any, fds: list[int] | tuple[int, ...] = ()) -> None:
-    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    payload = _HEADER.pack(len(data)) + data
+def send(sock, value, fds: list[int] | tuple[int, ...] = ()) -> None:  # type: ignore[no-untyped-def]
+    data = marshal.dumps(value)
+    payload = memoryview(_HEADER.pack(len(data)) + data)
     if fds:
         # The descriptors travel with the first bytes; the rest follows.
-        sent = socket.send_fds(sock, [payload[:_HEADER.size]], list(fds))
+        ancillary = [(SOL_SOCKET, SCM_RIGHTS, array.array("i", fds).tobytes())]
+        sent = sock.sendmsg([payload[:_HEADER.size]], ancillary)
         payload = payload[sent:]
-    if payload:
-        sock.sendall(payload)
+    while payload:
+        payload = payload[sock.send(payload):]
 
 
-def recv(sock: socket.socket) -> tuple[Any, list[int]] | None:
-    """The next message and its descriptors, or None at end of stream."""
-    header, fds, _flags, _addr = socket.recv_fds(sock, _HEADER.size, MAX_FDS)
+def recv(sock):  # type: ignore[no-untyped-def]
+    """The next ``(value, fds)``, or None at end of stream."""
+    header, ancdata, _flags, _addr = sock.recvmsg(_HEADER.size,
+                                                  _cmsg_space(MAX_FDS * 4))
+    fds: list[int] = []
+    for level, kind, data in ancdata:
+        if level == SOL_SOCKET and kind == SCM_RIGHTS:
+            fds += array.array("i", data[:len(data) - len(data) % 4]).tolist()
     if not header:
         return None
     while len(header) < _HEADER.size:
@@ -45,4 +55,9 @@ def recv(sock: socket.socket) -> tuple[Any, list[int]] | None:
         if n == 0:
             raise EOFError("truncated message")
         got += n
-    return pickle.loads(buf), fds
+    return marshal.loads(buf), fds
+
+
+def _cmsg_space(length: int) -> int:
+    # CMSG_SPACE on x86-64 Linux: a 16-byte header, data padded to 8 bytes.
+    return 16 + ((length + 7) & ~7)

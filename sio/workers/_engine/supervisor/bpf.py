@@ -25,7 +25,6 @@ tracer which of these it is.
 from __future__ import annotations
 
 import errno
-import enum
 import struct
 from collections.abc import Iterable
 
@@ -61,8 +60,9 @@ _JMP_JGE_K = 0x35
 _RET_K = 0x06
 
 
-class Stop(enum.IntEnum):
-    """Why a traced call stopped (the ``SECCOMP_RET_DATA`` of its TRACE action)."""
+class Stop:
+    """Why a traced call stopped (the ``SECCOMP_RET_DATA`` of its TRACE action).
+    Plain ints, not an enum: the spawner keeps its imports minimal."""
 
     FORBIDDEN = 1   #: not allowed at all: rule violation
     FOREIGN_ABI = 2  #: a call of another architecture (i386 ``int 0x80``)
@@ -75,7 +75,7 @@ class Stop(enum.IntEnum):
     MEMORY = 9      #: a large mmap/mremap: would it exceed the memory limit?
 
 
-def _trace(stop: Stop) -> int:
+def _trace(stop: int) -> int:
     return SECCOMP_RET_TRACE | int(stop)
 
 
@@ -88,7 +88,7 @@ def _errno(code: int) -> int:
 ALLOWED: tuple[str, ...] = (
     # I/O on descriptors it was given
     "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev",
-    "preadv2", "pwritev2", "lseek", "close", "fstat", "dup", "dup2", "dup3", "fcntl",
+    "preadv2", "pwritev2", "lseek", "close", "fstat", "dup", "dup2", "dup3",
     "fsync", "fdatasync", "ftruncate", "fadvise64", "sendfile", "splice", "tee",
     "getdents", "getdents64", "fstatfs", "close_range", "pipe", "pipe2",
     "poll", "ppoll", "select", "pselect6", "epoll_create", "epoll_create1", "epoll_ctl",
@@ -138,7 +138,7 @@ REFUSED: dict[str, int] = {
 }
 
 #: Stop in the tracer, which decides from the arguments.
-TRACED: dict[str, Stop] = {
+TRACED: dict[str, int] = {
     "open": Stop.OPEN, "openat": Stop.OPEN, "creat": Stop.OPEN,
     "stat": Stop.PATH_QUERY, "lstat": Stop.PATH_QUERY, "newfstatat": Stop.PATH_QUERY,
     "statx": Stop.PATH_QUERY, "access": Stop.PATH_QUERY, "faccessat": Stop.PATH_QUERY,
@@ -152,6 +152,9 @@ TRACED: dict[str, Stop] = {
 
 #: prctl options that are allowed (thread names); every other one is refused.
 PRCTL_ALLOWED = (15, 16)  # PR_SET_NAME, PR_GET_NAME
+#: fcntl commands refused (EPERM): F_SETOWN, F_SETSIG, F_SETOWN_EX would let
+#: SIGIO signal another process; F_SETLEASE, F_NOTIFY watch shared inodes.
+FCNTL_REFUSED = (8, 10, 15, 1024, 1026)
 
 #: mmap/mremap sizes from which the tracer checks the memory limit. Smaller
 #: ones are left to RLIMIT_AS, whose margin they cannot jump over.
@@ -251,7 +254,7 @@ def build_filter(extra_allowed: Iterable[str] = ()) -> bytes:
     """
     extra = list(extra_allowed)
     traced_extra = [n for n in extra if n in TRACED or n in ("mmap", "mremap", "prlimit64",
-                                                               "prctl")]
+                                                               "prctl", "fcntl")]
     if traced_extra:
         raise ValueError(f"these calls are decided by the tracer and cannot be simply "
                          f"allowed: {', '.join(traced_extra)}")
@@ -300,6 +303,13 @@ def build_filter(extra_allowed: Iterable[str] = ()) -> bytes:
         asm.jump("==", option, true="allow")
     asm.goto("eperm")
     asm.label("not_prctl")
+    #    fcntl(fd, cmd, ...): everything but signal ownership and leases.
+    asm.jump("==", NUMBERS["fcntl"], false="not_fcntl")
+    asm.load(off_arg_lo(1))
+    for cmd in FCNTL_REFUSED:
+        asm.jump("==", cmd, true="eperm")
+    asm.goto("allow")
+    asm.label("not_fcntl")
     # 5. Harmless refusals, grouped by errno.
     by_errno: dict[int, list[str]] = {}
     for name, code in REFUSED.items():
@@ -308,7 +318,7 @@ def build_filter(extra_allowed: Iterable[str] = ()) -> bytes:
     for code, names in sorted(by_errno.items()):
         _group(asm, _numbers(names), _errno(code))
     # 6. Decision points.
-    by_stop: dict[Stop, list[str]] = {}
+    by_stop: dict[int, list[str]] = {}
     for name, stop in TRACED.items():
         by_stop.setdefault(stop, []).append(name)
     for stop, names in sorted(by_stop.items()):

@@ -5,16 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sio.workers._engine.supervisor.paths import SYSTEM_READ_PATHS
 from sio.workers._engine.types import KillReason, Outcome
 
-#: Read-only paths every program may open: what the dynamic loader and libc
-#: read at start-up. Anything else needs :attr:`Policy.read_paths` (or
-#: :attr:`Policy.allow_local_open` for the working directory).
-SYSTEM_READ_PATHS: tuple[str, ...] = (
-    "/lib", "/lib32", "/lib64", "/libx32", "/usr/lib", "/usr/lib32", "/usr/lib64",
-    "/usr/libx32", "/usr/local/lib",
-    "/etc/ld.so.cache", "/etc/ld.so.preload", "/etc/localtime",
-)
+__all__ = ["SYSTEM_READ_PATHS", "Policy", "verdict"]
 
 
 @dataclass(frozen=True)

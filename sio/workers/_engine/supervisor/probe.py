@@ -1,6 +1,6 @@
 """What this machine lets the supervisor do, found out once per spawner.
 
-The spawner runs :func:`probe_here` at start-up, after entering its
+The spawner runs the checks (:mod:`._checks`) at start-up, after entering its
 namespaces, so the answer describes the very process that will supervise
 programs. Required: x86-64, seccomp filters with the TRACE action, and ptrace
 of our own children. Everything else is an extra layer whose absence is
@@ -10,14 +10,7 @@ rather than looser, e.g. no threads without Landlock).
 
 from __future__ import annotations
 
-import os
-import signal
 from dataclasses import dataclass, field
-
-from sio.workers._engine.supervisor import _linux as L
-from sio.workers._engine.supervisor import bpf
-
-REQUIRED_SECCOMP_ACTIONS = ("allow", "errno", "trace", "kill_process")
 
 
 @dataclass(frozen=True)
@@ -82,97 +75,8 @@ class Capabilities:
             text += " Notes: " + "; ".join(self.problems) + "."
         return text
 
-
-def _seccomp_actions() -> tuple[bool, str | None]:
-    try:
-        with open("/proc/sys/kernel/seccomp/actions_avail") as f:
-            avail = set(f.read().split())
-    except OSError as e:
-        return False, f"cannot read seccomp actions ({e.strerror})"
-    lacking = [a for a in REQUIRED_SECCOMP_ACTIONS if a not in avail]
-    if lacking:
-        return False, f"seccomp lacks the action(s) {', '.join(lacking)}"
-    return True, None
-
-
-def _ptrace_seccomp_selftest() -> tuple[bool, str | None]:
-    """Fork a child that installs a filter tracing getppid(), seize it, and
-    check that the TRACE stop reaches us. This is the whole mechanism the
-    supervisor relies on, on a harmless call."""
-    program = _selftest_filter()
-    fprog, _buf = L.make_fprog(program)
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: wait until seized, then trip the filter
-        try:
-            os.close(w)
-            os.read(r, 1)
-            L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
-            L.seccomp_set_filter(fprog)
-            os.getppid()
-            os._exit(0)
-        except BaseException:
-            os._exit(1)
-    os.close(r)
-    try:
-        try:
-            L.ptrace(L.PTRACE_SEIZE, pid, 0, L.PTRACE_O_TRACESECCOMP | L.PTRACE_O_EXITKILL)
-        except OSError as e:
-            return False, f"ptrace of a child failed ({e.strerror})"
-        os.write(w, b"x")
-        saw_stop = False
-        while True:
-            _, status = os.waitpid(pid, 0x40000000)  # __WALL
-            if os.WIFSTOPPED(status):
-                if status >> 16 == L.PTRACE_EVENT_SECCOMP:
-                    saw_stop = True
-                    L.ptrace(L.PTRACE_CONT, pid, 0, 0)
-                else:
-                    sig = os.WSTOPSIG(status)
-                    L.ptrace(L.PTRACE_CONT, pid, 0, 0 if status >> 16 else sig)
-                continue
-            ok = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-            if not ok:
-                return False, "the seccomp/ptrace self-test child failed"
-            if not saw_stop:
-                return False, "seccomp TRACE stops do not reach the tracer"
-            return True, None
-    finally:
-        os.close(w)
-        try:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
-
-
-def _selftest_filter() -> bytes:
-    asm = bpf.Assembler()
-    asm.load(bpf.OFF_NR)
-    asm.jump("==", L.NR["getppid"], false="allow")
-    asm.ret(bpf.SECCOMP_RET_TRACE | 1)
-    asm.label("allow")
-    asm.ret(bpf.SECCOMP_RET_ALLOW)
-    return asm.assemble()
-
-
-def probe_here(namespaces: tuple[str, ...] = (), problems: tuple[str, ...] = ()) -> Capabilities:
-    """Probe in the current process (meant for the spawner; forks children)."""
-    notes = list(problems)
-    machine = os.uname().machine
-    seccomp = ptrace = False
-    if machine == "x86_64":
-        seccomp, why = _seccomp_actions()
-        if why:
-            notes.append(why)
-        if seccomp:
-            ptrace, why = _ptrace_seccomp_selftest()
-            if why:
-                notes.append(why)
-    abi = L.landlock_abi()
-    if not abi:
-        notes.append("Landlock is not available (kernel older than 5.13 or disabled)")
-    return Capabilities(machine=machine, seccomp=seccomp, ptrace=ptrace, landlock_abi=abi,
-                        namespaces=namespaces, root=os.geteuid() == 0,
-                        problems=tuple(notes))
-
+    @classmethod
+    def from_dict(cls, fields: dict) -> Capabilities:
+        """Build from what the spawner reports."""
+        return cls(**{**fields, "namespaces": tuple(fields["namespaces"]),
+                      "problems": tuple(fields["problems"])})
