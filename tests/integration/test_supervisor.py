@@ -347,7 +347,7 @@ def test_memory_of_the_program_not_of_the_worker(job):
 
 def test_unusable_machine_raises(monkeypatch, job):
     from sio.workers._engine.supervisor import _client
-    from sio.workers._engine.supervisor.probe import Capabilities
+    from sio.workers._engine.supervisor.capabilities import Capabilities
 
     broken = Capabilities(machine="x86_64", seccomp=False, ptrace=True, landlock_abi=0,
                           namespaces=(), root=False, problems=("no seccomp here",))

@@ -21,7 +21,7 @@ import importlib
 _EXPORTS = {
     "run_supervised": "_client", "probe": "_client",
     "Policy": "policy", "verdict": "policy",
-    "Capabilities": "probe",
+    "Capabilities": "capabilities",
     "SupervisorError": "errors", "SupervisorUnavailable": "errors",
     "ProgramNotFound": "errors",
 }

@@ -1,4 +1,4 @@
-"""The probe's checks, run inside the spawner (see :mod:`.probe` for the
+"""The probe's checks, run inside the spawner (see :mod:`.capabilities` for the
 answer's type and its plain-words description)."""
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def _ptrace_seccomp_selftest() -> tuple[bool, str | None]:
 
 def probe_here(namespaces: tuple[str, ...] = (), problems: tuple[str, ...] = ()) -> dict:
     """Probe in the current process (the spawner; forks a child). Returns the
-    fields of :class:`~sio.workers._engine.supervisor.probe.Capabilities`."""
+    fields of :class:`~sio.workers._engine.supervisor.capabilities.Capabilities`."""
     notes = list(problems)
     machine = os.uname().machine
     seccomp = ptrace = False

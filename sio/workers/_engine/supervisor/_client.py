@@ -27,7 +27,7 @@ from sio.workers._engine.supervisor.errors import (
     SupervisorUnavailable,
 )
 from sio.workers._engine.supervisor.policy import Policy
-from sio.workers._engine.supervisor.probe import Capabilities
+from sio.workers._engine.supervisor.capabilities import Capabilities
 from sio.workers._engine.types import CAPTURE, STDOUT, KillReason, Limits, Outcome
 
 log = logging.getLogger("sio.workers.supervisor")

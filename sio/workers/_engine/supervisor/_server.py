@@ -242,6 +242,7 @@ class Run:
         self.fork_time = 0.0
         self.exec_time: float | None = None
         self.exec_cpu_ns = 0
+        self.last_memory_sample = 0.0
         self.last_cpu_ns = 0
         self.leader_status: int | None = None
         self.rusage: resource.struct_rusage | None = None
@@ -309,12 +310,6 @@ class Run:
             for fd in child_fds:
                 os.close(fd)
             child_fds = []
-            try:
-                # Both sides set the group, so that it is set whichever runs
-                # first: we killpg() it.
-                os.setpgid(pid, pid)
-            except OSError:
-                pass
             try:
                 L.ptrace(L.PTRACE_SEIZE, pid, 0, SEIZE_OPTIONS)
             except OSError:
@@ -398,7 +393,11 @@ class Run:
         the child with status 127; the parent reports it as a system error."""
         err_fd = err_w
         try:
-            os.setpgid(0, 0)
+            # A new session: its own process group (which _kill() kills as a
+            # whole) and no controlling terminal (no terminal signals, no
+            # /dev/tty). Done here only: setsid() fails for a process that
+            # is already a group leader, so the parent must not setpgid() it.
+            os.setsid()
             # Python ignores SIGPIPE and SIGXFSZ, and ignored signals survive
             # exec: the program must get the default actions (SIGXFSZ is how
             # RLIMIT_FSIZE ends it). SIGCHLD is blocked in the spawner.
@@ -440,7 +439,7 @@ class Run:
                 # containers often drop even for root.
                 limit = (self.mem_limit_kib + self.policy["memory_margin_kib"]) * 1024
                 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-            L.seccomp_set_filter(fprog)
+            L.seccomp_set_filter(fprog, spec_allow=True)
             # From here on every call goes through the filter: this execveat
             # is the one exec the tracer allows.
             L.syscall("execveat", exe_fd, b"", argv, envp, L.AT_EMPTY_PATH)
@@ -529,14 +528,17 @@ class Run:
         our tracee or (the spawner being a child subreaper) our child, not yet
         reaped, so its id cannot belong to an unrelated process yet. No
         killpg() here: once the leader is reaped, the group id is free."""
-        for tid in self.tids:
+        for tid in list(self.tids):
             try:
                 os.kill(tid, signal.SIGKILL)
-            except OSError:
+                os.wait4(tid, WALL)
+            except (OSError, ChildProcessError):
                 pass
-        while True:
+        self.tids.clear()
+        while True:  # orphans adopted as subreaper, if any
             try:
-                os.wait4(-1, WALL)
+                if os.wait4(-1, os.WNOHANG | WALL)[0] == 0:
+                    return
             except ChildProcessError:
                 return
 
@@ -765,6 +767,11 @@ class Run:
         if self.killed is not None:
             return timeout
         now = time.monotonic()
+        if self.exec_time is not None and now - self.last_memory_sample > WATCHDOG_PERIOD:
+            # For programs the kernel kills without an exit stop (RLIMIT_CPU's
+            # SIGKILL): their VmPeak is then at most 50 ms old.
+            self.last_memory_sample = now
+            self._sample_memory(self.leader)
         if self.cpu_limit_ns is not None and self.exec_time is not None:
             left = self.cpu_limit_ns - (self._cpu_now() - self.exec_cpu_ns)
             if left < 0:
