@@ -354,7 +354,6 @@ def test_unusable_machine_raises(monkeypatch, job):
 
     class FakeSpawner:
         capabilities = broken
-        pid = os.getpid()
 
         def __init__(self):
             pass

@@ -51,7 +51,6 @@ class _Spawner:
         finally:
             theirs.close()
         self.sock = ours
-        self.pid = os.getpid()
         hello = self._recv()
         self.capabilities = Capabilities.from_dict(hello["capabilities"])
 
@@ -100,9 +99,8 @@ def _acquire() -> _Spawner:
     with _lock:
         while _idle:
             sp = _idle.pop()
-            if sp.pid == os.getpid() and sp.proc.poll() is None:
+            if sp.proc.poll() is None:
                 return sp
-            # inherited from the process we were forked from: not ours to use
     sp = _Spawner()
     caps = sp.capabilities
     if not caps.usable:
@@ -119,13 +117,27 @@ def _release(sp: _Spawner) -> None:
         _idle.append(sp)
 
 
+def _forget_inherited() -> None:
+    """In a forked copy of the worker: the parent's spawners are not ours.
+    Close our copies of their sockets (the parent keeps its own, so its
+    spawners live on) and start afresh; the lock may have been held by
+    another thread of the parent at fork time."""
+    global _lock
+    _lock = threading.Lock()
+    for sp in _idle:
+        sp.sock.close()
+    _idle.clear()
+
+
+os.register_at_fork(after_in_child=_forget_inherited)
+
+
 @atexit.register
 def _shutdown() -> None:
     with _lock:
         spawners, _idle[:] = list(_idle), []
     for sp in spawners:
-        if sp.pid == os.getpid():
-            sp.close()
+        sp.close()
 
 
 def probe() -> Capabilities:
@@ -134,8 +146,7 @@ def probe() -> Capabilities:
     feature: check :attr:`Capabilities.usable`."""
     with _lock:
         for candidate in _idle:
-            if candidate.pid == os.getpid():
-                return candidate.capabilities
+            return candidate.capabilities
     sp = _Spawner()
     caps = sp.capabilities
     if caps.usable:
