@@ -4,8 +4,10 @@ behaviour, SIO2's local-open mode, and the accuracy of time and memory."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -280,6 +282,59 @@ def test_image_larger_than_the_memory_limit_is_mle(job):
     outcome, result = job.run("sup_mem_touch", "1", limits=replace(LIMITS,
                                                                    address_space_kib=200))
     assert result == ("MLE", "memory limit exceeded")
+
+
+def test_root_runs_programs_as_a_fresh_unprivileged_uid(job):
+    if os.geteuid() != 0:
+        pytest.skip("only a root supervisor drops the uid")
+    outcome, result = job.run("sup_behave", "uid")
+    uid, gid = map(int, outcome.stdout.split())
+    assert uid >= UID_BASE and gid == uid
+    # so a program only its owner (root) may execute cannot be run
+    private = job.dir / "private"
+    private.write_bytes(Path(job.programs["sup_behave"]).read_bytes())
+    private.chmod(0o700)
+    outcome = run_supervised(["./private"], cwd=job.dir, env=ENV, limits=LIMITS)
+    assert verdict(outcome)[0] == "SE" and "Permission denied" in outcome.system_error
+
+
+def test_concurrent_runs_use_separate_spawners(job):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda n: job.run("sup_cpu_burn", "100")[1], range(6)))
+    assert results == [("OK", "ok")] * 6
+
+
+def test_a_forked_worker_gets_its_own_spawner(job):
+    job.run("sup_behave")  # this process now has a spawner
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its status
+        try:
+            _, result = job.run("sup_behave")
+            os._exit(0 if result == ("OK", "ok") else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert job.run("sup_behave")[1] == ("OK", "ok")
+
+
+def test_a_worker_that_goes_away_takes_the_program_with_it(job):
+    from sio.workers._engine.supervisor import _client, _wire
+
+    sp = _client._Spawner()
+    request = {"argv": [job.programs["hostile_sleep"].encode()],
+               "exe": job.programs["hostile_sleep"], "cwd": str(job.dir), "env": [],
+               "limits": dataclasses.asdict(Limits()),
+               "policy": dataclasses.asdict(Policy()), "stdio": ("null", "null", "null")}
+    _wire.send(sp.sock, request)
+    deadline = time.monotonic() + 5
+    while not _sandbox_processes() and time.monotonic() < deadline and os.geteuid() == 0:
+        time.sleep(0.01)
+    sp.close()  # the spawner kills the program and exits
+    assert sp.proc.returncode == 0
+    # the job fixture checks that no process of the program is left
 
 
 # --- local-open mode (SIO2 allow_local_open) -----------------------------------

@@ -1,6 +1,6 @@
 /* Ordinary behaviours: "ok" prints hello; "exit N" returns N; "segv",
  * "abort" crash; "cat" copies stdin to stdout; "stderr" writes to both
- * streams; "fstat" stats its streams and queries files (allowed and not). */
+ * streams; "stat PATH" queries a path; "uid" prints its uid and gid. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +23,7 @@ int main(int argc, char **argv) {
         printf("%d %d\n", stat(argv[2], &st), access(argv[2], R_OK));
         return 0;
     }
+    if (!strcmp(what, "uid")) { printf("%u %u\n", getuid(), getgid()); return 0; }
     puts("hello");
     return 0;
 }

@@ -528,12 +528,24 @@ class Run:
         our tracee or (the spawner being a child subreaper) our child, not yet
         reaped, so its id cannot belong to an unrelated process yet. No
         killpg() here: once the leader is reaped, the group id is free."""
-        for tid in list(self.tids):
+        for tid in self.tids:
             try:
                 os.kill(tid, signal.SIGKILL)
-                os.wait4(tid, WALL)
-            except (OSError, ChildProcessError):
+            except OSError:
                 pass
+        while self.tids:
+            try:
+                pid, status, ru = os.wait4(-1, WALL)
+            except ChildProcessError:
+                break
+            if os.WIFSTOPPED(status):
+                # Even a SIGKILLed tracee stops at PTRACE_EVENT_EXIT on
+                # recent kernels, and stays there until continued.
+                self._cont(pid)
+                continue
+            self.tids.discard(pid)
+            if pid == self.leader and self.leader_status is None:
+                self.leader_status, self.rusage = status, ru
         self.tids.clear()
         while True:  # orphans adopted as subreaper, if any
             try:
@@ -803,8 +815,8 @@ class Run:
     def _kill(self, reason: str) -> None:
         if self.killed is None:
             self.killed = reason
-            # A SIGKILLed task no longer stops at PTRACE_EVENT_EXIT, so this
-            # is the last chance to read its memory.
+            # Whether a SIGKILLed task still stops at PTRACE_EVENT_EXIT
+            # depends on the kernel: read its memory while it surely can.
             self._sample_memory(self.leader)
             self._cpu_now()
         for kill in (os.kill, os.killpg):
