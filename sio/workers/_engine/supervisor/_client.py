@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import functools
 import logging
 import os
 import shutil
@@ -184,6 +185,13 @@ def _stdio_mode(value: object, name: str, allowed: tuple[object, ...]) -> str:
                     + "".join(f" or {a!r}" for a in allowed) + f", not {value!r}")
 
 
+@functools.lru_cache(maxsize=64)
+def _fields(record: Limits | Policy) -> dict:
+    """The fields of a frozen record as a plain dict (cached: the same limits
+    and policy come back run after run)."""
+    return dataclasses.asdict(record)
+
+
 def run_supervised(argv: Sequence[str | bytes], *, cwd: str | os.PathLike[str],
                    env: Mapping[str, str], stdin: int | None = None,
                    stdout: object = None, stderr: object = None,
@@ -224,8 +232,8 @@ def run_supervised(argv: Sequence[str | bytes], *, cwd: str | os.PathLike[str],
         "exe": _resolve(os.fsdecode(args[0]), cwd, env),
         "cwd": os.path.abspath(cwd),
         "env": [os.fsencode(k) + b"=" + os.fsencode(v) for k, v in env.items()],
-        "limits": dataclasses.asdict(limits),
-        "policy": dataclasses.asdict(policy),
+        "limits": _fields(limits),
+        "policy": _fields(policy),
         "stdio": modes,
     }
     sp = _acquire()

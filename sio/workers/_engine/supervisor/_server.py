@@ -164,6 +164,9 @@ class Spawner:
         self.devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         self._filters: dict[tuple[str, ...], tuple[L.SockFprog, ctypes.Array]] = {}
         self._path_fds: dict[str, int | None] = {}
+        self._dirs: dict[str, bool] = {}
+        #: Landlock ruleset descriptors by what they grant (see Run._landlock_ruleset)
+        self.rulesets: dict[tuple, int] = {}
 
     def serve(self) -> None:
         _wire.send(self.sock, {"capabilities": self.caps})
@@ -190,6 +193,11 @@ class Spawner:
         if extra not in self._filters:
             self._filters[extra] = L.make_fprog(bpf.build_filter(extra))
         return self._filters[extra][0]
+
+    def is_dir(self, path: str, fd: int) -> bool:
+        if path not in self._dirs:
+            self._dirs[path] = stat.S_ISDIR(os.fstat(fd).st_mode)
+        return self._dirs[path]
 
     def path_fd(self, path: str) -> int | None:
         """A cached O_PATH descriptor of an allowed system path (None if absent)."""
@@ -285,8 +293,6 @@ class Run:
         parent_fds += [err_r, sync_w]
         child_fds += [err_w, sync_r]
         ruleset = self._landlock_ruleset()
-        if ruleset is not None:
-            parent_fds.append(ruleset)
         fprog = sp.seccomp_filter(tuple(self.policy["extra_syscalls"]))
         argv = L.string_array(self.argv)
         envp = L.string_array(self.env)
@@ -333,10 +339,30 @@ class Run:
         """A Landlock ruleset: read (and execute) below the allowed roots and
         the program itself; no writing, no creating, no removing anywhere;
         no TCP; no signals out of the sandbox. Built here, applied by the
-        child; descriptors the program was given keep working."""
-        abi = self.sp.landlock_abi
-        if not abi:
+        child; descriptors the program was given keep working.
+
+        Rulesets are reusable, so the spawner keeps the last few, keyed by
+        the inodes they grant (a rebuilt program at the same path is a new
+        inode, hence a new ruleset)."""
+        if not self.sp.landlock_abi:
             return None
+        st = os.stat(self.exe)
+        key: tuple = (self.read_roots, st.st_dev, st.st_ino)
+        if self.allow_local_open:
+            cwd = os.stat(self.read_roots[-1])
+            key += (cwd.st_dev, cwd.st_ino)
+        cache = self.sp.rulesets
+        if key in cache:
+            cache[key] = cache.pop(key)  # most recently used last
+            return cache[key]
+        ruleset = self._new_ruleset()
+        cache[key] = ruleset
+        while len(cache) > 8:
+            os.close(cache.pop(next(iter(cache))))
+        return ruleset
+
+    def _new_ruleset(self) -> int:
+        abi = self.sp.landlock_abi
         fs = L.LL_FS_V1
         if abi >= 2:
             fs |= L.LL_REFER
@@ -363,7 +389,7 @@ class Run:
                     continue
                 try:
                     rights = read_file
-                    if stat.S_ISDIR(os.fstat(fd).st_mode):
+                    if self.sp.is_dir(root, fd):
                         rights |= L.LL_READ_DIR
                     self._add_rule(ruleset, fd, rights)
                 finally:
