@@ -225,7 +225,8 @@ def run_supervised(argv: Sequence[str | bytes], *, cwd: str | os.PathLike[str],
     modes = (_stdio_mode(stdin, "stdin", ()),
              _stdio_mode(stdout, "stdout", (CAPTURE,)),
              _stdio_mode(stderr, "stderr", (CAPTURE, STDOUT)))
-    fds = [fd for fd, mode in zip((stdin, stdout, stderr), modes) if mode == "fd"]
+    fds = [fd for fd, mode in zip((stdin, stdout, stderr), modes)
+           if mode == "fd" and isinstance(fd, int)]
     args = [os.fsencode(a) for a in argv]
     request = {
         "argv": args,

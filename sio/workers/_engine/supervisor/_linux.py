@@ -26,8 +26,9 @@ def _check(result: int) -> int:
     return result
 
 
-def syscall(name: str, *args: int | ctypes._SimpleCData | ctypes.Array | None) -> int:
-    """Call a raw system call by name (arguments as ints or ctypes objects)."""
+def syscall(name: str, *args: object) -> int:
+    """Call a raw system call by name (arguments: ints, bytes, None, or ctypes
+    objects and references)."""
     conv = [ctypes.c_long(a) if isinstance(a, int) else a for a in args]
     return _check(_syscall(ctypes.c_long(NR[name]), *conv))
 
@@ -35,13 +36,11 @@ def syscall(name: str, *args: int | ctypes._SimpleCData | ctypes.Array | None) -
 # --- ptrace ---------------------------------------------------------------
 
 PTRACE_CONT = 7
-PTRACE_KILL = 8
 PTRACE_GETREGS = 12
 PTRACE_SETREGS = 13
 PTRACE_SETOPTIONS = 0x4200
 PTRACE_GETEVENTMSG = 0x4201
 PTRACE_SEIZE = 0x4206
-PTRACE_INTERRUPT = 0x4207
 
 PTRACE_O_TRACEFORK = 0x02
 PTRACE_O_TRACEVFORK = 0x04
@@ -99,10 +98,8 @@ def get_event_msg(pid: int) -> int:
 
 # --- prctl, seccomp, landlock, namespaces -----------------------------------
 
-PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_CHILD_SUBREAPER = 36
-PR_GET_SECCOMP = 21
 
 SECCOMP_SET_MODE_FILTER = 1
 
@@ -251,9 +248,9 @@ AT_EMPTY_PATH = 0x1000
 
 def string_array(items: list[bytes]) -> ctypes.Array:
     arr = (ctypes.c_char_p * (len(items) + 1))()
-    arr[:-1] = items
-    arr[-1] = None
-    return arr
+    for i, item in enumerate(items):
+        arr[i] = item
+    return arr  # the last element stays NULL
 
 
 _sched_getcpu = libc.sched_getcpu

@@ -181,8 +181,9 @@ class Spawner:
                 return
             except Exception as e:  # report, keep serving
                 tb, where = e.__traceback__, ""
-                while tb is not None:
-                    where, tb = f" (line {tb.tb_lineno} of {tb.tb_frame.f_code.co_name})", tb.tb_next
+                while tb is not None:  # where it was raised, for the log
+                    where = f" (in {tb.tb_frame.f_code.co_name}, line {tb.tb_lineno})"
+                    tb = tb.tb_next
                 answer = {"error": f"{type(e).__name__}: {e}{where}"}
             finally:
                 for fd in fds:
@@ -242,6 +243,10 @@ class Run:
                              else lim["wall_time_ms"] / 1000)
         self.mem_limit_kib: int | None = lim["address_space_kib"]
         self.output_limit: int | None = lim["output_bytes"]
+        # How much of a captured stream to keep: Limits.capture_bytes where
+        # the record has it (newer engine types), else the output limit.
+        capture = lim.get("capture_bytes")
+        self.capture_limit: int | None = self.output_limit if capture is None else capture
         # run state
         self.leader = 0
         self.tids: set[int] = set()
@@ -260,6 +265,7 @@ class Run:
         self.stops = 0
         self.captures: dict[int, str] = {}  # open read end -> stream name
         self.captured: dict[str, bytearray] = {}
+        self.written: dict[str, int] = {}  # bytes read from each captured stream
         self.truncated = False
         self.system_error: str | None = None
 
@@ -269,71 +275,80 @@ class Run:
         sp = self.sp
         child_fds: list[int] = []   # to close in the parent after fork
         parent_fds: list[int] = []  # to close at the end
-        given = iter(self.given_fds)
-        stdio: list[int] = []
-        for i, mode in enumerate(self.stdio_modes):
-            if mode == "fd":
-                stdio.append(next(given))
-            elif mode == "null":
-                stdio.append(sp.devnull)
-            elif mode == "stdout":
-                stdio.append(stdio[1])
-            elif mode == "capture":
-                r, w = os.pipe2(os.O_CLOEXEC)
-                name = "stdout" if i == 1 else "stderr"
-                self.captures[r] = name
-                self.captured[name] = bytearray()
-                parent_fds.append(r)
-                child_fds.append(w)
-                stdio.append(w)
-            else:
-                raise ValueError(f"bad stdio mode {mode!r}")
-        err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
-        parent_fds += [err_r, sync_w]
-        child_fds += [err_w, sync_r]
-        ruleset = self._landlock_ruleset()
-        fprog = sp.seccomp_filter(tuple(self.policy["extra_syscalls"]))
-        argv = L.string_array(self.argv)
-        envp = L.string_array(self.env)
-        if self.drop_uid and self.allow_local_open:
-            # The program (another uid) reaches files in cwd by relative name.
-            mode = os.stat(self.cwd).st_mode
-            if not mode & stat.S_IXOTH:
-                os.chmod(self.cwd, stat.S_IMODE(mode) | stat.S_IXOTH)
-        cpu = self.policy["cpu"] if self.policy["cpu"] is not None else L.current_cpu()
-        # Tracer and program on one CPU: a ptrace stop then wakes the tracer
-        # on the same CPU instead of through a cross-CPU wake-up, which on
-        # this kind of VM costs 5-7x more per stop.
-        os.sched_setaffinity(0, {cpu})
+        pinned = False
         try:
+            stdio = self._stdio(child_fds, parent_fds)
+            err_r, err_w = os.pipe2(os.O_CLOEXEC)
+            parent_fds.append(err_r)
+            child_fds.append(err_w)
+            sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
+            parent_fds.append(sync_w)
+            child_fds.append(sync_r)
+            ruleset = self._landlock_ruleset()
+            fprog = sp.seccomp_filter(tuple(self.policy["extra_syscalls"]))
+            argv = L.string_array(self.argv)
+            envp = L.string_array(self.env)
+            if self.drop_uid and self.allow_local_open:
+                # The program (another uid) reaches files in cwd by relative name.
+                mode = os.stat(self.cwd).st_mode
+                if not mode & stat.S_IXOTH:
+                    os.chmod(self.cwd, stat.S_IMODE(mode) | stat.S_IXOTH)
+            cpu = self.policy["cpu"] if self.policy["cpu"] is not None else L.current_cpu()
+            # Tracer and program on one CPU: a ptrace stop then wakes the
+            # tracer on the same CPU instead of through a cross-CPU wake-up,
+            # which on this kind of VM costs 5-7x more per stop.
+            os.sched_setaffinity(0, {cpu})
+            pinned = True
             self.fork_time = time.monotonic()
             pid = os.fork()
             if pid == 0:
                 self._child(stdio, err_w, sync_r, ruleset, fprog, argv, envp)
             self.leader = pid
             self.tids.add(pid)
-            for fd in child_fds:
-                os.close(fd)
-            child_fds = []
             try:
                 L.ptrace(L.PTRACE_SEIZE, pid, 0, SEIZE_OPTIONS)
             except OSError:
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
                 raise
-            # The child installs its filter only after this byte: a TRACE
-            # action without a tracer would fail the calls with ENOSYS.
+            # The child makes its first traced call (the execveat) only
+            # after this byte: a TRACE action without a tracer would fail it
+            # with ENOSYS.
             os.write(sync_w, b"g")
+            for fd in child_fds:
+                os.close(fd)
+            child_fds = []
             self._loop()
             return self._outcome(err_r, stdio)
         finally:
-            os.sched_setaffinity(0, sp.cpus)
+            if pinned:
+                os.sched_setaffinity(0, sp.cpus)
             for fd in child_fds + parent_fds:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+                os.close(fd)
+
+    def _stdio(self, child_fds: list[int], parent_fds: list[int]) -> list[int]:
+        """The program's descriptors 0, 1, 2 (pipes made for CAPTURE)."""
+        given = iter(self.given_fds)
+        stdio: list[int] = []
+        for i, mode in enumerate(self.stdio_modes):
+            if mode == "fd":
+                stdio.append(next(given))
+            elif mode == "null":
+                stdio.append(self.sp.devnull)
+            elif mode == "stdout":
+                stdio.append(stdio[1])
+            elif mode == "capture":
+                r, w = os.pipe2(os.O_CLOEXEC)
+                parent_fds.append(r)
+                child_fds.append(w)
+                name = "stdout" if i == 1 else "stderr"
+                self.captures[r] = name
+                self.captured[name] = bytearray()
+                self.written[name] = 0
+                stdio.append(w)
+            else:
+                raise ValueError(f"bad stdio mode {mode!r}")
+        return stdio
 
     def _landlock_ruleset(self) -> int | None:
         """A Landlock ruleset: read (and execute) below the allowed roots and
@@ -656,7 +671,7 @@ class Run:
             Stop.CLONE: self._decide_clone,
             Stop.SIGNAL: self._decide_signal,
             Stop.MEMORY: self._decide_memory,
-        }.get(stop)  # type: ignore[call-overload]
+        }.get(stop)
         decision = handler(tid, name, regs) if handler else ("violate", name)
         kind = decision[0]
         if kind == "allow":
@@ -853,7 +868,8 @@ class Run:
 
     def _read_capture(self, fd: int) -> bool:
         """Read what is there; False at end of stream or when nothing is."""
-        buf = self.captured[self.captures[fd]]
+        name = self.captures[fd]
+        buf = self.captured[name]
         try:
             data = os.read(fd, 1 << 16)
         except BlockingIOError:
@@ -861,13 +877,14 @@ class Run:
         if not data:
             del self.captures[fd]
             return False
-        limit = self.output_limit
-        if limit is not None and len(buf) + len(data) > limit:
-            buf += data[:limit - len(buf)]
+        self.written[name] += len(data)
+        keep = self.capture_limit
+        if keep is not None and len(buf) + len(data) > keep:
+            data = data[:keep - len(buf)]
             self.truncated = True
-            self._kill(OUTPUT)
-        else:
-            buf += data
+        buf += data
+        if self.output_limit is not None and self.written[name] > self.output_limit:
+            self._kill(OUTPUT)  # the stream is over the limit: OLE, like a file
         return True
 
     # --- the report -----------------------------------------------------------

@@ -13,13 +13,17 @@ import array
 import marshal
 import struct
 
+TYPE_CHECKING = False  # typing is not imported at run time (see _server)
+if TYPE_CHECKING:
+    from typing import Any
+
 _HEADER = struct.Struct("<Q")
 MAX_FDS = 8
 SOL_SOCKET = 1
 SCM_RIGHTS = 1
 
 
-def send(sock, value, fds: list[int] | tuple[int, ...] = ()) -> None:  # type: ignore[no-untyped-def]
+def send(sock: Any, value: Any, fds: list[int] | tuple[int, ...] = ()) -> None:
     data = marshal.dumps(value)
     payload = memoryview(_HEADER.pack(len(data)) + data)
     if fds:
@@ -31,7 +35,7 @@ def send(sock, value, fds: list[int] | tuple[int, ...] = ()) -> None:  # type: i
         payload = payload[sock.send(payload):]
 
 
-def recv(sock):  # type: ignore[no-untyped-def]
+def recv(sock: Any) -> tuple[Any, list[int]] | None:
     """The next ``(value, fds)``, or None at end of stream."""
     header, ancdata, _flags, _addr = sock.recvmsg(_HEADER.size,
                                                   _cmsg_space(MAX_FDS * 4))

@@ -246,6 +246,20 @@ def _large_size(asm: Assembler, arg: int, large: str, small: str) -> None:
     asm.jump(">=", LARGE_MAPPING, true=large, false=small)
 
 
+def _by_argument(asm: Assembler, name: str, arg: int, values: Iterable[int], *,
+                 listed: str, other: str) -> None:
+    """For call ``name``: jump to ``listed`` if (the low half of) argument
+    ``arg`` is one of ``values``, else to ``other``. A holds nr before and,
+    for other calls, after."""
+    skip = asm.fresh("not_" + name)
+    asm.jump("==", NUMBERS[name], false=skip)
+    asm.load(off_arg_lo(arg))
+    for value in values:
+        asm.jump("==", value, true=listed)
+    asm.goto(other)
+    asm.label(skip)
+
+
 def build_filter(extra_allowed: Iterable[str] = ()) -> bytes:
     """The packed ``struct sock_filter`` array of a supervised run.
 
@@ -297,19 +311,9 @@ def build_filter(extra_allowed: Iterable[str] = ()) -> bytes:
     asm.jump("==", 0, true="allow", false="eperm")
     asm.label("not_prlimit")
     #    prctl(option, ...): thread names only.
-    asm.jump("==", NUMBERS["prctl"], false="not_prctl")
-    asm.load(off_arg_lo(0))
-    for option in PRCTL_ALLOWED:
-        asm.jump("==", option, true="allow")
-    asm.goto("eperm")
-    asm.label("not_prctl")
+    _by_argument(asm, "prctl", 0, PRCTL_ALLOWED, listed="allow", other="eperm")
     #    fcntl(fd, cmd, ...): everything but signal ownership and leases.
-    asm.jump("==", NUMBERS["fcntl"], false="not_fcntl")
-    asm.load(off_arg_lo(1))
-    for cmd in FCNTL_REFUSED:
-        asm.jump("==", cmd, true="eperm")
-    asm.goto("allow")
-    asm.label("not_fcntl")
+    _by_argument(asm, "fcntl", 1, FCNTL_REFUSED, listed="eperm", other="allow")
     # 5. Harmless refusals, grouped by errno.
     by_errno: dict[int, list[str]] = {}
     for name, code in REFUSED.items():
