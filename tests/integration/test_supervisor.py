@@ -416,10 +416,14 @@ def test_unusable_machine_raises(monkeypatch, job):
         def close(self):
             pass
 
+    started = []
     monkeypatch.setattr(_client, "_idle", [])
-    monkeypatch.setattr(_client, "_Spawner", FakeSpawner)
-    with pytest.raises(SupervisorUnavailable, match="seccomp"):
-        run_supervised([job.programs["sup_behave"]], cwd=job.dir, env=ENV)
+    monkeypatch.setattr(_client, "_unusable", None)
+    monkeypatch.setattr(_client, "_Spawner", lambda: started.append(1) or FakeSpawner())
+    for _ in range(2):
+        with pytest.raises(SupervisorUnavailable, match="seccomp"):
+            run_supervised([job.programs["sup_behave"]], cwd=job.dir, env=ENV)
+    assert started == [1]  # the answer is remembered
 
 
 def test_signal_constants_are_linux_x86_64():

@@ -70,7 +70,10 @@ class _Spawner:
         return msg[0]
 
     def run(self, request: dict, fds: list[int]) -> Outcome:
-        _wire.send(self.sock, request, fds)
+        try:
+            _wire.send(self.sock, request, fds)
+        except OSError:
+            pass  # it died: _recv() says how
         answer = self._recv()
         if "error" in answer:
             raise SupervisorError(f"the supervisor failed: {answer['error']}")
@@ -92,20 +95,26 @@ class _Spawner:
 
 _lock = threading.Lock()
 _idle: list[_Spawner] = []
+_inherited: list[_Spawner] = []  # the parent's, after a fork: kept, never used
 _described = False
+_unusable: Capabilities | None = None
 
 
 def _acquire() -> _Spawner:
-    global _described
+    global _described, _unusable
+    if _unusable is not None:
+        raise SupervisorUnavailable(_unusable.describe())
     with _lock:
         while _idle:
             sp = _idle.pop()
             if sp.proc.poll() is None:
                 return sp
+            sp.sock.close()
     sp = _Spawner()
     caps = sp.capabilities
     if not caps.usable:
         sp.close()
+        _unusable = caps
         raise SupervisorUnavailable(caps.describe())
     if not _described:
         _described = True
@@ -127,6 +136,9 @@ def _forget_inherited() -> None:
     _lock = threading.Lock()
     for sp in _idle:
         sp.sock.close()
+    # Not our children: kept referenced so that no Popen finalizer warns
+    # about (or waits for) them.
+    _inherited.extend(_idle)
     _idle.clear()
 
 
