@@ -1,0 +1,134 @@
+"""Cost of the supervised engine against bare runs measured in the same run.
+
+1. Per run: a trivial static program, 300 runs each way, interleaved; the
+   median overhead of ``run_supervised`` over a bare spawn (posix_spawn +
+   wait), and ``bwrap --unshare-all`` when bubblewrap is installed (this
+   benchmark installs nothing). Target: <= 2.5 ms above bare, below bwrap.
+2. Syscall storm: 10^6 one-byte write()s to /dev/null. Target: <= 1.3x bare.
+3. Ordinary I/O: 2*10^6 printf() lines into a file. Target: <= 1.05x bare.
+
+Run: ``.venv/bin/python bench/supervisor.py`` (needs gcc). Exit status 0;
+the figures are printed, not asserted (the machine is shared and noisy).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sio.workers._engine.supervisor import Policy, probe, run_supervised, verdict  # noqa: E402
+from sio.workers._engine.types import Limits  # noqa: E402
+
+PROGRAMS = {
+    "trivial": "int main(void) { return 0; }\n",
+    "writes": ('#include <unistd.h>\n'
+               'int main(void) { for (int i = 0; i < 1000000; i++) write(1, "x", 1); '
+               'return 0; }\n'),
+    "printf": ('#include <stdio.h>\n'
+               'int main(void) { for (int i = 0; i < 2000000; i++) printf("line %d\\n", i); '
+               'return 0; }\n'),
+}
+LIMITS = Limits(cpu_time_ms=10000, wall_time_ms=60000, address_space_kib=262144,
+                output_bytes=1 << 30)
+
+
+def compile_all(where: Path) -> dict[str, str]:
+    paths = {}
+    for name, source in PROGRAMS.items():
+        src = where / f"{name}.c"
+        src.write_text(source)
+        exe = where / name
+        subprocess.run(["gcc", "-O2", "-static", "-o", str(exe), str(src)], check=True)
+        paths[name] = str(exe)
+    return paths
+
+
+def bare(argv: list[str], stdout: int) -> float:
+    start = time.perf_counter()
+    pid = os.posix_spawn(argv[0], argv, {}, file_actions=[(os.POSIX_SPAWN_DUP2, stdout, 1)])
+    os.waitpid(pid, 0)
+    return time.perf_counter() - start
+
+
+def supervised(argv: list[str], cwd: str, stdout: int) -> float:
+    start = time.perf_counter()
+    outcome = run_supervised(argv, cwd=cwd, env={}, stdout=stdout, limits=LIMITS,
+                             policy=Policy())
+    elapsed = time.perf_counter() - start
+    if verdict(outcome) != ("OK", "ok"):
+        raise SystemExit(f"{argv[0]}: unexpected {verdict(outcome)} {outcome}")
+    return elapsed
+
+
+def bwrap(argv: list[str], stdout: int) -> float:
+    start = time.perf_counter()
+    subprocess.run(["bwrap", "--unshare-all", "--ro-bind", "/", "/", "--dev", "/dev",
+                    "--proc", "/proc", *argv], stdout=stdout, check=True)
+    return time.perf_counter() - start
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
+
+
+def main() -> int:
+    caps = probe()
+    print(caps.describe())
+    if not caps.usable:
+        return 0
+    if shutil.which("gcc") is None:
+        print("gcc is not installed: nothing to measure")
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        progs = compile_all(Path(tmp))
+        null = os.open(os.devnull, os.O_WRONLY)
+        has_bwrap = shutil.which("bwrap") is not None
+        runs = {"bare": [], "supervised": [], "bwrap": []}
+        for _ in range(5):  # warm-up (spawner start, page cache)
+            supervised([progs["trivial"]], tmp, null)
+        for _ in range(300):
+            runs["bare"].append(bare([progs["trivial"]], null))
+            runs["supervised"].append(supervised([progs["trivial"]], tmp, null))
+            if has_bwrap:
+                runs["bwrap"].append(bwrap([progs["trivial"]], null))
+        b, s = statistics.median(runs["bare"]), statistics.median(runs["supervised"])
+        print(f"per run (300 runs, medians): bare {ms(b)}, supervised {ms(s)} "
+              f"= bare + {ms(s - b)} ({s / b:.2f}x bare); target: <= bare + 2.5 ms")
+        if has_bwrap:
+            w = statistics.median(runs["bwrap"])
+            print(f"  bwrap --unshare-all {ms(w)} = bare + {ms(w - b)}; "
+                  f"supervised / bwrap = {s / w:.2f}")
+        else:
+            print("  bwrap is not installed: not compared")
+
+        for name, label, target, out_path in (
+                ("writes", "10^6 one-byte writes to /dev/null", 1.3, None),
+                ("printf", "2*10^6 printf lines to a file", 1.05, Path(tmp) / "out.txt")):
+            times = {"bare": [], "supervised": []}
+            for _ in range(5):
+                for mode in ("bare", "supervised"):
+                    fd = (os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                          if out_path else null)
+                    try:
+                        times[mode].append(bare([progs[name]], fd) if mode == "bare"
+                                           else supervised([progs[name]], tmp, fd))
+                    finally:
+                        if out_path:
+                            os.close(fd)
+            b, s = statistics.median(times["bare"]), statistics.median(times["supervised"])
+            print(f"{label} (medians of 5): bare {ms(b)}, supervised {ms(s)} = "
+                  f"{s / b:.3f}x bare; target: <= {target}x")
+        os.close(null)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,975 @@
+"""The spawner: a small process, one per worker process, that starts programs
+and supervises them.
+
+Why a separate process: forking the (large, multi-threaded) worker costs up
+to ~11 ms per run, inflates the child's system time with the teardown of the
+inherited address space and poisons ``ru_maxrss``; a fresh ``python -I -S``
+holding only this package's engine forks in well under a millisecond, is
+single-threaded (so forking from Python is safe) and can be the ptrace
+parent of the program, which the tracer has to be.
+
+The worker talks to it over a private socketpair (:mod:`._wire`): one
+request (argv, cwd, env, limits, policy, and the program's stdio descriptors
+via SCM_RIGHTS), one answer (the fields of an ``Outcome``). The spawner exits
+when the worker closes its end, killing a running program first.
+
+A run, in order (details at each step below):
+
+1. parent: pick a CPU and pin itself to it (the child inherits it), prepare
+   pipes, the Landlock ruleset and the precompiled seccomp filter;
+2. child: own process group, stdio, cwd, drop to a fresh uid (when root),
+   rlimits, no_new_privs, Landlock, wait until seized, seccomp, execveat;
+3. parent: PTRACE_SEIZE, release the child, then the event loop: seccomp
+   TRACE stops (decisions), exec (set RLIMIT_AS, start the clocks), exit
+   events (VmPeak), the watchdog (CPU and wall time) and captured output;
+4. reap the program and report.
+"""
+
+from __future__ import annotations
+
+# Only built-in and C modules (and this package's small ones): every module
+# the spawner loads makes each fork of it slower (the page tables of its heap
+# are copied, then torn down again at exec). `_signal`/`_socket` instead of
+# `signal`/`socket` avoids loading enum; no dataclasses, pickle or typing.
+import _signal as signal
+import _socket
+import ctypes
+import errno
+import fcntl
+import math
+import os
+import resource
+import select
+import stat
+import time
+
+from sio.workers._engine.supervisor import _linux as L
+from sio.workers._engine.supervisor import _wire, bpf
+from sio.workers._engine.supervisor._checks import probe_here
+from sio.workers._engine.supervisor._syscalls import NAMES
+from sio.workers._engine.supervisor.bpf import Stop
+from sio.workers._engine.supervisor.paths import SYSTEM_READ_PATHS
+
+# Values of sio.workers._engine.types.KillReason (the client converts).
+CPU_TIME, WALL_TIME, MEMORY, OUTPUT, SYSCALL = (
+    "cpu_time", "wall_time", "memory", "output", "syscall")
+
+WALL = 0x40000000  # __WALL: wait for threads (clones) too
+#: Programs of a root spawner run as uid/gid UID_BASE + their pid: unique
+#: among live processes, so RLIMIT_NPROC counts exactly one run's tasks and
+#: no two runs share a uid. (pid_max <= 2^22 keeps it below 2^31.)
+UID_BASE = 2_000_000_000
+AT_FDCWD = -100
+
+SEIZE_OPTIONS = (L.PTRACE_O_TRACESECCOMP | L.PTRACE_O_TRACEEXEC | L.PTRACE_O_TRACEEXIT
+                 | L.PTRACE_O_TRACECLONE | L.PTRACE_O_TRACEFORK | L.PTRACE_O_TRACEVFORK
+                 | L.PTRACE_O_EXITKILL)
+
+# clone() flags
+CLONE_VM = 0x100
+CLONE_SIGHAND = 0x800
+CLONE_THREAD = 0x10000
+THREAD_FLAGS = CLONE_VM | CLONE_SIGHAND | CLONE_THREAD
+#: never allowed even for a thread: a thread that escapes tracing (UNTRACED),
+#: gets a new parent, or new namespaces
+CLONE_FORBIDDEN = (0x00800000 | 0x00008000 | 0x00020000 | 0x02000000 | 0x04000000
+                   | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000)
+MAP_FIXED = 0x10
+
+WATCHDOG_PERIOD = 0.05  # seconds: the longest the watchdog sleeps
+
+
+class _ClientGone(Exception):
+    """The worker closed its end of the socket during a run."""
+
+
+def _signed32(value: int) -> int:
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value & 0x80000000 else value
+
+
+def _cpu_clock(pid: int) -> int:
+    """clockid of the CPU-time clock of process ``pid`` (glibc's
+    clock_getcpuclockid: CPUCLOCK_SCHED of the whole thread group), read in ns
+    with no /proc parsing."""
+    return ((~pid) << 3) | 2
+
+
+def _proc_status(tid: int) -> dict[str, int]:
+    out = {}
+    try:
+        with open(f"/proc/{tid}/status", "rb") as f:
+            for line in f:
+                if line.startswith((b"VmPeak:", b"VmSize:")):
+                    key, value = line.split(b":", 1)
+                    out[key.decode()] = int(value.split()[0])
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+def _inside(path: str, roots: tuple[str, ...]) -> bool:
+    return any(path == r or path.startswith(r if r.endswith("/") else r + "/") for r in roots)
+
+
+def _enter_namespaces() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Put the spawner itself into new net/IPC/UTS namespaces (plus a user
+    namespace when not root, which the others need), so that every program it
+    starts inherits them at no per-run cost. Creating a network namespace per
+    run costs ~1.2 ms here; sharing one empty namespace between this spawner's
+    programs is as good, since they cannot create sockets or IPC objects."""
+    flags = L.CLONE_NEWNET | L.CLONE_NEWIPC | L.CLONE_NEWUTS
+    names = ["net", "ipc", "uts"]
+    root = os.geteuid() == 0
+    if not root:
+        flags |= L.CLONE_NEWUSER
+        names.insert(0, "user")
+    uid, gid = os.geteuid(), os.getegid()
+    try:
+        L.unshare(flags)
+        if not root:
+            # Map our own uid/gid to themselves: the programs keep our
+            # identity for files and lose all capabilities at exec.
+            for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
+                               ("gid_map", f"{gid} {gid} 1")):
+                with open(f"/proc/self/{name}", "w") as f:
+                    f.write(text)
+    except OSError as e:
+        return (), (f"cannot create {'/'.join(names)} namespaces ({e.strerror})",)
+    return tuple(names), ()
+
+
+class Spawner:
+    """The spawner's state across runs."""
+
+    def __init__(self, sock: _socket.socket) -> None:
+        self.sock = sock
+        # Orphans of a program (there should be none: it cannot fork) would
+        # become our children, so we reap and can kill them by pid.
+        L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
+        namespaces, problems = _enter_namespaces()
+        self.caps: dict = probe_here(namespaces, problems)
+        self.usable = self.caps["machine"] == "x86_64" and self.caps["seccomp"] and \
+            self.caps["ptrace"]
+        self.landlock_abi: int = self.caps["landlock_abi"]
+        # Where the always-allowed paths really are (resolved once).
+        self.system_roots = tuple(os.path.realpath(p) for p in SYSTEM_READ_PATHS
+                                  if os.path.exists(p))
+        # SIGCHLD (sent on every ptrace stop and exit) is read through a
+        # signalfd, so one select() waits for tracees, captured output, the
+        # worker's socket and the watchdog's timeout at once.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+        self.sigfd = L.signalfd([signal.SIGCHLD])
+        self.cpus = os.sched_getaffinity(0)
+        self.devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        self._filters: dict[tuple[str, ...], tuple[L.SockFprog, ctypes.Array]] = {}
+        self._path_fds: dict[str, int | None] = {}
+        self._dirs: dict[str, bool] = {}
+        #: Landlock ruleset descriptors by what they grant (see Run._landlock_ruleset)
+        self.rulesets: dict[tuple, int] = {}
+
+    def serve(self) -> None:
+        _wire.send(self.sock, {"capabilities": self.caps})
+        while True:
+            msg = _wire.recv(self.sock)
+            if msg is None:
+                return
+            request, fds = msg
+            try:
+                answer: dict = {"outcome": Run(self, request, fds).execute()}
+            except _ClientGone:
+                return
+            except Exception as e:  # report, keep serving
+                tb, where = e.__traceback__, ""
+                while tb is not None:  # where it was raised, for the log
+                    where = f" (in {tb.tb_frame.f_code.co_name}, line {tb.tb_lineno})"
+                    tb = tb.tb_next
+                answer = {"error": f"{type(e).__name__}: {e}{where}"}
+            finally:
+                for fd in fds:
+                    os.close(fd)
+            _wire.send(self.sock, answer)
+
+    def seccomp_filter(self, extra: tuple[str, ...]) -> L.SockFprog:
+        if extra not in self._filters:
+            self._filters[extra] = L.make_fprog(bpf.build_filter(extra))
+        return self._filters[extra][0]
+
+    def is_dir(self, path: str, fd: int) -> bool:
+        if path not in self._dirs:
+            self._dirs[path] = stat.S_ISDIR(os.fstat(fd).st_mode)
+        return self._dirs[path]
+
+    def path_fd(self, path: str) -> int | None:
+        """A cached O_PATH descriptor of an allowed system path (None if absent)."""
+        if path not in self._path_fds:
+            try:
+                self._path_fds[path] = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            except OSError:
+                self._path_fds[path] = None
+        return self._path_fds[path]
+
+
+class Run:
+    """One supervised run of one program."""
+
+    def __init__(self, spawner: Spawner, request: dict, fds: list[int]) -> None:
+        self.sp = spawner
+        self.argv: list[bytes] = request["argv"]
+        self.exe: str = request["exe"]
+        self.cwd: str = request["cwd"]
+        self.env: list[bytes] = request["env"]
+        #: Limits fields (cpu_time_ms, wall_time_ms, address_space_kib,
+        #: output_bytes, stack_kib) and Policy fields, as dicts
+        self.limits: dict = request["limits"]
+        self.policy: dict = request["policy"]
+        self.stdio_modes: tuple[str, str, str] = request["stdio"]
+        self.given_fds = list(fds)
+        if not spawner.usable:
+            raise RuntimeError("this machine cannot supervise programs")
+        policy = self.policy
+        self.allow_local_open: bool = policy["allow_local_open"]
+        self.max_threads: int = policy["max_threads"] if spawner.landlock_abi else 1
+        self.drop_uid: bool = spawner.caps["root"] and policy["drop_uid"]
+        roots = list(spawner.system_roots)
+        roots += [os.path.realpath(p) for p in policy["read_paths"] if os.path.exists(p)]
+        if self.allow_local_open:
+            roots.append(os.path.realpath(self.cwd))
+        self.read_roots = tuple(dict.fromkeys(roots))
+        lim = self.limits
+        self.cpu_limit_ns = (None if lim["cpu_time_ms"] is None
+                             else lim["cpu_time_ms"] * 1_000_000)
+        self.wall_limit_s = (None if lim["wall_time_ms"] is None
+                             else lim["wall_time_ms"] / 1000)
+        self.mem_limit_kib: int | None = lim["address_space_kib"]
+        self.output_limit: int | None = lim["output_bytes"]
+        # How much of a captured stream to keep: Limits.capture_bytes where
+        # the record has it (newer engine types), else the output limit.
+        capture = lim.get("capture_bytes")
+        self.capture_limit: int | None = self.output_limit if capture is None else capture
+        # run state
+        self.leader = 0
+        self.tids: set[int] = set()
+        self.pending_clones: set[int] = set()
+        self.exec_allowed = False
+        self.fork_time = 0.0
+        self.exec_time: float | None = None
+        self.exec_cpu_ns = 0
+        self.last_memory_sample = 0.0
+        self.last_cpu_ns = 0
+        self.leader_status: int | None = None
+        self.rusage: resource.struct_rusage | None = None
+        self.killed: str | None = None
+        self.violation: str | None = None
+        self.mem_peak_kib = 0
+        self.stops = 0
+        self.captures: dict[int, str] = {}  # open read end -> stream name
+        self.captured: dict[str, bytearray] = {}
+        self.written: dict[str, int] = {}  # bytes read from each captured stream
+        self.truncated = False
+        self.system_error: str | None = None
+
+    # --- set-up ---------------------------------------------------------------
+
+    def execute(self) -> dict:
+        sp = self.sp
+        child_fds: list[int] = []   # to close in the parent after fork
+        parent_fds: list[int] = []  # to close at the end
+        pinned = False
+        try:
+            stdio = self._stdio(child_fds, parent_fds)
+            err_r, err_w = os.pipe2(os.O_CLOEXEC)
+            parent_fds.append(err_r)
+            child_fds.append(err_w)
+            sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
+            parent_fds.append(sync_w)
+            child_fds.append(sync_r)
+            ruleset = self._landlock_ruleset()
+            fprog = sp.seccomp_filter(tuple(self.policy["extra_syscalls"]))
+            argv = L.string_array(self.argv)
+            envp = L.string_array(self.env)
+            if self.drop_uid and self.allow_local_open:
+                # The program (another uid) reaches files in cwd by relative name.
+                mode = os.stat(self.cwd).st_mode
+                if not mode & stat.S_IXOTH:
+                    os.chmod(self.cwd, stat.S_IMODE(mode) | stat.S_IXOTH)
+            cpu = self.policy["cpu"] if self.policy["cpu"] is not None else L.current_cpu()
+            # Tracer and program on one CPU: a ptrace stop then wakes the
+            # tracer on the same CPU instead of through a cross-CPU wake-up,
+            # which on this kind of VM costs 5-7x more per stop.
+            os.sched_setaffinity(0, {cpu})
+            pinned = True
+            self.fork_time = time.monotonic()
+            pid = os.fork()
+            if pid == 0:
+                self._child(stdio, err_w, sync_r, ruleset, fprog, argv, envp)
+            self.leader = pid
+            self.tids.add(pid)
+            try:
+                L.ptrace(L.PTRACE_SEIZE, pid, 0, SEIZE_OPTIONS)
+            except OSError:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise
+            # The child makes its first traced call (the execveat) only
+            # after this byte: a TRACE action without a tracer would fail it
+            # with ENOSYS.
+            os.write(sync_w, b"g")
+            for fd in child_fds:
+                os.close(fd)
+            child_fds = []
+            self._loop()
+            return self._outcome(err_r, stdio)
+        finally:
+            if pinned:
+                os.sched_setaffinity(0, sp.cpus)
+            for fd in child_fds + parent_fds:
+                os.close(fd)
+
+    def _stdio(self, child_fds: list[int], parent_fds: list[int]) -> list[int]:
+        """The program's descriptors 0, 1, 2 (pipes made for CAPTURE)."""
+        given = iter(self.given_fds)
+        stdio: list[int] = []
+        for i, mode in enumerate(self.stdio_modes):
+            if mode == "fd":
+                stdio.append(next(given))
+            elif mode == "null":
+                stdio.append(self.sp.devnull)
+            elif mode == "stdout":
+                stdio.append(stdio[1])
+            elif mode == "capture":
+                r, w = os.pipe2(os.O_CLOEXEC)
+                parent_fds.append(r)
+                child_fds.append(w)
+                name = "stdout" if i == 1 else "stderr"
+                self.captures[r] = name
+                self.captured[name] = bytearray()
+                self.written[name] = 0
+                stdio.append(w)
+            else:
+                raise ValueError(f"bad stdio mode {mode!r}")
+        return stdio
+
+    def _landlock_ruleset(self) -> int | None:
+        """A Landlock ruleset: read (and execute) below the allowed roots and
+        the program itself; no writing, no creating, no removing anywhere;
+        no TCP; no signals out of the sandbox. Built here, applied by the
+        child; descriptors the program was given keep working.
+
+        Rulesets are reusable, so the spawner keeps the last few, keyed by
+        the inodes they grant (a rebuilt program at the same path is a new
+        inode, hence a new ruleset)."""
+        if not self.sp.landlock_abi:
+            return None
+        st = os.stat(self.exe)
+        key: tuple = (self.read_roots, st.st_dev, st.st_ino)
+        if self.allow_local_open:
+            cwd = os.stat(self.read_roots[-1])
+            key += (cwd.st_dev, cwd.st_ino)
+        cache = self.sp.rulesets
+        if key in cache:
+            cache[key] = cache.pop(key)  # most recently used last
+            return cache[key]
+        ruleset = self._new_ruleset()
+        cache[key] = ruleset
+        while len(cache) > 8:
+            os.close(cache.pop(next(iter(cache))))
+        return ruleset
+
+    def _new_ruleset(self) -> int:
+        abi = self.sp.landlock_abi
+        fs = L.LL_FS_V1
+        if abi >= 2:
+            fs |= L.LL_REFER
+        if abi >= 3:
+            fs |= L.LL_TRUNCATE
+        if abi >= 5:
+            fs |= L.LL_IOCTL_DEV
+        attr = L.LandlockRulesetAttr(fs, 0, 0)
+        size = 8
+        if abi >= 4:
+            attr.handled_access_net = L.LL_NET_BIND_TCP | L.LL_NET_CONNECT_TCP
+            size = 16
+        if abi >= 6:
+            attr.scoped = L.LL_SCOPE_ABSTRACT_UNIX | L.LL_SCOPE_SIGNAL
+            size = 24
+        ruleset = L.syscall("landlock_create_ruleset", ctypes.byref(attr), size, 0)
+        try:
+            read_file = L.LL_READ_FILE | L.LL_EXECUTE
+            for root in self.read_roots:
+                is_cwd = self.allow_local_open and root == self.read_roots[-1]
+                fd = (os.open(root, os.O_PATH | os.O_CLOEXEC) if is_cwd
+                      else self.sp.path_fd(root))
+                if fd is None:
+                    continue
+                try:
+                    rights = read_file
+                    if self.sp.is_dir(root, fd):
+                        rights |= L.LL_READ_DIR
+                    self._add_rule(ruleset, fd, rights)
+                finally:
+                    if is_cwd:
+                        os.close(fd)
+            fd = os.open(self.exe, os.O_PATH | os.O_CLOEXEC)
+            try:
+                self._add_rule(ruleset, fd, read_file)
+            finally:
+                os.close(fd)
+        except BaseException:
+            os.close(ruleset)
+            raise
+        return ruleset
+
+    @staticmethod
+    def _add_rule(ruleset: int, fd: int, rights: int) -> None:
+        rule = L.LandlockPathBeneath(rights, fd)
+        L.syscall("landlock_add_rule", ruleset, L.LANDLOCK_RULE_PATH_BENEATH,
+                  ctypes.byref(rule), 0)
+
+    def _child(self, stdio: list[int], err_w: int, sync_r: int, ruleset: int | None,
+               fprog: L.SockFprog, argv: ctypes.Array, envp: ctypes.Array) -> None:
+        """In the forked child: become the program. Never returns.
+
+        Any failure before execveat() is written to the error pipe and ends
+        the child with status 127; the parent reports it as a system error."""
+        err_fd = err_w
+        try:
+            # A new session: its own process group (which _kill() kills as a
+            # whole) and no controlling terminal (no terminal signals, no
+            # /dev/tty). Done here only: setsid() fails for a process that
+            # is already a group leader, so the parent must not setpgid() it.
+            os.setsid()
+            # Python ignores SIGPIPE and SIGXFSZ, and ignored signals survive
+            # exec: the program must get the default actions (SIGXFSZ is how
+            # RLIMIT_FSIZE ends it). SIGCHLD is blocked in the spawner.
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+            signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, ())
+            # Move everything to fixed numbers via a high range first, so that
+            # no dup2() overwrites a source still needed.
+            srcs = stdio + [err_w, sync_r] + ([ruleset] if ruleset is not None else [])
+            high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 100) for fd in srcs]
+            for target, fd in enumerate(high):
+                os.dup2(fd, target, inheritable=target < 3)
+            err_fd, sync_fd, ruleset_fd = 3, 4, 5
+            os.closerange(6 if ruleset is not None else 5, 1 << 20)
+            os.chdir(self.cwd)
+            # Opened while still privileged: the program runs from this
+            # descriptor (execveat), so the path to it need not be
+            # searchable by the unprivileged uid.
+            exe_fd = os.open(self.exe, os.O_PATH | os.O_CLOEXEC)
+            if self.drop_uid:
+                uid = UID_BASE + os.getpid()
+                os.setgroups([])
+                os.setresgid(uid, uid, uid)
+                os.setresuid(uid, uid, uid)
+            self._set_rlimits()
+            L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)  # required by seccomp and Landlock
+            if ruleset is not None:
+                L.syscall("landlock_restrict_self", ruleset_fd, 0)
+                os.close(ruleset_fd)
+            if os.read(sync_fd, 1) != b"g":  # the spawner died before seizing us
+                os._exit(127)
+            os.close(sync_fd)
+            if self.mem_limit_kib is not None:
+                # Last, because it binds this Python child too (whose address
+                # space may exceed the limit: then it must not allocate any
+                # more, and from here on it only makes two calls). The
+                # tracer cannot set it after exec instead: prlimit() on a
+                # process of another uid needs CAP_SYS_RESOURCE, which
+                # containers often drop even for root.
+                limit = (self.mem_limit_kib + self.policy["memory_margin_kib"]) * 1024
+                resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+            L.seccomp_set_filter(fprog, spec_allow=True)
+            # From here on every call goes through the filter: this execveat
+            # is the one exec the tracer allows.
+            L.syscall("execveat", exe_fd, b"", argv, envp, L.AT_EMPTY_PATH)
+            raise OSError(errno.ENOEXEC, "execveat returned")
+        except BaseException as e:
+            try:
+                if isinstance(e, OSError) and e.errno is not None:
+                    msg = f"{os.strerror(e.errno)}"
+                else:
+                    msg = f"{type(e).__name__}: {e}"
+                os.write(err_fd, msg.encode(errors="replace"))
+            finally:
+                os._exit(127)
+
+    def _set_rlimits(self) -> None:
+        lim = self.limits
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if lim["cpu_time_ms"] is not None:
+            # Only a backstop: the watchdog kills at the limit. SIGXCPU a
+            # second later, SIGKILL (which cannot be ignored) one more later.
+            soft = math.ceil(lim["cpu_time_ms"] / 1000) + 1
+            resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + 1))
+        if self.output_limit is not None:
+            # One byte over the limit is how we see, after the run, that the
+            # program tried to write more even if it ignored SIGXFSZ.
+            resource.setrlimit(resource.RLIMIT_FSIZE, (self.output_limit + 1,) * 2)
+        stack = (resource.RLIM_INFINITY if lim["stack_kib"] is None
+                 else lim["stack_kib"] * 1024)
+        try:
+            resource.setrlimit(resource.RLIMIT_STACK, (stack, stack))
+        except (OSError, ValueError):  # cannot raise the hard limit
+            hard = resource.getrlimit(resource.RLIMIT_STACK)[1]
+            resource.setrlimit(resource.RLIMIT_STACK, (min(stack, hard), hard))
+        if self.drop_uid:
+            # Counts the tasks of this run's own uid: the kernel's backstop
+            # for the thread limit the tracer enforces.
+            resource.setrlimit(resource.RLIMIT_NPROC, (self.max_threads,) * 2)
+        # RLIMIT_AS is set last, just before exec (see _child).
+
+    # --- the event loop -------------------------------------------------------
+
+    def _loop(self) -> None:
+        sp = self.sp
+        while self.leader_status is None:
+            timeout = self._watchdog()
+            watch = [sp.sigfd, sp.sock.fileno(), *self.captures]
+            ready, _, _ = select.select(watch, [], [], timeout)
+            if sp.sock.fileno() in ready:
+                # The worker went away (or broke the protocol): nobody will
+                # read the outcome, so end the program and the spawner.
+                self._kill(WALL_TIME)
+                self._reap_all()
+                raise _ClientGone()
+            for fd in ready:
+                if fd in self.captures:
+                    self._read_capture(fd)
+            if sp.sigfd in ready:
+                try:
+                    while os.read(sp.sigfd, 128 * 16):
+                        pass
+                except BlockingIOError:
+                    pass
+            self._reap()
+        self._reap_all()
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status, ru = os.wait4(-1, os.WNOHANG | WALL)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if os.WIFSTOPPED(status):
+                self._on_stop(pid, status)
+                continue
+            self.tids.discard(pid)
+            self.pending_clones.discard(pid)
+            if pid == self.leader:
+                self.leader_status = status
+                self.rusage = ru
+
+    def _reap_all(self) -> None:
+        """Make sure nothing of the run is left. The leader of a thread group
+        is reported last, so normally nothing is; but anything still known is
+        our tracee or (the spawner being a child subreaper) our child, not yet
+        reaped, so its id cannot belong to an unrelated process yet. No
+        killpg() here: once the leader is reaped, the group id is free."""
+        for tid in self.tids:
+            try:
+                os.kill(tid, signal.SIGKILL)
+            except OSError:
+                pass
+        while self.tids:
+            try:
+                pid, status, ru = os.wait4(-1, WALL)
+            except ChildProcessError:
+                break
+            if os.WIFSTOPPED(status):
+                # Even a SIGKILLed tracee stops at PTRACE_EVENT_EXIT on
+                # recent kernels, and stays there until continued.
+                self._cont(pid)
+                continue
+            self.tids.discard(pid)
+            if pid == self.leader and self.leader_status is None:
+                self.leader_status, self.rusage = status, ru
+        self.tids.clear()
+        while True:  # orphans adopted as subreaper, if any
+            try:
+                if os.wait4(-1, os.WNOHANG | WALL)[0] == 0:
+                    return
+            except ChildProcessError:
+                return
+
+    def _cont(self, tid: int, sig: int = 0) -> None:
+        try:
+            L.ptrace(L.PTRACE_CONT, tid, 0, sig)
+        except OSError:  # it died meanwhile (e.g. SIGKILL)
+            pass
+
+    def _on_stop(self, tid: int, status: int) -> None:
+        event = status >> 16
+        sig = os.WSTOPSIG(status)
+        if tid not in self.tids:
+            self.tids.add(tid)  # a new thread's first stop may precede its clone event
+        if event != L.PTRACE_EVENT_CLONE:
+            # Its clone call (if any) has returned: no longer in flight.
+            self.pending_clones.discard(tid)
+        if event == L.PTRACE_EVENT_SECCOMP:
+            self._on_seccomp(tid)
+        elif event == L.PTRACE_EVENT_EXEC:
+            self._on_exec(tid)
+        elif event == L.PTRACE_EVENT_EXIT:
+            self._sample_memory(tid)
+            self._cont(tid)
+        elif event == L.PTRACE_EVENT_CLONE:
+            try:
+                self.tids.add(L.get_event_msg(tid))
+            except OSError:
+                pass
+            self.pending_clones.discard(tid)
+            self._cont(tid)
+        elif event in (L.PTRACE_EVENT_FORK, L.PTRACE_EVENT_VFORK):
+            # Cannot happen (the filter stops every fork first); if it ever
+            # does, the new process is traced and killed with the rest.
+            try:
+                self.tids.add(L.get_event_msg(tid))
+            except OSError:
+                pass
+            self._violate("fork")
+        elif event == L.PTRACE_EVENT_STOP:
+            # A new thread's initial stop, or a group-stop (SIGSTOP to
+            # itself): keep it running; a stopped program would only wait for
+            # the wall-time limit.
+            self._cont(tid)
+        else:
+            # A signal for the program: deliver it.
+            self._cont(tid, sig)
+
+    def _on_exec(self, tid: int) -> None:
+        if self.exec_time is None:
+            self.exec_time = time.monotonic()
+            # CPU time spent before this point was the spawner's set-up in
+            # the child, not the program's: subtracted from its time.
+            self.exec_cpu_ns = self.last_cpu_ns = self._cpu_now()
+        self._cont(tid)
+
+    # --- decisions ------------------------------------------------------------
+
+    def _on_seccomp(self, tid: int) -> None:
+        try:
+            stop = L.get_event_msg(tid) & 0xFFFF
+            regs = L.get_regs(tid)
+        except OSError:
+            return  # killed meanwhile
+        if self.exec_time is not None:
+            self.stops += 1
+        nr = regs.orig_rax
+        name = NAMES.get(nr, f"syscall {nr}")
+        if stop == Stop.FOREIGN_ABI:
+            return self._violate(f"i386:{nr}")  # `int 0x80`: a number of another table
+        if stop == Stop.X32:
+            return self._violate(f"x32:{nr & ~bpf.X32_SYSCALL_BIT}")
+        handler = {
+            Stop.OPEN: self._decide_open,
+            Stop.PATH_QUERY: self._decide_path_query,
+            Stop.EXEC: self._decide_exec,
+            Stop.CLONE: self._decide_clone,
+            Stop.SIGNAL: self._decide_signal,
+            Stop.MEMORY: self._decide_memory,
+        }.get(stop)
+        decision = handler(tid, name, regs) if handler else ("violate", name)
+        kind = decision[0]
+        if kind == "allow":
+            self._cont(tid)
+        elif kind == "errno":
+            # Skip the call (nr -1) and make it return -errno.
+            regs.orig_rax = (1 << 64) - 1
+            regs.rax = (1 << 64) - decision[1]
+            try:
+                L.set_regs(tid, regs)
+            except OSError:
+                return
+            self._cont(tid)
+        elif kind == "memory":
+            self.mem_peak_kib = max(self.mem_peak_kib, decision[1])
+            self._kill(MEMORY)
+        else:
+            self._violate(decision[1])
+
+    def _path(self, tid: int, dirfd: int, address: int) -> str | int:
+        """The absolute, symlink-resolved path a call would open, or an errno."""
+        try:
+            raw = L.read_c_string(tid, address)
+        except OSError:
+            return errno.EFAULT
+        if raw is None:
+            return errno.ENAMETOOLONG
+        path = os.fsdecode(raw)
+        if not path:
+            return errno.ENOENT
+        if not path.startswith("/"):
+            dirfd = _signed32(dirfd)
+            link = f"/proc/{tid}/cwd" if dirfd == AT_FDCWD else f"/proc/{tid}/fd/{dirfd}"
+            try:
+                base = os.readlink(link)
+            except OSError:
+                return errno.EBADF
+            path = base + "/" + path
+        # "self" in the program's paths is the program, not us.
+        for alias in ("/proc/self", "/proc/thread-self"):
+            if path == alias or path.startswith(alias + "/"):
+                target = str(self.leader) if alias == "/proc/self" else f"{self.leader}/task/{tid}"
+                path = "/proc/" + target + path[len(alias):]
+        return os.path.realpath(path)
+
+    def _decide_open(self, tid: int, name: str, regs: L.Regs) -> tuple:
+        if name == "openat":
+            dirfd, address, flags = regs.arg(0), regs.arg(1), regs.arg(2)
+        elif name == "open":
+            dirfd, address, flags = AT_FDCWD, regs.arg(0), regs.arg(1)
+        else:  # creat
+            dirfd, address = AT_FDCWD, regs.arg(0)
+            flags = os.O_CREAT | os.O_WRONLY | os.O_TRUNC
+        path = self._path(tid, dirfd, address)
+        if isinstance(path, int):
+            return ("errno", path)
+        writes = (flags & os.O_ACCMODE) != os.O_RDONLY or flags & (os.O_CREAT | os.O_TRUNC)
+        if _inside(path, self.read_roots):
+            return ("errno", errno.EACCES) if writes else ("allow",)
+        if self.allow_local_open:
+            # SIO2 local-open mode: anything else is an error the program sees.
+            return ("errno", errno.EACCES)
+        return ("violate", name)
+
+    def _decide_path_query(self, tid: int, name: str, regs: L.Regs) -> tuple:
+        if name in ("stat", "lstat", "access", "readlink"):
+            dirfd, address = AT_FDCWD, regs.arg(0)
+        else:
+            dirfd, address = regs.arg(0), regs.arg(1)
+        try:
+            raw = L.read_c_string(tid, address)
+        except OSError:
+            return ("errno", errno.EFAULT)
+        if raw == b"" and name in ("newfstatat", "statx"):
+            return ("allow",)  # fstat() of an open descriptor (AT_EMPTY_PATH)
+        if raw == b"/proc/self/exe" and name in ("readlink", "readlinkat"):
+            return ("allow",)  # static glibc asks where it lives
+        path = self._path(tid, dirfd, address)
+        if isinstance(path, int):
+            return ("errno", path)
+        if _inside(path, self.read_roots):
+            return ("allow",)
+        # Not a violation: only whether something exists would leak.
+        return ("errno", errno.EACCES)
+
+    def _decide_exec(self, tid: int, name: str, regs: L.Regs) -> tuple:
+        if self.exec_time is None and not self.exec_allowed:
+            self.exec_allowed = True
+            return ("allow",)  # ours: the child becoming the program
+        return ("violate", name)
+
+    def _decide_clone(self, tid: int, name: str, regs: L.Regs) -> tuple:
+        flags = regs.arg(0)
+        if flags & THREAD_FLAGS != THREAD_FLAGS or flags & CLONE_FORBIDDEN:
+            return ("violate", name)  # a new process, or a thread escaping control
+        if len(self.tids) + len(self.pending_clones) >= self.max_threads:
+            return ("violate", name)
+        self.pending_clones.add(tid)
+        return ("allow",)
+
+    def _decide_signal(self, tid: int, name: str, regs: L.Regs) -> tuple:
+        a0, a1 = _signed32(regs.arg(0)), _signed32(regs.arg(1))
+        own = {
+            "kill": a0 in (self.leader, 0, -self.leader),  # itself or its own group
+            "tkill": a0 in self.tids,
+            "tgkill": a0 == self.leader and a1 in self.tids,
+            "rt_sigqueueinfo": a0 == self.leader,
+            "rt_tgsigqueueinfo": a0 == self.leader and a1 in self.tids,
+        }.get(name, False)
+        return ("allow",) if own else ("violate", name)
+
+    def _decide_memory(self, tid: int, name: str, regs: L.Regs) -> tuple:
+        if self.mem_limit_kib is None:
+            return ("allow",)
+        if name == "mmap":
+            if regs.arg(3) & MAP_FIXED:
+                return ("allow",)  # replaces a mapping it has; RLIMIT_AS decides
+            grow = regs.arg(1)
+        else:  # mremap(old, old_len, new_len, ...)
+            grow = regs.arg(2) - regs.arg(1)
+        if grow <= 0:
+            return ("allow",)
+        size_kib = _proc_status(tid).get("VmSize")
+        if size_kib is None:
+            return ("allow",)
+        would_be = size_kib + (grow + 1023) // 1024
+        if would_be > self.mem_limit_kib:
+            # The mapping would take the program over its limit; under
+            # RLIMIT_AS it would fail and the program would crash (RE) or
+            # limp on. Its memory use is what it asked for: MLE now.
+            return ("memory", would_be)
+        return ("allow",)
+
+    # --- limits and killing ---------------------------------------------------
+
+    def _cpu_now(self) -> int:
+        try:
+            self.last_cpu_ns = time.clock_gettime_ns(_cpu_clock(self.leader))
+        except OSError:
+            pass
+        return self.last_cpu_ns
+
+    def _watchdog(self) -> float:
+        """Enforce the CPU and wall limits; return how long to sleep."""
+        timeout = WATCHDOG_PERIOD
+        if self.killed is not None:
+            return timeout
+        now = time.monotonic()
+        if self.exec_time is not None and now - self.last_memory_sample > WATCHDOG_PERIOD:
+            # For programs the kernel kills without an exit stop (RLIMIT_CPU's
+            # SIGKILL): their VmPeak is then at most 50 ms old.
+            self.last_memory_sample = now
+            self._sample_memory(self.leader)
+        if self.cpu_limit_ns is not None and self.exec_time is not None:
+            left = self.cpu_limit_ns - (self._cpu_now() - self.exec_cpu_ns)
+            if left < 0:
+                self._kill(CPU_TIME)
+                return timeout
+            # The program is pinned to one CPU with all its threads, so its
+            # CPU time cannot grow faster than the wall clock: sleeping for
+            # the CPU time left cannot overshoot the limit.
+            timeout = min(timeout, left / 1e9 + 0.0005)
+        if self.wall_limit_s is not None:
+            start = self.exec_time if self.exec_time is not None else self.fork_time
+            left_s = start + self.wall_limit_s - now
+            if left_s < 0:
+                self._kill(WALL_TIME)
+                return timeout
+            timeout = min(timeout, left_s + 0.0005)
+        return timeout
+
+    def _sample_memory(self, tid: int) -> None:
+        peak = _proc_status(tid).get("VmPeak")
+        if peak is not None and self.exec_time is not None:
+            self.mem_peak_kib = max(self.mem_peak_kib, peak)
+
+    def _violate(self, name: str) -> None:
+        if self.killed is None:
+            self.violation = name
+        self._kill(SYSCALL)
+
+    def _kill(self, reason: str) -> None:
+        if self.killed is None:
+            self.killed = reason
+            # Whether a SIGKILLed task still stops at PTRACE_EVENT_EXIT
+            # depends on the kernel: read its memory while it surely can.
+            self._sample_memory(self.leader)
+            self._cpu_now()
+        for kill in (os.kill, os.killpg):
+            try:
+                kill(self.leader, signal.SIGKILL)
+            except OSError:
+                pass
+
+    def _read_capture(self, fd: int) -> bool:
+        """Read what is there; False at end of stream or when nothing is."""
+        name = self.captures[fd]
+        buf = self.captured[name]
+        try:
+            data = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return False
+        if not data:
+            del self.captures[fd]
+            return False
+        self.written[name] += len(data)
+        keep = self.capture_limit
+        if keep is not None and len(buf) + len(data) > keep:
+            data = data[:keep - len(buf)]
+            self.truncated = True
+        buf += data
+        if self.output_limit is not None and self.written[name] > self.output_limit:
+            self._kill(OUTPUT)  # the stream is over the limit: OLE, like a file
+        return True
+
+    # --- the report -----------------------------------------------------------
+
+    def _outcome(self, err_r: int, stdio: list[int]) -> dict:
+        """The fields of the run's ``Outcome`` (killed as a KillReason value)."""
+        # What the program wrote just before it ended is still in the pipes;
+        # every writer is gone now, so this ends (non-blocking all the same).
+        for fd in list(self.captures):
+            os.set_blocking(fd, False)
+            while self._read_capture(fd):
+                pass
+        status = self.leader_status or 0
+        end = time.monotonic()
+        start = self.exec_time if self.exec_time is not None else self.fork_time
+        out: dict = {
+            "exit_code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
+            "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
+            "cpu_time_ms": 0, "wall_time_ms": int((end - start) * 1000),
+            "killed": None, "mem_peak_kib": None, "syscalls": 0, "violation": None,
+            "system_error": self.system_error, "output_truncated": self.truncated,
+        }
+        for i, name in ((1, "stdout"), (2, "stderr")):
+            out[name] = bytes(self.captured[name]) if self.stdio_modes[i] == "capture" else None
+        sig = out["signal"]
+        if self.exec_time is None:
+            os.set_blocking(err_r, False)
+            try:
+                detail = os.read(err_r, 4096).decode(errors="replace")
+            except OSError:
+                detail = ""
+            if (not detail and sig is not None and self.exec_allowed
+                    and self.mem_limit_kib is not None):
+                # The kernel killed it inside execve, past the point of no
+                # return: the program's image does not fit in RLIMIT_AS.
+                out["killed"] = MEMORY
+            elif detail:
+                out["system_error"] = f"cannot start {self.exe}: {detail}"
+            else:
+                out["system_error"] = f"the program could not be started (status {status:#x})"
+            return out
+        cpu_ns = 0
+        if self.rusage is not None:
+            ru = self.rusage
+            cpu_ns = int(round((ru.ru_utime + ru.ru_stime) * 1e9)) - self.exec_cpu_ns
+        cpu_ns = max(cpu_ns, 0)
+        killed = self.killed
+        if killed is None:
+            # Limits broken without the engine having to step in: decided
+            # after the fact, in this order.
+            if self.mem_limit_kib is not None and self.mem_peak_kib > self.mem_limit_kib:
+                killed = MEMORY
+            elif self.cpu_limit_ns is not None and (
+                    cpu_ns > self.cpu_limit_ns or sig == signal.SIGXCPU
+                    or (sig == signal.SIGKILL and cpu_ns >= self.cpu_limit_ns)):
+                killed = CPU_TIME
+            elif self.output_limit is not None and (
+                    sig == signal.SIGXFSZ or self._files_over_limit(stdio)):
+                killed = OUTPUT
+        out.update(cpu_time_ms=cpu_ns // 1_000_000, killed=killed,
+                   mem_peak_kib=self.mem_peak_kib, syscalls=self.stops,
+                   violation=self.violation if killed == SYSCALL else None)
+        return out
+
+    def _files_over_limit(self, stdio: list[int]) -> bool:
+        limit = self.output_limit
+        assert limit is not None
+        for mode, fd in zip(self.stdio_modes[1:], stdio[1:]):
+            if mode == "fd":
+                try:
+                    st = os.fstat(fd)
+                except OSError:
+                    continue
+                if stat.S_ISREG(st.st_mode) and st.st_size > limit:
+                    return True
+        return False
+
+
+def main(fd: int) -> None:
+    """Entry point of the spawner process (``python -I -S -c ...``)."""
+    sock = _socket.socket(fileno=fd)
+    # The worker may be interrupted with ^C; the spawner must not die of it
+    # mid-run (it ends when the worker closes the socket).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        Spawner(sock).serve()
+    except (EOFError, ConnectionError):
+        pass

@@ -1,0 +1,364 @@
+"""The seccomp-bpf program of supervised runs: a tiny classic-BPF assembler and
+the rule table it is built from.
+
+Every system call of the program falls in one class:
+
+* **allowed** in the kernel (:data:`ALLOWED`): reading and writing the files it
+  was given, memory management, time, signals to itself, threads' futexes.
+  These cost nothing measurable per call, and they are what hot code runs.
+* **refused** with an errno (:data:`REFUSED`): calls that are harmless to refuse
+  and that ordinary runtimes try (``ioctl`` on stdout, ``clone3`` so glibc
+  falls back to ``clone``, raising rlimits, changing CPU affinity).
+* **traced** (:data:`TRACED`): decision points where the tracer looks at the
+  arguments: opening files (path and flags), path queries such as ``stat``,
+  the first ``execve``, ``clone`` (threads up to a limit, never a new
+  process), ``kill``-like calls (only at the program itself), and large
+  ``mmap``/``mremap`` (memory-limit prediction).
+* everything else, calls of another ABI (i386 ``int 0x80``, x32) included, is
+  **forbidden**: it also stops in the tracer (so the verdict can name it),
+  which kills the program and reports a rule violation.
+
+The ``SECCOMP_RET_DATA`` of a traced call is a :class:`Stop` telling the
+tracer which of these it is.
+"""
+
+from __future__ import annotations
+
+import errno
+import struct
+from collections.abc import Iterable
+
+from sio.workers._engine.supervisor._syscalls import NUMBERS
+
+# struct seccomp_data: int nr; __u32 arch; __u64 instruction_pointer; __u64 args[6];
+OFF_NR = 0
+OFF_ARCH = 4
+
+
+def off_arg_lo(i: int) -> int:
+    return 16 + 8 * i  # little-endian: the low 32 bits come first
+
+
+def off_arg_hi(i: int) -> int:
+    return 16 + 8 * i + 4
+
+
+AUDIT_ARCH_X86_64 = 0xC000003E
+X32_SYSCALL_BIT = 0x40000000
+
+SECCOMP_RET_KILL_PROCESS = 0x80000000
+SECCOMP_RET_ERRNO = 0x00050000
+SECCOMP_RET_TRACE = 0x7FF00000
+SECCOMP_RET_ALLOW = 0x7FFF0000
+
+# classic BPF opcodes
+_LD_W_ABS = 0x20
+_JMP_JA = 0x05
+_JMP_JEQ_K = 0x15
+_JMP_JGT_K = 0x25
+_JMP_JGE_K = 0x35
+_RET_K = 0x06
+
+
+class Stop:
+    """Why a traced call stopped (the ``SECCOMP_RET_DATA`` of its TRACE action).
+    Plain ints, not an enum: the spawner keeps its imports minimal."""
+
+    FORBIDDEN = 1   #: not allowed at all: rule violation
+    FOREIGN_ABI = 2  #: a call of another architecture (i386 ``int 0x80``)
+    X32 = 3         #: an x32-ABI call
+    OPEN = 4        #: open/openat/creat: check path and flags
+    PATH_QUERY = 5  #: stat/access/readlink: check the path
+    EXEC = 6        #: execve/execveat: only the first one (ours) is allowed
+    CLONE = 7       #: threads up to a limit, never a new process
+    SIGNAL = 8      #: kill/tgkill/...: only at the program itself
+    MEMORY = 9      #: a large mmap/mremap: would it exceed the memory limit?
+
+
+def _trace(stop: int) -> int:
+    return SECCOMP_RET_TRACE | int(stop)
+
+
+def _errno(code: int) -> int:
+    return SECCOMP_RET_ERRNO | code
+
+
+#: Run in the kernel without stopping. Keep this to calls that act only on the
+#: program itself or on file descriptors it already holds.
+ALLOWED: tuple[str, ...] = (
+    # I/O on descriptors it was given
+    "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev",
+    "preadv2", "pwritev2", "lseek", "close", "fstat", "dup", "dup2", "dup3",
+    "fsync", "fdatasync", "ftruncate", "fadvise64", "sendfile", "splice", "tee",
+    "getdents", "getdents64", "fstatfs", "close_range", "pipe", "pipe2",
+    "poll", "ppoll", "select", "pselect6", "epoll_create", "epoll_create1", "epoll_ctl",
+    "epoll_wait", "epoll_pwait", "epoll_pwait2", "eventfd", "eventfd2",
+    "timerfd_create", "timerfd_settime", "timerfd_gettime",
+    # memory (mmap and mremap have argument checks, see build_filter)
+    "munmap", "mprotect", "brk", "madvise", "mincore", "msync", "pkey_mprotect",
+    "pkey_alloc", "pkey_free",
+    # threads and synchronisation (clone itself is traced)
+    "futex", "futex_waitv", "get_robust_list", "set_robust_list", "set_tid_address",
+    "rseq", "membarrier", "sched_yield", "sched_getaffinity", "sched_getparam",
+    "sched_getscheduler", "sched_get_priority_max", "sched_get_priority_min", "getcpu",
+    # signals to itself (sending them is traced)
+    "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigpending", "rt_sigtimedwait",
+    "rt_sigsuspend", "sigaltstack", "pause", "restart_syscall",
+    # time
+    "nanosleep", "clock_nanosleep", "clock_gettime", "clock_getres", "gettimeofday",
+    "time", "alarm", "setitimer", "getitimer", "timer_create", "timer_settime",
+    "timer_gettime", "timer_getoverrun", "timer_delete", "times", "getrusage",
+    # identity and environment queries
+    "getpid", "gettid", "getppid", "getuid", "geteuid", "getgid", "getegid",
+    "getresuid", "getresgid", "getgroups", "getpgrp", "getpgid", "getsid", "uname",
+    "sysinfo", "getcwd", "umask", "getrlimit", "getpriority", "getrandom",
+    "arch_prctl", "wait4", "waitid",
+    "exit", "exit_group",
+)
+
+#: Refused with this errno; the program sees an ordinary failure.
+REFUSED: dict[str, int] = {
+    "ioctl": errno.ENOTTY,          # isatty() and terminal queries
+    "clone3": errno.ENOSYS,         # glibc then falls back to clone, which is traced
+    "openat2": errno.ENOSYS,        # glibc falls back to openat, which is traced
+    "setrlimit": errno.EPERM,       # no raising of the limits we set
+    "sched_setaffinity": errno.EPERM,  # stay on the CPU we pinned it to
+    "sched_setscheduler": errno.EPERM,
+    "sched_setparam": errno.EPERM,
+    "setpriority": errno.EPERM,
+    "setpgid": errno.EPERM,         # stay in the process group we kill
+    "setsid": errno.EPERM,
+    "personality": errno.EPERM,
+    "mlock": errno.EPERM, "mlock2": errno.EPERM, "mlockall": errno.EPERM,
+    "munlock": errno.EPERM, "munlockall": errno.EPERM,
+    "chdir": errno.EPERM, "fchdir": errno.EPERM,
+    "flock": errno.ENOLCK,          # no locks on shared inodes (a side channel)
+    "statfs": errno.EACCES,
+    "mbind": errno.EPERM, "set_mempolicy": errno.EPERM, "get_mempolicy": errno.ENOSYS,
+}
+
+#: Stop in the tracer, which decides from the arguments.
+TRACED: dict[str, int] = {
+    "open": Stop.OPEN, "openat": Stop.OPEN, "creat": Stop.OPEN,
+    "stat": Stop.PATH_QUERY, "lstat": Stop.PATH_QUERY, "newfstatat": Stop.PATH_QUERY,
+    "statx": Stop.PATH_QUERY, "access": Stop.PATH_QUERY, "faccessat": Stop.PATH_QUERY,
+    "faccessat2": Stop.PATH_QUERY, "readlink": Stop.PATH_QUERY,
+    "readlinkat": Stop.PATH_QUERY,
+    "execve": Stop.EXEC, "execveat": Stop.EXEC,
+    "clone": Stop.CLONE,
+    "kill": Stop.SIGNAL, "tkill": Stop.SIGNAL, "tgkill": Stop.SIGNAL,
+    "rt_sigqueueinfo": Stop.SIGNAL, "rt_tgsigqueueinfo": Stop.SIGNAL,
+}
+
+#: prctl options that are allowed (thread names); every other one is refused.
+PRCTL_ALLOWED = (15, 16)  # PR_SET_NAME, PR_GET_NAME
+#: fcntl commands refused (EPERM): F_SETOWN, F_SETSIG, F_SETOWN_EX would let
+#: SIGIO signal another process; F_SETLEASE, F_NOTIFY watch shared inodes.
+FCNTL_REFUSED = (8, 10, 15, 1024, 1026)
+
+#: mmap/mremap sizes from which the tracer checks the memory limit. Smaller
+#: ones are left to RLIMIT_AS, whose margin they cannot jump over.
+LARGE_MAPPING = 1 << 20
+
+
+class Assembler:
+    """Classic BPF with forward jumps to named labels."""
+
+    def __init__(self) -> None:
+        self._code: list[tuple[int, str | int, str | int, int]] = []
+        self._labels: dict[str, int] = {}
+        self._n = 0
+
+    def fresh(self, prefix: str) -> str:
+        self._n += 1
+        return f"{prefix}{self._n}"
+
+    def label(self, name: str) -> None:
+        if name in self._labels:
+            raise ValueError(f"duplicate BPF label {name!r}")
+        self._labels[name] = len(self._code)
+
+    def load(self, offset: int) -> None:
+        self._code.append((_LD_W_ABS, 0, 0, offset))
+
+    def jump(self, op: str, k: int, true: str | int = 0, false: str | int = 0) -> None:
+        """Conditional jump on ``A <op> k``; a target is a label or 0 (next)."""
+        opcode = {"==": _JMP_JEQ_K, ">": _JMP_JGT_K, ">=": _JMP_JGE_K}[op]
+        self._code.append((opcode, true, false, k))
+
+    def goto(self, target: str) -> None:
+        self._code.append((_JMP_JA, 0, 0, target))  # type: ignore[arg-type]
+
+    def ret(self, value: int) -> None:
+        self._code.append((_RET_K, 0, 0, value))
+
+    def assemble(self) -> bytes:
+        out = bytearray()
+        for i, (op, jt, jf, k) in enumerate(self._code):
+            if op == _JMP_JA:
+                k = self._offset(i, k)
+                jt = jf = 0
+            elif op in (_JMP_JEQ_K, _JMP_JGT_K, _JMP_JGE_K):
+                jt, jf = self._offset(i, jt), self._offset(i, jf)
+                if not (0 <= jt <= 255 and 0 <= jf <= 255):
+                    raise ValueError(f"BPF jump out of range at instruction {i}")
+            out += struct.pack("<HBBI", op, jt, jf, k)
+        if len(self._code) > 4096:
+            raise ValueError("BPF program too long")
+        return bytes(out)
+
+    def _offset(self, i: int, target: str | int) -> int:
+        if isinstance(target, int):
+            return target
+        if target not in self._labels:
+            raise ValueError(f"undefined BPF label {target!r}")
+        delta = self._labels[target] - (i + 1)
+        if delta < 0:
+            raise ValueError(f"backward BPF jump to {target!r}")
+        return delta
+
+
+def _numbers(names: Iterable[str]) -> list[int]:
+    unknown = [n for n in names if n not in NUMBERS]
+    if unknown:
+        raise ValueError(f"unknown x86-64 system call(s): {', '.join(unknown)}")
+    return [NUMBERS[n] for n in names]
+
+
+def _group(asm: Assembler, numbers: list[int], action: int) -> None:
+    """``if nr in numbers: return action`` (A holds nr before and after)."""
+    for start in range(0, len(numbers), 200):  # keep jumps within 255
+        chunk = numbers[start:start + 200]
+        hit, done = asm.fresh("hit"), asm.fresh("next")
+        for nr in chunk:
+            asm.jump("==", nr, true=hit)
+        asm.goto(done)
+        asm.label(hit)
+        asm.ret(action)
+        asm.label(done)
+
+
+def _large_size(asm: Assembler, arg: int, large: str, small: str) -> None:
+    """Jump to ``large`` if 64-bit argument ``arg`` >= LARGE_MAPPING, else ``small``."""
+    asm.load(off_arg_hi(arg))
+    asm.jump("==", 0, false=large)
+    asm.load(off_arg_lo(arg))
+    asm.jump(">=", LARGE_MAPPING, true=large, false=small)
+
+
+def _by_argument(asm: Assembler, name: str, arg: int, values: Iterable[int], *,
+                 listed: str, other: str) -> None:
+    """For call ``name``: jump to ``listed`` if (the low half of) argument
+    ``arg`` is one of ``values``, else to ``other``. A holds nr before and,
+    for other calls, after."""
+    skip = asm.fresh("not_" + name)
+    asm.jump("==", NUMBERS[name], false=skip)
+    asm.load(off_arg_lo(arg))
+    for value in values:
+        asm.jump("==", value, true=listed)
+    asm.goto(other)
+    asm.label(skip)
+
+
+def build_filter(extra_allowed: Iterable[str] = ()) -> bytes:
+    """The packed ``struct sock_filter`` array of a supervised run.
+
+    ``extra_allowed`` names more system calls to allow in the kernel (for
+    runtimes that need them); it cannot allow a traced call.
+    """
+    extra = list(extra_allowed)
+    traced_extra = [n for n in extra if n in TRACED or n in ("mmap", "mremap", "prlimit64",
+                                                               "prctl", "fcntl")]
+    if traced_extra:
+        raise ValueError(f"these calls are decided by the tracer and cannot be simply "
+                         f"allowed: {', '.join(traced_extra)}")
+    asm = Assembler()
+    # 1. Architecture. A 64-bit process can still make i386 calls with
+    #    `int 0x80`; their numbers mean other calls, so the arch must be checked
+    #    before any number is looked at.
+    asm.load(OFF_ARCH)
+    asm.jump("==", AUDIT_ARCH_X86_64, true="native")
+    asm.ret(_trace(Stop.FOREIGN_ABI))
+    asm.label("native")
+    # 2. x32 calls share the x86-64 arch value but set bit 30 of nr.
+    asm.load(OFF_NR)
+    asm.jump(">=", X32_SYSCALL_BIT, false="x64")
+    asm.ret(_trace(Stop.X32))
+    asm.label("x64")
+    # 3. The hot set first (the kernel caches constant ALLOWs per number
+    #    anyway since 5.11, so the order is only a courtesy to older kernels).
+    _group(asm, _numbers(list(ALLOWED) + [n for n in extra if n not in ALLOWED]),
+           SECCOMP_RET_ALLOW)
+    # 4. Calls allowed depending on their arguments.
+    #    mmap(addr, len, prot, ...): a large mapping that is not PROT_NONE goes
+    #    to the tracer (memory prediction); PROT_NONE reservations (glibc arenas,
+    #    guard areas) stay in the kernel, where RLIMIT_AS may simply refuse them.
+    asm.jump("==", NUMBERS["mmap"], false="not_mmap")
+    _large_size(asm, 1, large="mmap_large", small="allow")
+    asm.label("mmap_large")
+    asm.load(off_arg_lo(2))
+    asm.jump("==", 0, true="allow", false="trace_memory")
+    asm.label("not_mmap")
+    #    mremap(old, old_len, new_len, ...)
+    asm.jump("==", NUMBERS["mremap"], false="not_mremap")
+    _large_size(asm, 2, large="trace_memory", small="allow")
+    asm.label("not_mremap")
+    #    prlimit64(pid, res, new, old): reading limits is fine, setting is not.
+    asm.jump("==", NUMBERS["prlimit64"], false="not_prlimit")
+    asm.load(off_arg_lo(2))
+    asm.jump("==", 0, false="eperm")
+    asm.load(off_arg_hi(2))
+    asm.jump("==", 0, true="allow", false="eperm")
+    asm.label("not_prlimit")
+    #    prctl(option, ...): thread names only.
+    _by_argument(asm, "prctl", 0, PRCTL_ALLOWED, listed="allow", other="eperm")
+    #    fcntl(fd, cmd, ...): everything but signal ownership and leases.
+    _by_argument(asm, "fcntl", 1, FCNTL_REFUSED, listed="eperm", other="allow")
+    # 5. Harmless refusals, grouped by errno.
+    by_errno: dict[int, list[str]] = {}
+    for name, code in REFUSED.items():
+        if name not in extra:
+            by_errno.setdefault(code, []).append(name)
+    for code, names in sorted(by_errno.items()):
+        _group(asm, _numbers(names), _errno(code))
+    # 6. Decision points.
+    by_stop: dict[int, list[str]] = {}
+    for name, stop in TRACED.items():
+        by_stop.setdefault(stop, []).append(name)
+    for stop, names in sorted(by_stop.items()):
+        _group(asm, _numbers(names), _trace(stop))
+    # 7. Everything else.
+    asm.ret(_trace(Stop.FORBIDDEN))
+    asm.label("allow")
+    asm.ret(SECCOMP_RET_ALLOW)
+    asm.label("eperm")
+    asm.ret(_errno(errno.EPERM))
+    asm.label("trace_memory")
+    asm.ret(_trace(Stop.MEMORY))
+    return asm.assemble()
+
+
+def evaluate(program: bytes, nr: int, args: tuple[int, ...] = (0,) * 6,
+             arch: int = AUDIT_ARCH_X86_64) -> int:
+    """Run ``program`` on one ``seccomp_data`` like the kernel would and return
+    the action. For tests and for reading the policy; not used at run time."""
+    data = struct.pack("<iIQ6Q", nr, arch, 0, *(list(args) + [0] * 6)[:6])
+    code = [struct.unpack_from("<HBBI", program, i) for i in range(0, len(program), 8)]
+    pc, acc = 0, 0
+    while True:
+        op, jt, jf, k = code[pc]
+        pc += 1
+        if op == _LD_W_ABS:
+            acc = struct.unpack_from("<I", data, k)[0]
+        elif op == _JMP_JA:
+            pc += k
+        elif op == _JMP_JEQ_K:
+            pc += jt if acc == k else jf
+        elif op == _JMP_JGT_K:
+            pc += jt if acc > k else jf
+        elif op == _JMP_JGE_K:
+            pc += jt if acc >= k else jf
+        elif op == _RET_K:
+            return k
+        else:  # pragma: no cover - the assembler emits nothing else
+            raise ValueError(f"unknown BPF opcode {op:#x}")

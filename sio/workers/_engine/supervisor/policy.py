@@ -1,0 +1,88 @@
+"""The rules of a supervised run (:class:`Policy`) and the one mapping from an
+:class:`~sio.workers._engine.types.Outcome` to a SIO2 verdict (:func:`verdict`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sio.workers._engine.supervisor.paths import SYSTEM_READ_PATHS
+from sio.workers._engine.types import KillReason, Outcome
+
+__all__ = ["SYSTEM_READ_PATHS", "Policy", "verdict"]
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What a supervised program may do besides computing and using the
+    descriptors it was given. The defaults are the SIO2 ``exec`` rules."""
+
+    #: The program may open files inside its working directory **read-only**
+    #: (SIO2 ``allow_local_open``). Opening them for writing is refused with
+    #: EACCES, and so is any open outside the allowed paths, which otherwise
+    #: is a rule violation (RV). When the program runs under a dropped uid
+    #: (see :attr:`drop_uid`), the working directory is made searchable by
+    #: others (``o+x``) so it can reach its files by name; the files must be
+    #: readable by others.
+    allow_local_open: bool = False
+    #: Most threads alive at once, the main one included. Creating one more is
+    #: a rule violation (``clone``). Any new *process* always is. Without
+    #: Landlock this is forced to 1, because the tracer's path checks are
+    #: race-free only in a single-threaded program.
+    max_threads: int = 16
+    #: More read-only paths (files or directory trees) the program may open,
+    #: e.g. a language runtime's library directory.
+    read_paths: tuple[str, ...] = ()
+    #: More system calls to allow in the kernel (names of the x86-64 ABI), for
+    #: runtimes that need them. Traced calls (open, clone, kill, ...) cannot
+    #: be listed here.
+    extra_syscalls: tuple[str, ...] = ()
+    #: When the supervisor runs as root, run the program under a fresh
+    #: unprivileged uid/gid (the root uid ignores RLIMIT_NPROC and file
+    #: permissions). Only for tests that need root's view; keep it True.
+    drop_uid: bool = True
+    #: RLIMIT_AS is the memory limit plus this margin, so that a program
+    #: failing an allocation near the limit has already gone over it (and gets
+    #: MLE, decided on VmPeak) instead of crashing below it (RE).
+    memory_margin_kib: int = 8192
+    #: CPU to pin the tracer and the program to; None picks the CPU the
+    #: spawner is running on when the run starts.
+    cpu: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_threads < 1:
+            raise ValueError("Policy.max_threads must be at least 1")
+        if self.memory_margin_kib < 0:
+            raise ValueError("Policy.memory_margin_kib must not be negative")
+
+
+#: Result strings of SIO2's supervisor, by kill reason.
+_KILL_STRINGS = {
+    KillReason.MEMORY: ("MLE", "memory limit exceeded"),
+    KillReason.CPU_TIME: ("TLE", "time limit exceeded"),
+    KillReason.WALL_TIME: ("TLE", "real time limit exceeded"),
+    KillReason.OUTPUT: ("OLE", "output limit exceeded"),
+}
+
+
+def verdict(outcome: Outcome, *, ignore_return: bool = False) -> tuple[str, str]:
+    """``(result_code, result_string)`` of a supervised run, with the strings
+    of SIO2's supervisor.
+
+    In order: a supervisor failure is ``SE``; a forbidden system call ``RV``
+    (``intercepted forbidden syscall <name>``); then the limit that ended the
+    run: ``MLE``, ``TLE`` (CPU: ``time limit exceeded``; wall clock: ``real
+    time limit exceeded``), ``OLE``; a signal is ``RE`` (``process exited due
+    to signal N``); a non-zero exit status is ``RE`` (``runtime error N``)
+    unless ``ignore_return``; otherwise ``OK`` (``ok``).
+    """
+    if outcome.system_error is not None:
+        return "SE", outcome.system_error
+    if outcome.killed is KillReason.SYSCALL:
+        return "RV", f"intercepted forbidden syscall {outcome.violation or 'unknown'}"
+    if outcome.killed is not None:
+        return _KILL_STRINGS[outcome.killed]
+    if outcome.signal is not None:
+        return "RE", f"process exited due to signal {outcome.signal}"
+    if outcome.exit_code and not ignore_return:
+        return "RE", f"runtime error {outcome.exit_code}"
+    return "OK", "ok"

@@ -1,0 +1,3 @@
+/* One byte per write() forever: OLE. */
+#include <unistd.h>
+int main(void) { for (;;) write(1, "x", 1); }

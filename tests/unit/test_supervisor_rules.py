@@ -1,0 +1,182 @@
+"""The supervisor's rules without running anything: the seccomp-bpf program
+(evaluated like the kernel would), the verdict mapping and the probe's words."""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+
+from sio.workers._engine.supervisor import Capabilities, Policy, verdict
+from sio.workers._engine.supervisor import bpf
+from sio.workers._engine.supervisor._syscalls import NUMBERS
+from sio.workers._engine.supervisor.bpf import (
+    SECCOMP_RET_ALLOW,
+    SECCOMP_RET_ERRNO,
+    SECCOMP_RET_TRACE,
+    Stop,
+)
+from sio.workers._engine.types import KillReason, Outcome
+
+FILTER = bpf.build_filter()
+AUDIT_ARCH_I386 = 0x40000003
+
+
+def action(name: str, *args: int, program: bytes = FILTER, arch: int = bpf.AUDIT_ARCH_X86_64):
+    return bpf.evaluate(program, NUMBERS[name], tuple(args) + (0,) * (6 - len(args)), arch)
+
+
+def trace(stop: int) -> int:
+    return SECCOMP_RET_TRACE | stop
+
+
+@pytest.mark.parametrize("name", ["read", "write", "exit_group", "brk", "futex", "munmap",
+                                  "clock_gettime", "rt_sigaction", "getrandom", "lseek"])
+def test_hot_calls_are_allowed_in_the_kernel(name):
+    assert action(name) == SECCOMP_RET_ALLOW
+
+
+@pytest.mark.parametrize("name,stop", [
+    ("openat", Stop.OPEN), ("open", Stop.OPEN), ("creat", Stop.OPEN),
+    ("newfstatat", Stop.PATH_QUERY), ("readlink", Stop.PATH_QUERY), ("access", Stop.PATH_QUERY),
+    ("execve", Stop.EXEC), ("execveat", Stop.EXEC), ("clone", Stop.CLONE),
+    ("kill", Stop.SIGNAL), ("tgkill", Stop.SIGNAL),
+])
+def test_decision_points_go_to_the_tracer(name, stop):
+    assert action(name) == trace(stop)
+
+
+@pytest.mark.parametrize("name", ["socket", "connect", "ptrace", "fork", "vfork", "mount",
+                                  "unshare", "setns", "io_uring_setup", "bpf", "seccomp",
+                                  "process_vm_writev", "unlink", "mkdir", "symlink",
+                                  "userfaultfd", "modify_ldt", "memfd_create"])
+def test_everything_else_is_forbidden(name):
+    assert action(name) == trace(Stop.FORBIDDEN)
+
+
+def test_unknown_numbers_are_forbidden():
+    assert bpf.evaluate(FILTER, 999) == trace(Stop.FORBIDDEN)
+
+
+@pytest.mark.parametrize("name,code", [("ioctl", errno.ENOTTY), ("clone3", errno.ENOSYS),
+                                       ("setrlimit", errno.EPERM), ("setsid", errno.EPERM),
+                                       ("sched_setaffinity", errno.EPERM)])
+def test_harmless_refusals_are_errnos(name, code):
+    assert action(name) == SECCOMP_RET_ERRNO | code
+
+
+def test_other_architectures_and_x32_never_reach_the_number_checks():
+    # i386 getpid is 20, which is x86-64 writev (allowed): the arch decides first
+    assert bpf.evaluate(FILTER, 20, arch=AUDIT_ARCH_I386) == trace(Stop.FOREIGN_ABI)
+    assert bpf.evaluate(FILTER, NUMBERS["write"] | bpf.X32_SYSCALL_BIT) == trace(Stop.X32)
+
+
+def test_large_mappings_are_checked_unless_prot_none():
+    mib = 1 << 20
+    assert action("mmap", 0, 4096, 3) == SECCOMP_RET_ALLOW
+    assert action("mmap", 0, 64 * mib, 3) == trace(Stop.MEMORY)
+    assert action("mmap", 0, 64 * mib, 0) == SECCOMP_RET_ALLOW  # PROT_NONE reservation
+    assert action("mmap", 0, 1 << 40, 3) == trace(Stop.MEMORY)  # high half of the length
+    assert action("mremap", 0, 4096, 8192) == SECCOMP_RET_ALLOW
+    assert action("mremap", 0, 4096, 32 * mib) == trace(Stop.MEMORY)
+
+
+def test_limits_can_be_read_but_not_set():
+    assert action("prlimit64", 0, 3, 0, 0x7FFF0000) == SECCOMP_RET_ALLOW
+    assert action("prlimit64", 0, 3, 0x7FFF0000, 0) == SECCOMP_RET_ERRNO | errno.EPERM
+    assert action("prlimit64", 0, 3, 1 << 40, 0) == SECCOMP_RET_ERRNO | errno.EPERM
+    assert action("getrlimit") == SECCOMP_RET_ALLOW
+
+
+def test_prctl_and_fcntl_arguments():
+    assert action("prctl", 15) == SECCOMP_RET_ALLOW  # PR_SET_NAME
+    assert action("prctl", 22) == SECCOMP_RET_ERRNO | errno.EPERM  # PR_SET_SECCOMP
+    assert action("fcntl", 1, 2) == SECCOMP_RET_ALLOW  # F_SETFD
+    assert action("fcntl", 1, 8) == SECCOMP_RET_ERRNO | errno.EPERM  # F_SETOWN
+
+
+def test_extra_syscalls():
+    program = bpf.build_filter(["socket", "ioctl"])
+    assert action("socket", program=program) == SECCOMP_RET_ALLOW
+    assert action("ioctl", program=program) == SECCOMP_RET_ALLOW
+    with pytest.raises(ValueError, match="decided by the tracer"):
+        bpf.build_filter(["openat"])
+    with pytest.raises(ValueError, match="unknown"):
+        bpf.build_filter(["no_such_call"])
+
+
+def test_assembler_checks_its_jumps():
+    asm = bpf.Assembler()
+    asm.label("back")
+    asm.load(0)
+    asm.jump("==", 1, true="back")
+    with pytest.raises(ValueError, match="backward"):
+        asm.assemble()
+    asm = bpf.Assembler()
+    asm.jump("==", 1, true="nowhere")
+    with pytest.raises(ValueError, match="undefined"):
+        asm.assemble()
+    asm = bpf.Assembler()
+    asm.jump("==", 1, true="far")
+    for _ in range(300):
+        asm.load(0)
+    asm.label("far")
+    asm.ret(0)
+    with pytest.raises(ValueError, match="out of range"):
+        asm.assemble()
+
+
+def test_filter_is_well_formed():
+    assert len(FILTER) % 8 == 0 and len(FILTER) // 8 < 4096
+    # every syscall number of the table gets some action
+    for nr in NUMBERS.values():
+        assert bpf.evaluate(FILTER, nr) != 0
+
+
+# --- the verdict mapping ------------------------------------------------------
+
+def outcome(**kw) -> Outcome:
+    fields = {"exit_code": 0, "signal": None, "cpu_time_ms": 5, "wall_time_ms": 7}
+    fields.update(kw)
+    return Outcome(**fields)
+
+
+@pytest.mark.parametrize("kw,expected", [
+    ({}, ("OK", "ok")),
+    ({"exit_code": 3}, ("RE", "runtime error 3")),
+    ({"exit_code": None, "signal": 11}, ("RE", "process exited due to signal 11")),
+    ({"exit_code": None, "signal": 9, "killed": KillReason.CPU_TIME},
+     ("TLE", "time limit exceeded")),
+    ({"exit_code": None, "signal": 9, "killed": KillReason.WALL_TIME},
+     ("TLE", "real time limit exceeded")),
+    ({"exit_code": 0, "killed": KillReason.MEMORY}, ("MLE", "memory limit exceeded")),
+    ({"exit_code": None, "signal": 25, "killed": KillReason.OUTPUT},
+     ("OLE", "output limit exceeded")),
+    ({"exit_code": None, "signal": 9, "killed": KillReason.SYSCALL, "violation": "socket"},
+     ("RV", "intercepted forbidden syscall socket")),
+    ({"system_error": "cannot start ./x: Exec format error"},
+     ("SE", "cannot start ./x: Exec format error")),
+])
+def test_verdict(kw, expected):
+    assert verdict(outcome(**kw)) == expected
+
+
+def test_verdict_ignore_return():
+    assert verdict(outcome(exit_code=1), ignore_return=True) == ("OK", "ok")
+    assert verdict(outcome(exit_code=None, signal=6), ignore_return=True)[0] == "RE"
+
+
+def test_policy_validation():
+    with pytest.raises(ValueError):
+        Policy(max_threads=0)
+    assert Policy().allow_local_open is False
+
+
+def test_capabilities_describe_in_plain_words():
+    good = Capabilities(machine="x86_64", seccomp=True, ptrace=True, landlock_abi=7,
+                        namespaces=("net", "ipc", "uts"), root=True)
+    assert good.usable and "Landlock (ABI 7)" in good.describe()
+    bad = Capabilities(machine="aarch64", seccomp=False, ptrace=False, landlock_abi=0,
+                       namespaces=(), root=False)
+    assert not bad.usable
+    assert "NOT available" in bad.describe() and "x86-64 only" in bad.missing()
