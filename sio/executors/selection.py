@@ -64,12 +64,19 @@ def _contract_class(name: str, role: str) -> type[BaseExecutor]:
     return cls
 
 
+#: Roles whose program reads files of its run directory (a checker reads
+#: ``in``, ``out`` and ``hint``): read-only, writes refused.
+LOCAL_READERS = frozenset({"untrusted-checker"})
+
+
 def supervised(role: str) -> BaseExecutor:
-    """The built-in supervisor (``SupervisedExecutor``) for ``role``.
+    """The built-in supervisor (``SupervisedExecutor``) for ``role``; roles
+    in :data:`LOCAL_READERS` may open files of their directory read-only.
 
     :raises ExecutorUnavailable: it does not exist here.
     """
-    return _contract_class("SupervisedExecutor", role)()
+    cls = _contract_class("SupervisedExecutor", role)
+    return cls(allow_local_open=role in LOCAL_READERS)  # type: ignore[call-arg]
 
 
 def proot(role: str, sandbox: str = "null-sandbox") -> BaseExecutor:

@@ -25,7 +25,10 @@ Executors here:
 * :class:`UnprotectedExecutor`: limits enforced with rlimits and a watchdog,
   no isolation at all;
 * :class:`DetailedUnprotectedExecutor`: the same, plus a verdict
-  (``result_code``) and the CPU time used.
+  (``result_code``) and the CPU time used;
+* :class:`SandboxExecutor`, :class:`PRootExecutor`: programs from a sandbox;
+* :class:`SupervisedExecutor`: untrusted programs under the built-in secure
+  supervisor, with SIO2's verdicts (MLE, OLE, RV, ...).
 
 Sandboxed and supervised executors subclass :class:`UnprotectedExecutor`
 (or :class:`BaseExecutor`) and override :meth:`UnprotectedExecutor._run`,
@@ -59,6 +62,7 @@ __all__ = [
     "DetailedUnprotectedExecutor",
     "SandboxExecutor",
     "PRootExecutor",
+    "SupervisedExecutor",
     "DEFAULT_LOCALE",
 ]
 
@@ -775,3 +779,156 @@ class PRootExecutor(UnprotectedExecutor):
         if tool is not None:
             return tool._run(run)
         return super()._run(run)
+
+
+# --------------------------------------------------------------------------
+# The supervised executor (built-in secure supervisor)
+# --------------------------------------------------------------------------
+
+class SupervisedExecutor(UnprotectedExecutor):
+    """Runs an untrusted program under the built-in secure supervisor
+    (:mod:`sio.workers._engine.supervisor`, described in
+    :doc:`supervisor`): seccomp-bpf allow-list, a tracer for the rare
+    decisions (opening files, creating processes, signals), Landlock and
+    namespaces where the kernel has them, an unprivileged uid when run as
+    root. No binary is downloaded; the ``exec-sandbox`` of the original is
+    not needed.
+
+    :param allow_local_open: the program may open files inside its working
+        directory **read-only**; opening them for writing is refused (the
+        program sees an error) instead of being a rule violation.
+    :param use_program_return_code: accepted for compatibility with the
+        original (its ``-r`` option); ``return_code`` is always the
+        program's own exit status here.
+    :param policy: the engine's full :class:`Policy` (threads, extra
+        read-only paths, extra system calls), for runtimes that need more;
+        ``allow_local_open`` is applied on top of it.
+
+    Limits (environ keys with the call's ``environ_prefix``, or arguments):
+    ``time_limit`` (CPU ms, default 30000), ``mem_limit`` (KiB, default
+    65536, on the peak virtual memory like SIO2's supervisor),
+    ``output_limit`` (bytes, default 52428800: files through RLIMIT_FSIZE,
+    captured output by counting), ``real_time_limit`` (ms; by default 64
+    times the time limit; 1000 ms are always added; an explicit 0 means no
+    wall-time limit). ``0`` for the others means no limit.
+
+    Call options: ``ignore_return=True``: a non-zero exit status is not RE;
+    ``read_paths``: more files or directories (absolute paths) the program
+    may open read-only in this call, e.g. its script or extra files.
+
+    Writes (renv): ``result_code`` (``OK`` ``RE`` ``TLE`` ``MLE`` ``OLE``
+    ``RV`` ``SE``), ``result_string`` (``ok``, ``time limit exceeded``,
+    ``real time limit exceeded``, ``memory limit exceeded``, ``output limit
+    exceeded``, ``intercepted forbidden syscall <name>``, ``process exited
+    due to signal N``, ``runtime error N``), ``time_used`` (CPU ms, user +
+    system), ``mem_used`` (peak KiB), ``num_syscalls`` (system calls the
+    tracer stopped on: opens, path queries, process creation, signals, large
+    mappings; the others run in the kernel uncounted), ``return_code`` (the
+    program's exit status; -1 when it did not exit by itself),
+    ``real_time_used`` (ms), ``real_time_killed``, ``exit_signal`` (when a
+    signal ended it) and ``stdout`` (with ``capture_output``).
+
+    :raises ExecError: the verdict is not OK, unless ``ignore_errors``, or
+        the verdict is RE with a ``return_code`` in ``extra_ignore_errors``.
+    :raises SupervisorUnavailable: the machine cannot supervise (the
+        message says what is missing); nothing is run unsupervised.
+    """
+
+    DEFAULT_TIME_LIMIT_MS: ClassVar[int] = 30000
+    DEFAULT_MEMORY_LIMIT_KIB: ClassVar[int] = 65536
+    DEFAULT_OUTPUT_LIMIT_BYTES: ClassVar[int] = 52428800
+    REAL_TIME_LIMIT_MULTIPLIER: ClassVar[int] = 64
+    REAL_TIME_LIMIT_ADDEND_MS: ClassVar[int] = 1000
+
+    def __init__(self, allow_local_open: bool = False, use_program_return_code: bool = False,
+                 policy: Any = None) -> None:
+        from sio.workers._engine.supervisor.policy import Policy
+
+        base = policy if policy is not None else Policy()
+        self.policy = dataclasses.replace(base, allow_local_open=bool(allow_local_open)
+                                          or base.allow_local_open)
+        self.use_program_return_code = use_program_return_code
+
+    def _real_time_limit_ms(self, limits: ExecLimits) -> int | None:
+        if limits.real_time_limit_ms == 0:
+            return None  # explicitly no wall-time limit
+        base = limits.real_time_limit_ms
+        if base is None:
+            base = self.REAL_TIME_LIMIT_MULTIPLIER * self._time_limit_ms(limits)
+        return base + self.REAL_TIME_LIMIT_ADDEND_MS if base else None
+
+    def _time_limit_ms(self, limits: ExecLimits) -> int:
+        tl = limits.time_limit_ms
+        return self.DEFAULT_TIME_LIMIT_MS if tl is None else tl
+
+    def _engine_limits(self, request: ExecRequest) -> Limits:
+        limits = request.limits
+
+        def default(value: int | None, fallback: int) -> int | None:
+            value = fallback if value is None else value
+            return value or None  # 0 = no limit
+
+        output = default(limits.output_limit_bytes, self.DEFAULT_OUTPUT_LIMIT_BYTES)
+        return Limits(
+            cpu_time_ms=default(limits.time_limit_ms, self.DEFAULT_TIME_LIMIT_MS),
+            wall_time_ms=self._real_time_limit_ms(limits),
+            address_space_kib=default(limits.mem_limit_kib, self.DEFAULT_MEMORY_LIMIT_KIB),
+            output_bytes=output,
+            # Unlimited stack (SIO2 ran 'ulimit -s unlimited'): the memory
+            # limit bounds it, and threads keep their usual 2 MiB stacks.
+            stack_kib=None,
+            capture_bytes=output,
+        )
+
+    def _run(self, request: ExecRequest) -> Outcome:
+        from sio.workers._engine.supervisor._client import run_supervised
+
+        if request.pass_fds:
+            raise UsageError("the supervised executor gives a program only its standard "
+                             "streams: pass_fds is not supported")
+        argv = _direct_argv(request.command)
+        if argv is None:
+            raise UsageError(
+                f"the supervised executor runs one program, not a shell line: give the "
+                f"command as a list without noquote pieces (got {request.shell_line!r})")
+        policy = self.policy
+        extra = tuple(os.path.abspath(os.path.join(request.cwd, p))
+                      for p in request.options.get("read_paths") or ())
+        if extra:
+            policy = dataclasses.replace(policy, read_paths=policy.read_paths + extra)
+        return run_supervised(
+            argv, cwd=request.cwd, env=request.env,
+            stdin=request.stdin,
+            stdout=CAPTURE if request.capture_output else request.stdout,
+            stderr=STDOUT if request.forward_stderr else request.stderr,
+            limits=self._engine_limits(request), policy=policy,
+            on_spawn=request.after_spawn)
+
+    def _renv(self, request: ExecRequest, outcome: Outcome) -> dict[str, Any]:
+        from sio.workers._engine.supervisor.policy import verdict
+
+        renv = super()._renv(request, outcome)
+        code, message = verdict(outcome, ignore_return=bool(request.options.get("ignore_return")))
+        renv.update(
+            result_code=code,
+            result_string=message,
+            time_used=outcome.cpu_time_ms,
+            mem_used=outcome.mem_peak_kib or 0,
+            num_syscalls=outcome.syscalls or 0,
+            # The program's own status, as the original's supervisor reported
+            # it: -1 when it did not exit by itself (signal, limit, rule).
+            return_code=outcome.exit_code if outcome.exit_code is not None and
+            outcome.killed is None else -1,
+        )
+        if outcome.signal is not None:
+            renv["exit_signal"] = outcome.signal
+        return renv
+
+    def _check(self, request: ExecRequest, renv: Mapping[str, Any]) -> None:
+        code = renv["result_code"]
+        if code == ResultCode.OK or request.ignore_errors:
+            return
+        if code == ResultCode.RE and renv["return_code"] in request.extra_ignore_errors:
+            return
+        raise ExecError(f"Failed to execute command: {request.shell_line}. "
+                        f"Reason: {renv['result_string']}")

@@ -36,6 +36,7 @@ from sio.workers.executors import (
     BaseExecutor,
     DetailedUnprotectedExecutor,
     PRootExecutor,
+    SupervisedExecutor,
     UnprotectedExecutor,
 )
 from sio.workers.util import tempcwd
@@ -89,7 +90,10 @@ class FileRunner:
         raise NotImplementedError
 
     def __call__(self, file: str, args: Sequence[Any] = (), **kwargs: Any) -> dict[str, Any]:
-        fetch_extra_execution_files(self.environ, kwargs.get("cwd") or tempcwd())
+        extra = fetch_extra_execution_files(self.environ, kwargs.get("cwd") or tempcwd())
+        if extra and isinstance(self.executor, SupervisedExecutor):
+            # The program may read the files it was given, and only those.
+            kwargs["read_paths"] = (*kwargs.get("read_paths", ()), *extra)
         return self._run(file, list(args), kwargs)
 
     def _run(self, file: str, args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -185,6 +189,16 @@ class Python(FileRunner):
         return self.executor([python_interpreter(), "-I", file, *args], **kwargs)
 
 
+class SupervisedPython(Python):
+    """:class:`Python` under :class:`~sio.workers.executors.SupervisedExecutor`:
+    the program may read its own zip application (and nothing else of the
+    job directory)."""
+
+    def _run(self, file: str, args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+        kwargs["read_paths"] = (*kwargs.get("read_paths", ()), file)
+        return super()._run(file, args, kwargs)
+
+
 # --------------------------------------------------------------------------
 # The registry
 # --------------------------------------------------------------------------
@@ -231,6 +245,11 @@ for _executor in (UnprotectedExecutor, DetailedUnprotectedExecutor, PRootExecuto
 # which has its own file system (and usually no Python).
 for _executor in (UnprotectedExecutor, DetailedUnprotectedExecutor):
     register_file_runner("python", _executor, Python)
+# Under the supervisor: native programs and Python. A JVM needs dozens of
+# threads, many more system calls and its own files; it is not supported
+# there yet (as the latest original did not run Java in its sio2jail jobs).
+register_file_runner("executable", SupervisedExecutor, Executable)
+register_file_runner("python", SupervisedExecutor, SupervisedPython)
 
 
 # --------------------------------------------------------------------------

@@ -24,7 +24,6 @@ from sio.workers.errors import SioWorkersError
 
 pytestmark = pytest.mark.integration
 
-HAS_SUPERVISOR = hasattr(executors, "SupervisedExecutor")
 
 
 def exec_env(ft_store, exe: str, test_in: str | bytes = "2 3\n", hint: str | bytes | None = "5\n",
@@ -338,14 +337,13 @@ def test_output_only(ft_store, job_type):
         assert result["result_string"] == "BŁĄD"
 
 
-@pytest.mark.skipif(HAS_SUPERVISOR, reason="the supervised executor exists")
 @pytest.mark.parametrize("job_type", ["exec", "cpu-exec"])
-def test_supervised_jobs_refuse_to_run_unsupervised(ft_store, sum_c, job_type):
+def test_supervised_jobs_refuse_to_run_unsupervised(ft_store, sum_c, job_type, monkeypatch):
+    monkeypatch.delattr(executors, "SupervisedExecutor")
     with pytest.raises(ExecutorUnavailable, match="supervised executor is not available"):
         runner.run(exec_env(ft_store, sum_c, job_type=job_type))
 
 
-@pytest.mark.skipif(not HAS_SUPERVISOR, reason="no supervised executor in this tree yet")
 @pytest.mark.parametrize("job_type", ["exec", "cpu-exec"])
 def test_supervised_jobs(ft_store, sum_c, c_program, job_type):
     result = run_job(exec_env(ft_store, sum_c, job_type=job_type))

@@ -66,13 +66,12 @@ def test_ingen_output_is_limited(ft_store, c_program):
     assert len(result["collected_files"]) == 100
 
 
-@pytest.mark.skipif(hasattr(executors, "PRootExecutor"), reason="PRoot exists here")
-def test_sandboxed_ingen_refuses_to_run_unprotected(ft_store, c_program):
+def test_sandboxed_ingen_refuses_to_run_unprotected(ft_store, c_program, monkeypatch):
+    monkeypatch.delattr(executors, "PRootExecutor")
     with pytest.raises(ExecutorUnavailable, match="PRootExecutor"):
         runner.run(ingen_env(ft_store, c_program("judge_ingen"), use_sandboxes=True))
 
 
-@pytest.mark.skipif(not hasattr(executors, "PRootExecutor"), reason="no PRoot here")
 def test_sandboxed_ingen_in_proot(ft_store, c_program, archive_server):
     # 'null-sandbox' served by a local HTTP server: a busybox root file
     # system; the generator is static, the sandbox has no C library.
@@ -128,7 +127,18 @@ def test_inwer_without_file_name(ft_store, c_program):
     assert result["stdout"][0] == "WRONG bad file name argument"
 
 
-@pytest.mark.skipif(hasattr(executors, "SupervisedExecutor"), reason="the supervisor exists")
-def test_sandboxed_inwer_refuses_to_run_unprotected(ft_store, c_program):
+def test_sandboxed_inwer_refuses_to_run_unprotected(ft_store, c_program, monkeypatch):
+    monkeypatch.delattr(executors, "SupervisedExecutor")
     with pytest.raises(ExecutorUnavailable, match="supervised executor is not available"):
         runner.run(inwer_env(ft_store, c_program("judge_inwer"), "3 4\n", use_sandboxes=True))
+
+
+def test_sandboxed_inwer_runs_supervised(ft_store, c_program):
+    result = run_job(inwer_env(ft_store, c_program("judge_inwer"), "3 4\n", use_sandboxes=True))
+    assert result["result_code"] == "OK"
+    assert result["stdout"] == ["OK abc1a.in", ""]
+    assert result["num_syscalls"] > 0  # it ran under the supervisor
+    result = run_job(inwer_env(ft_store, c_program("judge_inwer"), "3 4 5\n",
+                               use_sandboxes=True))
+    assert result["result_code"] == "RE"
+    assert result["stdout"][0] == "WRONG bad format in abc1a.in"

@@ -22,7 +22,6 @@ from tests.integration.test_judge_exec import run_job
 
 pytestmark = pytest.mark.integration
 
-HAS_SUPERVISOR = hasattr(executors, "SupervisedExecutor")
 
 
 @pytest.fixture(scope="module")
@@ -188,15 +187,15 @@ def test_exec_time_limit_is_required(ft_store, interactor, solution):
         runner.run(env)
 
 
-@pytest.mark.skipif(HAS_SUPERVISOR, reason="the supervised executor exists")
 @pytest.mark.parametrize("job_type", ["interactive-exec", "cpu-interactive-exec"])
 def test_supervised_interactive_jobs_refuse_to_run_unsupervised(ft_store, interactor,
-                                                                solution, job_type):
+                                                                solution, job_type,
+                                                                monkeypatch):
+    monkeypatch.delattr(executors, "SupervisedExecutor")
     with pytest.raises(ExecutorUnavailable):
         runner.run(interactive_env(ft_store, interactor, solution(), job_type=job_type))
 
 
-@pytest.mark.skipif(not HAS_SUPERVISOR, reason="no supervised executor in this tree yet")
 @pytest.mark.parametrize("job_type", ["interactive-exec", "cpu-interactive-exec"])
 def test_supervised_interactive_jobs(ft_store, interactor, solution, job_type):
     result = run_job(interactive_env(ft_store, interactor, solution(), n=3, job_type=job_type))

@@ -290,12 +290,27 @@ def test_root_runs_programs_as_a_fresh_unprivileged_uid(job):
     outcome, result = job.run("sup_behave", "uid")
     uid, gid = map(int, outcome.stdout.split())
     assert uid >= UID_BASE and gid == uid
-    # so a program only its owner (root) may execute cannot be run
+    # The program itself is made runnable by that uid (exec jobs save
+    # submissions with mode 0700): only the missing o+rx bits are added.
     private = job.dir / "private"
     private.write_bytes(Path(job.programs["sup_behave"]).read_bytes())
     private.chmod(0o700)
-    outcome = run_supervised(["./private"], cwd=job.dir, env=ENV, limits=LIMITS)
-    assert verdict(outcome)[0] == "SE" and "Permission denied" in outcome.system_error
+    outcome = run_supervised(["./private", "uid"], cwd=job.dir, env=ENV, limits=LIMITS)
+    assert verdict(outcome)[0] == "OK"
+    assert private.stat().st_mode & 0o777 == 0o705
+    # Anything else keeps its permissions: a root-only file outside the job
+    # directory stays unreadable even when the policy lists it.
+    secret = job.dir.parent / f"{job.dir.name}-root-only"
+    secret.write_text("root only\n")
+    secret.chmod(0o600)
+    try:
+        outcome = run_supervised([job.programs["hostile_open"], str(secret)], cwd=job.dir,
+                                 env=ENV, limits=LIMITS, stdout=CAPTURE,
+                                 policy=Policy(read_paths=(str(secret),)))
+        assert (verdict(outcome)[0], outcome.stdout) == ("RE", b"open failed\n")
+        assert secret.stat().st_mode & 0o777 == 0o600
+    finally:
+        secret.unlink()
 
 
 def test_concurrent_runs_use_separate_spawners(job):

@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from sio.workers._engine.supervisor import _wire
@@ -69,11 +69,17 @@ class _Spawner:
             raise SupervisorError(f"the supervisor process died (exit status {code}){detail}")
         return msg[0]
 
-    def run(self, request: dict, fds: list[int]) -> Outcome:
+    def run(self, request: dict, fds: list[int],
+            on_sent: Callable[[], None] | None = None) -> Outcome:
         try:
             _wire.send(self.sock, request, fds)
         except OSError:
             pass  # it died: _recv() says how
+        if on_sent is not None:
+            # The descriptors now travel with the message (the kernel holds
+            # references to them): the caller may close its copies, so that
+            # the program's peers see end-of-file as soon as it ends.
+            on_sent()
         answer = self._recv()
         if "error" in answer:
             raise SupervisorError(f"the supervisor failed: {answer['error']}")
@@ -207,7 +213,8 @@ def _fields(record: Limits | Policy) -> dict:
 def run_supervised(argv: Sequence[str | bytes], *, cwd: str | os.PathLike[str],
                    env: Mapping[str, str], stdin: int | None = None,
                    stdout: object = None, stderr: object = None,
-                   limits: Limits = Limits(), policy: Policy = Policy()) -> Outcome:
+                   limits: Limits = Limits(), policy: Policy = Policy(),
+                   on_spawn: Callable[[], None] | None = None) -> Outcome:
     """Run ``argv`` under the supervisor and return what happened.
 
     :param argv: the program and its arguments; ``argv[0]`` is looked up in
@@ -224,6 +231,9 @@ def run_supervised(argv: Sequence[str | bytes], *, cwd: str | os.PathLike[str],
         output (bytes: files via RLIMIT_FSIZE, captured pipes by counting),
         stack (KiB; default unlimited like SIO2's ``ulimit -s unlimited``).
     :param policy: what the program may do, see :class:`Policy`.
+    :param on_spawn: called once the program's descriptors have been handed
+        to the supervisor (before the program ends), e.g. to close the
+        caller's copies of pipe ends.
     :raises SupervisorUnavailable: this machine cannot supervise (the message
         says why); nothing was run.
     :raises ProgramNotFound: ``argv[0]`` does not exist or is not executable.
@@ -251,7 +261,7 @@ def run_supervised(argv: Sequence[str | bytes], *, cwd: str | os.PathLike[str],
     }
     sp = _acquire()
     try:
-        outcome = sp.run(request, fds)
+        outcome = sp.run(request, fds, on_spawn)
     except BaseException:
         # Interrupted or broken mid-run: the spawner's state is unknown.
         # Closing the socket makes it kill the program and exit.

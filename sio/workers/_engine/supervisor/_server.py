@@ -288,11 +288,8 @@ class Run:
             fprog = sp.seccomp_filter(tuple(self.policy["extra_syscalls"]))
             argv = L.string_array(self.argv)
             envp = L.string_array(self.env)
-            if self.drop_uid and self.allow_local_open:
-                # The program (another uid) reaches files in cwd by relative name.
-                mode = os.stat(self.cwd).st_mode
-                if not mode & stat.S_IXOTH:
-                    os.chmod(self.cwd, stat.S_IMODE(mode) | stat.S_IXOTH)
+            if self.drop_uid:
+                self._grant_dropped_uid()
             cpu = self.policy["cpu"] if self.policy["cpu"] is not None else L.current_cpu()
             # Tracer and program on one CPU: a ptrace stop then wakes the
             # tracer on the same CPU instead of through a cross-CPU wake-up,
@@ -349,6 +346,42 @@ class Run:
             else:
                 raise ValueError(f"bad stdio mode {mode!r}")
         return stdio
+
+    def _grant_dropped_uid(self) -> None:
+        """Let the unprivileged uid the program runs under use what it was
+        given, and nothing more: file permissions apply to it like to any
+        other user. The job directory gets search permission (o+x) when the
+        program reads files in it, the program file o+rx (a submission is
+        saved with mode 0700), and read-only paths inside the job directory
+        (all of it with ``allow_local_open``) o+r. Only bits that are
+        missing are added, and only on what is inside the job directory or
+        is the program itself."""
+
+        def grant(path: str, bits: int) -> None:
+            try:
+                st = os.stat(path)
+            except OSError:
+                return  # the program will get its own error for it
+            if stat.S_IMODE(st.st_mode) & bits != bits:
+                os.chmod(path, stat.S_IMODE(st.st_mode) | bits)
+
+        cwd = os.path.join(self.cwd, "")
+        inside = [p for p in self.policy["read_paths"]
+                  if os.path.abspath(p).startswith(cwd)]
+        if self.allow_local_open:
+            # SIO2's local open: the program reads any file of its directory
+            # (a checker reads 'in', 'out' and 'hint'), whatever mode the
+            # worker created it with. Writing stays refused by the rules.
+            for root, dirs, files in os.walk(self.cwd):
+                inside += [os.path.join(root, d) for d in dirs]
+                inside += [os.path.join(root, f) for f in files]
+        if self.allow_local_open or inside or self.exe.startswith(cwd):
+            # The program (another uid) reaches files in cwd by name.
+            grant(self.cwd, stat.S_IXOTH)
+        grant(self.exe, stat.S_IROTH | stat.S_IXOTH)
+        for path in inside:
+            bits = stat.S_IROTH | (stat.S_IXOTH if os.path.isdir(path) else 0)
+            grant(path, bits)
 
     def _landlock_ruleset(self) -> int | None:
         """A Landlock ruleset: read (and execute) below the allowed roots and
