@@ -107,9 +107,7 @@ def instruction_counted(role: str) -> BaseExecutor:
 
     :raises InstructionCountingUnavailable: always.
     """
-    from sio.workers._engine.perf import instruction_counter
-
-    probe = instruction_counter()
+    probe = executors.instruction_counter_probe()
     instead = ("Use job type 'exec' or 'cpu-exec' instead (time measured as CPU time)"
                if "interactive" not in role else
                "Use job type 'interactive-exec' or 'cpu-interactive-exec' instead "
