@@ -63,6 +63,8 @@ setup(
             "unsafe-interactive-exec = sio.executors.unsafe_exec:interactive_run",
             "ingen = sio.executors.ingen:run",
             "inwer = sio.executors.inwer:run",
+            "sio2jail-exec = sio.executors.sio2jail_exec:run",
+            "sio2jail-interactive-exec = sio.executors.sio2jail_exec:interactive_run",
         ],
         "sio.compilers": [
             # system toolchains (and their deprecated aliases)

@@ -7,23 +7,26 @@ programs is a change of one line here.
 
 Roles:
 
-=========================== ===============================================
-role                        executor
-=========================== ===============================================
-``exec``, ``cpu-exec``      the built-in supervisor (:func:`supervised`)
-``unsafe-exec``             :class:`~sio.workers.executors.DetailedUnprotectedExecutor`
-``interactive-exec``,       the built-in supervisor
+=============================== ===============================================
+role                            executor
+=============================== ===============================================
+``exec``, ``cpu-exec``          the built-in supervisor (:func:`supervised`)
+``unsafe-exec``                 :class:`~sio.workers.executors.DetailedUnprotectedExecutor`
+``interactive-exec``,           the built-in supervisor
 ``cpu-interactive-exec``
-``unsafe-interactive-exec`` :class:`~sio.workers.executors.DetailedUnprotectedExecutor`
-``interactor``              :class:`~sio.workers.executors.DetailedUnprotectedExecutor`
-                            (the problem's own program, trusted)
-``checker``                 :class:`~sio.workers.executors.UnprotectedExecutor`
-``untrusted-checker``       the built-in supervisor
-``inwer``                   :class:`~sio.workers.executors.DetailedUnprotectedExecutor`
-``sandboxed-inwer``         the built-in supervisor
-``ingen``                   :class:`~sio.workers.executors.UnprotectedExecutor`
-``sandboxed-ingen``         ``PRootExecutor('null-sandbox')`` (it writes files)
-=========================== ===============================================
+``unsafe-interactive-exec``     :class:`~sio.workers.executors.DetailedUnprotectedExecutor`
+``interactor``                  :class:`~sio.workers.executors.DetailedUnprotectedExecutor`
+                                (the problem's own program, trusted)
+``checker``                     :class:`~sio.workers.executors.UnprotectedExecutor`
+``untrusted-checker``           the built-in supervisor
+``inwer``                       :class:`~sio.workers.executors.DetailedUnprotectedExecutor`
+``sandboxed-inwer``             the built-in supervisor
+``ingen``                       :class:`~sio.workers.executors.UnprotectedExecutor`
+``sandboxed-ingen``             ``PRootExecutor('null-sandbox')`` (it writes files)
+``sio2jail-exec``               none yet (:func:`instruction_counted` raises
+                                :class:`InstructionCountingUnavailable`)
+``sio2jail-interactive-exec``   the same
+=============================== ===============================================
 
 An executor that this installation does not have (the supervisor and PRoot
 are added by later parts of the project) is **never replaced by an
@@ -45,13 +48,21 @@ from sio.workers.executors import (
     UnprotectedExecutor,
 )
 
-__all__ = ["ExecutorUnavailable", "EXECUTORS", "executor_for", "supervised", "proot"]
+__all__ = ["ExecutorUnavailable", "InstructionCountingUnavailable", "EXECUTORS",
+           "executor_for", "supervised", "proot", "instruction_counted"]
 
 
 class ExecutorUnavailable(SioWorkersError, RuntimeError):
     """The job asks for an executor this installation does not have (the job
     fails: running the program unprotected instead would be a security
     hole)."""
+
+
+class InstructionCountingUnavailable(ExecutorUnavailable):
+    """The job measures time in counted instructions, which this machine
+    or this installation cannot do (the job fails: measuring CPU time
+    instead under a name that promises instruction counts would give
+    different, machine-dependent verdicts)."""
 
 
 def _contract_class(name: str, role: str) -> type[BaseExecutor]:
@@ -87,6 +98,31 @@ def proot(role: str, sandbox: str = "null-sandbox") -> BaseExecutor:
     return _contract_class("PRootExecutor", role)(sandbox)  # type: ignore[call-arg]
 
 
+def instruction_counted(role: str) -> BaseExecutor:
+    """The executor of instruction-counted time (2·10⁹ instructions = 1 s).
+
+    There is none yet, so this always raises; the message says whether the
+    machine lacks the hardware counter (probed once with
+    ``perf_event_open``) or only the supervisor lacks the counting.
+
+    :raises InstructionCountingUnavailable: always.
+    """
+    probe = executors.instruction_counter_probe()
+    instead = ("Use job type 'exec' or 'cpu-exec' instead (time measured as CPU time)"
+               if "interactive" not in role else
+               "Use job type 'interactive-exec' or 'cpu-interactive-exec' instead "
+               "(time measured as CPU time)")
+    if not probe.available:
+        raise InstructionCountingUnavailable(
+            f"job {role!r} measures time in counted instructions (2*10^9 per second), "
+            f"which needs the {probe.counter}; this machine does not have it: "
+            f"{probe.reason}. {instead}.")
+    raise InstructionCountingUnavailable(
+        f"job {role!r} measures time in counted instructions (2*10^9 per second); this "
+        f"machine has the {probe.counter}, but sioworkers' supervisor does not count "
+        f"instructions yet. {instead}.")
+
+
 def _unprotected(role: str) -> BaseExecutor:
     return UnprotectedExecutor()
 
@@ -110,6 +146,8 @@ EXECUTORS: dict[str, Callable[[str], BaseExecutor]] = {
     "sandboxed-inwer": supervised,
     "ingen": _unprotected,
     "sandboxed-ingen": proot,
+    "sio2jail-exec": instruction_counted,
+    "sio2jail-interactive-exec": instruction_counted,
 }
 
 

@@ -43,13 +43,16 @@ import posixpath
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sio.workers._engine.process import run_process
 from sio.workers._engine.types import CAPTURE, STDOUT, KillReason, Limits, Outcome
 from sio.workers.errors import SioWorkersError, UsageError
 from sio.workers.results import ResultCode
 from sio.workers.util import tempcwd
+
+if TYPE_CHECKING:
+    from sio.workers._engine.perf import CounterProbe
 
 __all__ = [
     "ExecError",
@@ -63,6 +66,7 @@ __all__ = [
     "SandboxExecutor",
     "PRootExecutor",
     "SupervisedExecutor",
+    "instruction_counter_probe",
     "DEFAULT_LOCALE",
 ]
 
@@ -932,3 +936,18 @@ class SupervisedExecutor(UnprotectedExecutor):
             return
         raise ExecError(f"Failed to execute command: {request.shell_line}. "
                         f"Reason: {renv['result_string']}")
+
+
+# --------------------------------------------------------------------------
+# Instruction-counted time (sio2jail-exec): what the machine offers
+# --------------------------------------------------------------------------
+
+def instruction_counter_probe() -> CounterProbe:
+    """Whether this machine has the hardware instruction counter that
+    instruction-counted time needs: a
+    :class:`sio.workers._engine.perf.CounterProbe` with ``available``,
+    ``counter`` (its name) and ``reason`` (why not). Probed once per
+    process with ``perf_event_open``; imported only when asked for."""
+    from sio.workers._engine.perf import instruction_counter
+
+    return instruction_counter()

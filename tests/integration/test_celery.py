@@ -533,3 +533,40 @@ def test_worker_rejects_two_broker_urls():
                        text=True, timeout=60)
     assert p.returncode == 2
     assert "more than one broker URL" in p.stderr and "Traceback" not in p.stderr
+
+
+# --------------------------------------------------------------------------
+# Real judging jobs through a worker: compile, then exec, files on Filetracker
+# --------------------------------------------------------------------------
+
+def test_compile_then_exec_jobs_through_a_worker(rabbit_worker, ft_store):
+    from sio.celery import run_many
+    from tests.support import SOURCES
+
+    worker, app = rabbit_worker
+    source = (SOURCES / "judge_sum.c").read_text()
+    compiles = [{"job_type": "compile", "filetracker_url": ft_store.url,
+                 "source_file": ft_store.put(f"{name}.c", text), "language": "c",
+                 "compiler": "system-gcc", "out_file": ft_store.name(f"{name}-exe"),
+                 "compilation_result_size_limit": 10 * 1024 * 1024,
+                 "submission_id": name}
+                for name, text in (("good", source), ("wrong", "#define WRONG\n" + source))]
+    compiled = run_many(compiles, app=app, queue=worker.queue, timeout=120)
+    for sent, env in zip(compiles, compiled):
+        assert (env["result"], env["result_code"]) == ("SUCCESS", "OK"), env
+        assert env["out_file"].startswith(sent["out_file"] + "@")
+        assert env["exec_info"] == {"mode": "executable"}
+        assert env["submission_id"] == sent["submission_id"]
+
+    test_in, hint = ft_store.put("1a.in", "2 3\n"), ft_store.put("1a.out", "5\n")
+    execs = [{"job_type": "exec", "filetracker_url": ft_store.url, "exe_file": env["out_file"],
+              "exec_info": env["exec_info"], "in_file": test_in, "hint_file": hint,
+              "check_output": True, "exec_time_limit": 2000, "exec_mem_limit": 65536,
+              "name": "1a"}
+             for env in compiled]
+    good, wrong = run_many(execs, app=app, queue=worker.queue, timeout=120)
+    assert good["result"] == "SUCCESS", good
+    assert (good["result_code"], good["result_percentage"]) == ("OK", [100, 1])
+    assert (good["exec_time_limit"], good["exec_mem_limit"], good["name"]) == (2000, 65536, "1a")
+    assert (wrong["result_code"], wrong["result_percentage"]) == ("WA", [0, 1])
+    assert wrong["result_string"] == 'WRONG: line 1: expected "5", got "6"'

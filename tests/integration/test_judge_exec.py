@@ -353,3 +353,32 @@ def test_supervised_jobs(ft_store, sum_c, c_program, job_type):
     assert result["result_string"] == 'WRONG: line 1: expected "5", got "6"'
     result = run_job(exec_env(ft_store, c_program("fork_child"), job_type=job_type))
     assert result["result_code"] == "RV"
+
+
+# clients.md §4 scenarios 7 to 10 with the supervised job: the verdict
+# strings are the supervisor's (as the original supervisor and sio2jail
+# wrote them), the limits are echoed, the checker never runs.
+@pytest.mark.parametrize("program, args, keys, code, string", [
+    ("busy_loop", [], {"exec_time_limit": 300}, "TLE", "time limit exceeded"),
+    # The supervisor's default wall limit is 64 x the time limit + 1 s (as
+    # the original's): too slow for a test, so an explicit one.
+    ("sleep_forever", [], {"exec_time_limit": 300, "exec_real_time_limit": 600}, "TLE",
+     "real time limit exceeded"),
+    ("mem_30MiB_heap", [], {"exec_mem_limit": 16384}, "MLE", "memory limit exceeded"),
+    ("sig_segv", [], {}, "RE", "process exited due to signal 11"),
+    ("exit_with", ["1"], {}, "RE", "runtime error 1"),
+    ("hostile_fork", [], {}, "RV", "intercepted forbidden syscall"),
+    ("hostile_output_flood", [], {"exec_output_limit": 100000}, "OLE",
+     "output limit exceeded"),
+])
+def test_supervised_job_verdicts(ft_store, c_program, checker, program, args, keys, code,
+                                 string):
+    env = exec_env(ft_store, c_program(program), job_type="exec", extra_execution_args=args,
+                   hint="EXIT 2", chk_file=ft_store.put("chk", path=checker), **keys)
+    start = time.monotonic()
+    result = run_job(env)  # a checker run would raise
+    assert (result["result_code"], result["result_percentage"]) == (code, [0, 1]), result
+    assert result["result_string"].startswith(string), result["result_string"]
+    if code == "TLE" and program == "busy_loop":
+        assert result["time_used"] >= 280
+    assert time.monotonic() - start < 20

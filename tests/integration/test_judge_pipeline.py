@@ -69,3 +69,18 @@ def test_output_only_through_compile(ft_store, tmp_path):
         assert (result["result_code"], result["result_percentage"]) == ("OK", [100, 1])
         result = judge(ft_store, compiled, "", "41\n", job_type=job_type)
         assert result["result_code"] == "WA"
+
+
+def test_unknown_compiler_fails_the_job_and_the_next_job_runs(ft_store):
+    # clients.md §4 scenario 4 (oioioi#7): no hang and no made-up verdict,
+    # an error that names what exists; the worker goes on serving.
+    from sio.workers.errors import EntryPointNotFound
+
+    with pytest.raises(EntryPointNotFound) as info:
+        compile_submission(ft_store, "judge_sum.c", "cbp", "default-cbp")
+    message = str(info.value)
+    assert "'default-cbp'" in message and "sio.compilers" in message
+    assert "system-g++" in message
+    compiled = compile_submission(ft_store, "judge_sum.c", "c", "system-gcc")
+    assert compiled["result_code"] == "OK"
+    assert compiled["exec_info"] == {"mode": "executable"}

@@ -41,8 +41,10 @@ def supervision_available():
     return caps
 
 
-def _sandbox_processes() -> list[str]:
-    """Processes running under a uid of the supervisor's range."""
+def _sandbox_processes(root: Path | None = None) -> list[str]:
+    """Processes running under a uid of the supervisor's range; with
+    ``root``, only those whose working directory is under it (or cannot be
+    read): other test sessions on a shared machine run programs too."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -57,13 +59,25 @@ def _sandbox_processes() -> list[str]:
                         break
         except (OSError, ValueError):
             pass
+    if root is not None:
+        found = [pid for pid in found if _cwd_under(pid, root)]
     return found
+
+
+def _cwd_under(pid: str, root: Path) -> bool:
+    try:
+        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        # Gone since the listing: not left over. A zombie: cannot tell, count it.
+        return os.path.exists(f"/proc/{pid}")
+    return cwd == root or root in cwd.parents
 
 
 class Job:
     """A job directory, and a directory outside it that must not change."""
 
     def __init__(self, root: Path, programs: dict[str, str]) -> None:
+        self.root = root
         self.dir = root / "job"
         self.dir.mkdir()
         self.outside = root / "outside"
@@ -86,7 +100,7 @@ class Job:
     def check_unharmed(self) -> None:
         assert self._snapshot() == self._before
         assert self.victim.read_text() == "precious\n"
-        assert _sandbox_processes() == []
+        assert _sandbox_processes(self.root) == []
 
 
 @pytest.fixture
@@ -345,7 +359,7 @@ def test_a_worker_that_goes_away_takes_the_program_with_it(job):
                "policy": dataclasses.asdict(Policy()), "stdio": ("null", "null", "null")}
     _wire.send(sp.sock, request)
     deadline = time.monotonic() + 5
-    while not _sandbox_processes() and time.monotonic() < deadline and os.geteuid() == 0:
+    while not _sandbox_processes(job.root) and time.monotonic() < deadline and os.geteuid() == 0:
         time.sleep(0.01)
     sp.close()  # the spawner kills the program and exits
     assert sp.proc.returncode == 0

@@ -14,7 +14,8 @@ from sio.workers.executors import DetailedUnprotectedExecutor, UnprotectedExecut
 def test_every_job_type_has_an_executor():
     for role in ("exec", "cpu-exec", "unsafe-exec", "interactive-exec",
                  "cpu-interactive-exec", "unsafe-interactive-exec", "interactor", "checker",
-                 "untrusted-checker", "inwer", "sandboxed-inwer", "ingen", "sandboxed-ingen"):
+                 "untrusted-checker", "inwer", "sandboxed-inwer", "ingen", "sandboxed-ingen",
+                 "sio2jail-exec", "sio2jail-interactive-exec"):
         assert role in selection.EXECUTORS
 
 
@@ -31,6 +32,26 @@ def test_supervised_roles_never_fall_back_to_unprotected(role, monkeypatch):
     with pytest.raises(selection.ExecutorUnavailable,
                        match="the supervised executor is not available"):
         selection.executor_for(role)
+
+
+@pytest.mark.parametrize("available", [False, True])
+def test_instruction_counted_roles_always_refuse(available, monkeypatch):
+    # Whether or not the machine has the counter, nothing counts instructions
+    # yet: never CPU time under the sio2jail name.
+    from sio.workers._engine import perf
+
+    probe = perf.CounterProbe("hardware counter of instructions", available,
+                              "" if available else "the CPU does not provide it")
+    monkeypatch.setattr(perf, "instruction_counter", lambda: probe)
+    with pytest.raises(selection.InstructionCountingUnavailable) as info:
+        selection.executor_for("sio2jail-exec")
+    message = str(info.value)
+    if available:
+        assert "this machine has the hardware counter of instructions, but sioworkers' " \
+            "supervisor does not count instructions yet" in message
+    else:
+        assert "this machine does not have it: the CPU does not provide it" in message
+    assert "Use job type 'exec' or 'cpu-exec' instead" in message
 
 
 def test_output_only_detection():
