@@ -17,7 +17,10 @@ Environ keys :func:`run` reads:
     how to run ``exe_file``, as the ``compile`` job wrote it:
     ``executable``, ``java``, ... or ``output-only``.
 ``exec_time_limit`` (ms), ``exec_real_time_limit`` (ms), ``exec_mem_limit`` (KiB), ``exec_output_limit`` (bytes)
-    the limits; absent ones get the executor's defaults.
+    the limits; absent ones get the executor's defaults. Without
+    ``exec_real_time_limit`` the supervised jobs (``exec``, ``cpu-exec``)
+    stop a program that sleeps or waits after 2 × ``exec_time_limit`` +
+    1000 ms; ``unsafe-exec`` after 2 × ``exec_time_limit``.
 ``extra_execution_files`` (dict, optional)
     file name in the run directory -> file to download there.
 ``extra_execution_args`` (list of str, optional)

@@ -80,14 +80,26 @@ def _contract_class(name: str, role: str) -> type[BaseExecutor]:
 LOCAL_READERS = frozenset({"untrusted-checker"})
 
 
+#: The judging jobs' guard against programs that sleep or wait instead of
+#: computing: without an explicit ``<prefix>real_time_limit`` a supervised
+#: program is killed after this many times its time limit, plus 1 s. The
+#: executor's own default (64x, the original's SupervisedExecutor) would let
+#: one sleeping submission hold a worker for over ten minutes on a 10 s
+#: limit; oioioi expects about 2x (what the latest original's exec did).
+JUDGING_REAL_TIME_MULTIPLIER = 2
+
+
 def supervised(role: str) -> BaseExecutor:
     """The built-in supervisor (``SupervisedExecutor``) for ``role``; roles
-    in :data:`LOCAL_READERS` may open files of their directory read-only.
+    in :data:`LOCAL_READERS` may open files of their directory read-only;
+    the default real-time limit is :data:`JUDGING_REAL_TIME_MULTIPLIER`
+    times the time limit, plus 1 s.
 
     :raises ExecutorUnavailable: it does not exist here.
     """
     cls = _contract_class("SupervisedExecutor", role)
-    return cls(allow_local_open=role in LOCAL_READERS)  # type: ignore[call-arg]
+    return cls(allow_local_open=role in LOCAL_READERS,  # type: ignore[call-arg]
+               real_time_limit_multiplier=JUDGING_REAL_TIME_MULTIPLIER)
 
 
 def proot(role: str, sandbox: str = "null-sandbox") -> BaseExecutor:

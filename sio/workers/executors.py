@@ -807,6 +807,9 @@ class SupervisedExecutor(UnprotectedExecutor):
     :param policy: the engine's full :class:`Policy` (threads, extra
         read-only paths, extra system calls), for runtimes that need more;
         ``allow_local_open`` is applied on top of it.
+    :param real_time_limit_multiplier: the default real-time limit is this
+        many times the time limit, plus 1000 ms (default 64, as the
+        original's supervised executors).
 
     Limits (environ keys with the call's ``environ_prefix``, or arguments):
     ``time_limit`` (CPU ms, default 30000), ``mem_limit`` (KiB, default
@@ -845,13 +848,20 @@ class SupervisedExecutor(UnprotectedExecutor):
     REAL_TIME_LIMIT_ADDEND_MS: ClassVar[int] = 1000
 
     def __init__(self, allow_local_open: bool = False, use_program_return_code: bool = False,
-                 policy: Any = None) -> None:
+                 policy: Any = None, real_time_limit_multiplier: int | None = None) -> None:
         from sio.workers._engine.supervisor.policy import Policy
 
         base = policy if policy is not None else Policy()
         self.policy = dataclasses.replace(base, allow_local_open=bool(allow_local_open)
                                           or base.allow_local_open)
         self.use_program_return_code = use_program_return_code
+        if real_time_limit_multiplier is not None:
+            if real_time_limit_multiplier < 1:
+                raise ValueError("real_time_limit_multiplier must be at least 1")
+            # An instance attribute: the judging jobs guard sleeping programs
+            # more tightly than the original's executor default (see
+            # sio.executors.selection).
+            self.REAL_TIME_LIMIT_MULTIPLIER = real_time_limit_multiplier  # type: ignore[misc]
 
     def _real_time_limit_ms(self, limits: ExecLimits) -> int | None:
         if limits.real_time_limit_ms == 0:

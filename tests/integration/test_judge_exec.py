@@ -360,10 +360,9 @@ def test_supervised_jobs(ft_store, sum_c, c_program, job_type):
 # wrote them), the limits are echoed, the checker never runs.
 @pytest.mark.parametrize("program, args, keys, code, string", [
     ("busy_loop", [], {"exec_time_limit": 300}, "TLE", "time limit exceeded"),
-    # The supervisor's default wall limit is 64 x the time limit + 1 s (as
-    # the original's): too slow for a test, so an explicit one.
-    ("sleep_forever", [], {"exec_time_limit": 300, "exec_real_time_limit": 600}, "TLE",
-     "real time limit exceeded"),
+    # No exec_real_time_limit, as oioioi sends it: the judging jobs' guard
+    # (2 x the time limit + 1 s) stops a sleeping program.
+    ("sleep_forever", [], {"exec_time_limit": 300}, "TLE", "real time limit exceeded"),
     ("mem_30MiB_heap", [], {"exec_mem_limit": 16384}, "MLE", "memory limit exceeded"),
     ("sig_segv", [], {}, "RE", "process exited due to signal 11"),
     ("exit_with", ["1"], {}, "RE", "runtime error 1"),
@@ -381,4 +380,6 @@ def test_supervised_job_verdicts(ft_store, c_program, checker, program, args, ke
     assert result["result_string"].startswith(string), result["result_string"]
     if code == "TLE" and program == "busy_loop":
         assert result["time_used"] >= 280
+    if program == "sleep_forever":  # killed by the guard at 2 x 300 + 1000 ms
+        assert time.monotonic() - start >= 1.5
     assert time.monotonic() - start < 20

@@ -93,3 +93,14 @@ def test_solution_renv_is_first_failure_or_maximum():
         {"result_code": "RE"}
     merged = _solution_renv([OK, {"result_code": "OK", "time_used": 30, "mem_used": 1}])
     assert (merged["time_used"], merged["mem_used"]) == (30, 5)
+
+
+def test_judging_jobs_guard_sleeping_programs_at_twice_the_time_limit():
+    from sio.workers.executors import ExecLimits, SupervisedExecutor
+
+    executor = selection.executor_for("exec")
+    assert executor._real_time_limit_ms(ExecLimits(time_limit_ms=10000)) == 21000
+    assert executor._real_time_limit_ms(ExecLimits(time_limit_ms=10000,
+                                                   real_time_limit_ms=5000)) == 6000
+    # the executor's own default stays the original's 64 x
+    assert SupervisedExecutor()._real_time_limit_ms(ExecLimits(time_limit_ms=10000)) == 641000
