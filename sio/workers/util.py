@@ -114,7 +114,11 @@ def _index_path() -> str:
     import zlib  # already loaded by shutil; hashlib would cost a library load
 
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    tag = f"{zlib.crc32(sys.executable.encode()):08x}"
+    # One index per interpreter and sys.path: a console script (its bin
+    # directory first on the path) and 'python -c' (the cwd first) would
+    # otherwise overwrite each other's index on every start.
+    key = "\0".join([sys.executable, *sys.path]).encode("utf-8", "surrogateescape")
+    tag = f"{zlib.crc32(key):08x}"
     return os.path.join(base, "sioworkers", f"entry-points-{tag}.json")
 
 
