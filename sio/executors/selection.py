@@ -10,23 +10,29 @@ Roles:
 =============================== ===============================================
 role                            executor
 =============================== ===============================================
-``exec``, ``cpu-exec``          the built-in supervisor (:func:`supervised`)
+``exec``, ``cpu-exec``          the supervisor (:func:`supervised`)
 ``unsafe-exec``                 :class:`~sio.workers.executors.DetailedUnprotectedExecutor`
-``interactive-exec``,           the built-in supervisor
+``interactive-exec``,           the supervisor
 ``cpu-interactive-exec``
 ``unsafe-interactive-exec``     :class:`~sio.workers.executors.DetailedUnprotectedExecutor`
 ``interactor``                  :class:`~sio.workers.executors.DetailedUnprotectedExecutor`
                                 (the problem's own program, trusted)
 ``checker``                     :class:`~sio.workers.executors.UnprotectedExecutor`
-``untrusted-checker``           the built-in supervisor
+``untrusted-checker``           the supervisor (local-open)
 ``inwer``                       :class:`~sio.workers.executors.DetailedUnprotectedExecutor`
-``sandboxed-inwer``             the built-in supervisor
+``sandboxed-inwer``             the supervisor
 ``ingen``                       :class:`~sio.workers.executors.UnprotectedExecutor`
 ``sandboxed-ingen``             ``PRootExecutor('null-sandbox')`` (it writes files)
 ``sio2jail-exec``               none yet (:func:`instruction_counted` raises
                                 :class:`InstructionCountingUnavailable`)
 ``sio2jail-interactive-exec``   the same
 =============================== ===============================================
+
+"The supervisor" is the built-in one
+(:class:`~sio.workers.executors.SupervisedExecutor`) unless the worker's
+environment variable ``SIO_SUPERVISOR`` (read when a job runs) says
+``exec-sandbox``: then it is the original's binary from the ``exec-sandbox``
+sandbox (:class:`~sio.workers.executors.ExecSandboxSupervisedExecutor`).
 
 An executor that this installation does not have (the supervisor and PRoot
 are added by later parts of the project) is **never replaced by an
@@ -38,6 +44,7 @@ they exist there.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from sio.workers import executors
@@ -49,7 +56,8 @@ from sio.workers.executors import (
 )
 
 __all__ = ["ExecutorUnavailable", "InstructionCountingUnavailable", "EXECUTORS",
-           "executor_for", "supervised", "proot", "instruction_counted"]
+           "executor_for", "supervised", "supervisor_setting", "SUPERVISOR_SETTING",
+           "SUPERVISORS", "proot", "instruction_counted"]
 
 
 class ExecutorUnavailable(SioWorkersError, RuntimeError):
@@ -89,15 +97,50 @@ LOCAL_READERS = frozenset({"untrusted-checker"})
 JUDGING_REAL_TIME_MULTIPLIER = 2
 
 
-def supervised(role: str) -> BaseExecutor:
-    """The built-in supervisor (``SupervisedExecutor``) for ``role``; roles
-    in :data:`LOCAL_READERS` may open files of their directory read-only;
-    the default real-time limit is :data:`JUDGING_REAL_TIME_MULTIPLIER`
-    times the time limit, plus 1 s.
+#: The worker setting (environment variable, read when a job runs) that
+#: chooses the supervisor of the supervised roles.
+SUPERVISOR_SETTING = "SIO_SUPERVISOR"
 
-    :raises ExecutorUnavailable: it does not exist here.
+#: Values of :data:`SUPERVISOR_SETTING` -> executor class in
+#: :mod:`sio.workers.executors`. ``builtin`` (the default) is the built-in
+#: supervisor; ``exec-sandbox`` is the original's supervisor binary from the
+#: ``exec-sandbox`` sandbox, for deployments that have it.
+SUPERVISORS: dict[str, str] = {
+    "builtin": "SupervisedExecutor",
+    "exec-sandbox": "ExecSandboxSupervisedExecutor",
+}
+
+
+def supervisor_setting() -> str:
+    """The supervisor this worker is set to use: ``SIO_SUPERVISOR``, read on
+    every call (default ``builtin``).
+
+    :raises ExecutorUnavailable: an unknown value (the message lists the
+        known ones). It is never replaced by another supervisor: an operator
+        who asked for one must not get a different one silently.
     """
-    cls = _contract_class("SupervisedExecutor", role)
+    value = os.environ.get(SUPERVISOR_SETTING, "").strip() or "builtin"
+    if value not in SUPERVISORS:
+        raise ExecutorUnavailable(
+            f"{SUPERVISOR_SETTING}={value!r} is not a supervisor this worker knows: set it to "
+            + " or ".join(repr(k) for k in SUPERVISORS) + " (or unset it for 'builtin')")
+    return value
+
+
+def supervised(role: str) -> BaseExecutor:
+    """The supervisor chosen by :func:`supervisor_setting` for ``role``: the
+    built-in one (``SupervisedExecutor``) by default, or the original's
+    binary (``ExecSandboxSupervisedExecutor``, whose sandbox is installed
+    when the job enters it: a missing one is a
+    :class:`~sio.workers.sandbox.SandboxError`, never a fall-back). Roles in
+    :data:`LOCAL_READERS` may open files of their directory read-only; the
+    default real-time limit is :data:`JUDGING_REAL_TIME_MULTIPLIER` times
+    the time limit, plus 1 s.
+
+    :raises ExecutorUnavailable: it does not exist here, or the setting is
+        unknown.
+    """
+    cls = _contract_class(SUPERVISORS[supervisor_setting()], role)
     return cls(allow_local_open=role in LOCAL_READERS,  # type: ignore[call-arg]
                real_time_limit_multiplier=JUDGING_REAL_TIME_MULTIPLIER)
 

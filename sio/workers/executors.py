@@ -28,7 +28,10 @@ Executors here:
   (``result_code``) and the CPU time used;
 * :class:`SandboxExecutor`, :class:`PRootExecutor`: programs from a sandbox;
 * :class:`SupervisedExecutor`: untrusted programs under the built-in secure
-  supervisor, with SIO2's verdicts (MLE, OLE, RV, ...).
+  supervisor, with SIO2's verdicts (MLE, OLE, RV, ...);
+* :class:`ExecSandboxSupervisedExecutor`: the same contract with the
+  original's ``exec-sandbox`` supervisor binary, for deployments that have
+  it.
 
 Sandboxed and supervised executors subclass :class:`UnprotectedExecutor`
 (or :class:`BaseExecutor`) and override :meth:`UnprotectedExecutor._run`,
@@ -66,6 +69,11 @@ __all__ = [
     "SandboxExecutor",
     "PRootExecutor",
     "SupervisedExecutor",
+    "ExecSandboxSupervisedExecutor",
+    "SupervisorReport",
+    "SupervisorReportError",
+    "SUPERVISOR_RESULT_CODES",
+    "parse_supervisor_report",
     "instruction_counter_probe",
     "DEFAULT_LOCALE",
 ]
@@ -789,7 +797,50 @@ class PRootExecutor(UnprotectedExecutor):
 # The supervised executor (built-in secure supervisor)
 # --------------------------------------------------------------------------
 
-class SupervisedExecutor(UnprotectedExecutor):
+class _SIOSupervisorContract:
+    """What every executor of SIO2's supervisor contract shares, whichever
+    supervisor does the work: the default limits, the default real-time
+    limit (a multiple of the time limit, plus 1000 ms) and the rule for
+    raising :class:`ExecError`."""
+
+    DEFAULT_TIME_LIMIT_MS: ClassVar[int] = 30000
+    DEFAULT_MEMORY_LIMIT_KIB: ClassVar[int] = 65536
+    DEFAULT_OUTPUT_LIMIT_BYTES: ClassVar[int] = 52428800
+    REAL_TIME_LIMIT_MULTIPLIER: ClassVar[int] = 64
+    REAL_TIME_LIMIT_ADDEND_MS: ClassVar[int] = 1000
+
+    def _set_real_time_limit_multiplier(self, multiplier: int | None) -> None:
+        if multiplier is not None:
+            if multiplier < 1:
+                raise ValueError("real_time_limit_multiplier must be at least 1")
+            # An instance attribute: the judging jobs guard sleeping programs
+            # more tightly than the original's executor default (see
+            # sio.executors.selection).
+            self.REAL_TIME_LIMIT_MULTIPLIER = multiplier  # type: ignore[misc]
+
+    def _real_time_limit_ms(self, limits: ExecLimits) -> int | None:
+        if limits.real_time_limit_ms == 0:
+            return None  # explicitly no wall-time limit
+        base = limits.real_time_limit_ms
+        if base is None:
+            base = self.REAL_TIME_LIMIT_MULTIPLIER * self._time_limit_ms(limits)
+        return base + self.REAL_TIME_LIMIT_ADDEND_MS if base else None
+
+    def _time_limit_ms(self, limits: ExecLimits) -> int:
+        tl = limits.time_limit_ms
+        return self.DEFAULT_TIME_LIMIT_MS if tl is None else tl
+
+    def _check(self, request: ExecRequest, renv: Mapping[str, Any]) -> None:
+        code = renv["result_code"]
+        if code == ResultCode.OK or request.ignore_errors:
+            return
+        if code == ResultCode.RE and renv["return_code"] in request.extra_ignore_errors:
+            return
+        raise ExecError(f"Failed to execute command: {request.shell_line}. "
+                        f"Reason: {renv['result_string']}")
+
+
+class SupervisedExecutor(_SIOSupervisorContract, UnprotectedExecutor):
     """Runs an untrusted program under the built-in secure supervisor
     (:mod:`sio.workers._engine.supervisor`, described in
     :doc:`supervisor`): seccomp-bpf allow-list, a tracer for the rare
@@ -841,12 +892,6 @@ class SupervisedExecutor(UnprotectedExecutor):
         message says what is missing); nothing is run unsupervised.
     """
 
-    DEFAULT_TIME_LIMIT_MS: ClassVar[int] = 30000
-    DEFAULT_MEMORY_LIMIT_KIB: ClassVar[int] = 65536
-    DEFAULT_OUTPUT_LIMIT_BYTES: ClassVar[int] = 52428800
-    REAL_TIME_LIMIT_MULTIPLIER: ClassVar[int] = 64
-    REAL_TIME_LIMIT_ADDEND_MS: ClassVar[int] = 1000
-
     def __init__(self, allow_local_open: bool = False, use_program_return_code: bool = False,
                  policy: Any = None, real_time_limit_multiplier: int | None = None) -> None:
         from sio.workers._engine.supervisor.policy import Policy
@@ -855,25 +900,7 @@ class SupervisedExecutor(UnprotectedExecutor):
         self.policy = dataclasses.replace(base, allow_local_open=bool(allow_local_open)
                                           or base.allow_local_open)
         self.use_program_return_code = use_program_return_code
-        if real_time_limit_multiplier is not None:
-            if real_time_limit_multiplier < 1:
-                raise ValueError("real_time_limit_multiplier must be at least 1")
-            # An instance attribute: the judging jobs guard sleeping programs
-            # more tightly than the original's executor default (see
-            # sio.executors.selection).
-            self.REAL_TIME_LIMIT_MULTIPLIER = real_time_limit_multiplier  # type: ignore[misc]
-
-    def _real_time_limit_ms(self, limits: ExecLimits) -> int | None:
-        if limits.real_time_limit_ms == 0:
-            return None  # explicitly no wall-time limit
-        base = limits.real_time_limit_ms
-        if base is None:
-            base = self.REAL_TIME_LIMIT_MULTIPLIER * self._time_limit_ms(limits)
-        return base + self.REAL_TIME_LIMIT_ADDEND_MS if base else None
-
-    def _time_limit_ms(self, limits: ExecLimits) -> int:
-        tl = limits.time_limit_ms
-        return self.DEFAULT_TIME_LIMIT_MS if tl is None else tl
+        self._set_real_time_limit_multiplier(real_time_limit_multiplier)
 
     def _engine_limits(self, request: ExecRequest) -> Limits:
         limits = request.limits
@@ -938,14 +965,289 @@ class SupervisedExecutor(UnprotectedExecutor):
             renv["exit_signal"] = outcome.signal
         return renv
 
-    def _check(self, request: ExecRequest, renv: Mapping[str, Any]) -> None:
-        code = renv["result_code"]
-        if code == ResultCode.OK or request.ignore_errors:
-            return
-        if code == ResultCode.RE and renv["return_code"] in request.extra_ignore_errors:
-            return
-        raise ExecError(f"Failed to execute command: {request.shell_line}. "
-                        f"Reason: {renv['result_string']}")
+
+# --------------------------------------------------------------------------
+# The original exec-sandbox supervisor binary, for deployments that have it
+# --------------------------------------------------------------------------
+
+#: The supervisor's result code (the second word of its report) -> verdict;
+#: any other code is ``RE``.
+SUPERVISOR_RESULT_CODES: Mapping[int, ResultCode] = {
+    0: ResultCode.OK,
+    120: ResultCode.OLE,
+    121: ResultCode.RV,
+    124: ResultCode.MLE,
+    125: ResultCode.TLE,
+}
+
+_SIGNAL_PREFIX = "process exited due to signal "
+
+
+class SupervisorReportError(SioWorkersError, ValueError):
+    """A supervisor's report cannot be parsed (the run is SE)."""
+
+
+@dataclass(frozen=True)
+class SupervisorReport:
+    """The report of SIO2's supervisor protocol (see
+    :func:`parse_supervisor_report`)."""
+
+    #: the supervisor's result code (0 ok, 120 OLE, 121 RV, 124 MLE,
+    #: 125 TLE, 200 + N exit status N, anything else RE)
+    code: int
+    #: CPU time of the program, ms
+    time_used_ms: int
+    #: peak memory of the program, KiB
+    mem_used_kib: int
+    #: system calls the supervisor counted
+    num_syscalls: int
+    #: the human-readable verdict, e.g. ``process exited due to signal 11``
+    result_string: str
+
+    @property
+    def result_code(self) -> ResultCode:
+        return SUPERVISOR_RESULT_CODES.get(self.code, ResultCode.RE)
+
+    @property
+    def return_code(self) -> int:
+        """The program's exit status: ``code - 200`` above 200, 0 when OK,
+        else -1 (it did not exit by itself, or the code does not say)."""
+        if self.code > 200:
+            return self.code - 200
+        return 0 if self.result_code == ResultCode.OK else -1
+
+    @property
+    def exit_signal(self) -> int | None:
+        """N of ``process exited due to signal N``, else None."""
+        if not self.result_string.startswith(_SIGNAL_PREFIX):
+            return None
+        words = self.result_string[len(_SIGNAL_PREFIX):].split()
+        return int(words[0]) if words and words[0].isdigit() else None
+
+
+def parse_supervisor_report(data: bytes) -> SupervisorReport:
+    """Parse the report a supervisor of SIO2's protocol writes to its report
+    descriptor: two lines,
+    ``<tag> <code> <time_ms> <ignored> <mem_kib> <syscalls>`` and the
+    result string (strict UTF-8). The tag is not checked.
+
+    :raises SupervisorReportError: the report is empty, has fewer than two
+        lines or six words, a number is not a non-negative whole number, or
+        it is not UTF-8; the message quotes the start of it.
+    """
+    def garbled(why: str) -> SupervisorReportError:
+        return SupervisorReportError(f"the supervisor's report {why}: {data[:200]!r}")
+
+    if not data.strip():
+        raise SupervisorReportError("the supervisor wrote no report")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise garbled("is not UTF-8") from None
+    lines = text.split("\n")
+    if len(lines) < 2:
+        raise garbled("has no result string (second line)")
+    words = lines[0].split()
+    if len(words) < 6:
+        raise garbled("has fewer than six words on its first line")
+    numbers = []
+    for word in (words[1], words[2], words[4], words[5]):
+        if not word.isascii() or not word.isdigit():
+            raise garbled(f"has {word!r} where a number should be")
+        numbers.append(int(word))
+    code, time_ms, mem_kib, syscalls = numbers
+    return SupervisorReport(code=code, time_used_ms=time_ms, mem_used_kib=mem_kib,
+                            num_syscalls=syscalls, result_string=lines[1].rstrip("\r"))
+
+
+class ExecSandboxSupervisedExecutor(_SIOSupervisorContract, SandboxExecutor):
+    """Runs an untrusted program under the original's supervisor binary,
+    ``bin/supervisor`` of sandbox ``exec-sandbox``, for deployments that
+    have that sandbox (see :doc:`supervisor`). Nothing else needs it:
+    :class:`SupervisedExecutor` is the default.
+
+    The binary is driven with SIO2's supervisor protocol: the command is
+    ``<sandbox>/bin/supervisor -q -f <fd> [-l] [-R] program args...``, the
+    limits go in its environment (``MEM_LIMIT`` KiB, ``TIME_LIMIT`` ms,
+    ``OUT_LIMIT`` bytes, ``HARD_LIMIT`` whole seconds of wall time), and it
+    writes its report (see :func:`parse_supervisor_report`) to descriptor
+    ``<fd>``, a temporary file in the job directory.
+
+    :param allow_local_open: pass ``-l``: the program may open files in its
+        working directory read-only.
+    :param use_program_return_code: accepted for compatibility, ignored (the
+        original's ``-r`` made the supervisor exit with the program's status,
+        which the latest original already dropped; ``return_code`` comes
+        from the report).
+    :param real_time_limit_multiplier: the default real-time limit is this
+        many times the time limit, plus 1000 ms (default 64).
+    :param sandbox: the sandbox holding ``bin/supervisor``.
+
+    Limits (environ keys with the call's ``environ_prefix``, or arguments):
+    ``time_limit`` (CPU ms, default 30000), ``mem_limit`` (KiB, default
+    65536), ``output_limit`` (bytes, default 52428800); the binary cannot
+    be told "no limit", so 0 means the default, as in the original.
+    ``real_time_limit`` (ms; by default the multiplier times the time limit;
+    1000 ms are always added; an explicit 0 means no wall-time limit)
+    becomes ``HARD_LIMIT``, rounded up to whole seconds; the supervisor
+    itself is killed at twice that (then the run is SE).
+
+    Call options: ``ignore_return=True`` passes ``-R`` (a non-zero exit
+    status is not RE). The command must be a list (one program, no shell
+    line); ``pass_fds`` are passed to the supervisor.
+
+    Writes (renv): ``result_code`` (``OK`` ``RE`` ``TLE`` ``MLE`` ``OLE``
+    ``RV`` ``SE``), ``result_string`` (the supervisor's), ``time_used``
+    (ms), ``mem_used`` (KiB), ``num_syscalls`` (as the supervisor counts
+    them), ``return_code`` (the program's exit status from the report, -1
+    when it did not exit by itself or on SE), ``exit_signal`` (when the
+    result string is ``process exited due to signal N``),
+    ``supervisor_return_code`` (the binary's own exit status),
+    ``real_time_used`` (ms, of the supervisor), ``real_time_killed`` (the
+    supervisor was killed by the outer guard) and ``stdout`` (with
+    ``capture_output``).
+
+    SE (``result_string`` says why; ``time_used``, ``mem_used`` and
+    ``num_syscalls`` are 0): the supervisor was killed by the outer guard
+    or a signal, exited with a non-zero status not in
+    ``extra_ignore_errors``, or wrote no report or a garbled one.
+
+    :raises ExecError: the verdict is not OK, unless ``ignore_errors``, or
+        the verdict is RE with a ``return_code`` in ``extra_ignore_errors``.
+    :raises SandboxError: the sandbox cannot be installed or has no
+        executable ``bin/supervisor``.
+    """
+
+    SANDBOX: ClassVar[str] = "exec-sandbox"
+    SUPERVISOR: ClassVar[str] = "bin/supervisor"
+    #: the supervisor itself is killed after this many times HARD_LIMIT
+    OUTER_GUARD_MULTIPLIER: ClassVar[int] = 2
+    #: more of a report than this is not read (a report is a few dozen bytes)
+    REPORT_MAX_BYTES: ClassVar[int] = 65536
+
+    def __init__(self, allow_local_open: bool = False, use_program_return_code: bool = False,
+                 real_time_limit_multiplier: int | None = None,
+                 sandbox: str | None = None) -> None:
+        super().__init__(sandbox or self.SANDBOX)
+        self.allow_local_open = bool(allow_local_open)
+        self.use_program_return_code = use_program_return_code
+        self._set_real_time_limit_multiplier(real_time_limit_multiplier)
+
+    def __enter__(self) -> ExecSandboxSupervisedExecutor:
+        from sio.workers.sandbox import SandboxError
+
+        name = self.sandbox.name
+        try:
+            self.sandbox.__enter__()
+        except SandboxError as e:
+            raise SandboxError(f"the exec-sandbox supervisor needs sandbox {name!r}: {e}",
+                               e.failures) from e
+        if not os.access(self.supervisor_path, os.X_OK):
+            self.sandbox.__exit__(None, None, None)
+            raise SandboxError(f"sandbox {name!r} (in {self.sandbox.path}) has no "
+                               f"executable {self.SUPERVISOR}: it is not an exec-sandbox")
+        return self
+
+    @property
+    def supervisor_path(self) -> str:
+        """The supervisor binary."""
+        return os.path.join(self.sandbox.path, self.SUPERVISOR)
+
+    def _supervisor_env(self, request: ExecRequest) -> dict[str, str]:
+        limits = request.limits
+        env = dict(request.env)
+        # 'or': 0 and None both give the default, as the original did (the
+        # binary has no way to say "no limit").
+        env["MEM_LIMIT"] = str(limits.mem_limit_kib or self.DEFAULT_MEMORY_LIMIT_KIB)
+        env["TIME_LIMIT"] = str(limits.time_limit_ms or self.DEFAULT_TIME_LIMIT_MS)
+        env["OUT_LIMIT"] = str(limits.output_limit_bytes or self.DEFAULT_OUTPUT_LIMIT_BYTES)
+        hard_s = self._hard_limit_s(limits)
+        if hard_s is None:
+            env.pop("HARD_LIMIT", None)  # never one inherited from the worker
+        else:
+            env["HARD_LIMIT"] = str(hard_s)
+        return env
+
+    def _hard_limit_s(self, limits: ExecLimits) -> int | None:
+        real_time = self._real_time_limit_ms(limits)
+        return None if real_time is None else -(-real_time // 1000)
+
+    def _execute(self, request: ExecRequest) -> dict[str, Any]:
+        import tempfile
+
+        from sio.workers.sandbox import SandboxError
+
+        argv = _direct_argv(request.command)
+        if argv is None:
+            raise UsageError(
+                f"the exec-sandbox supervisor runs one program, not a shell line: give the "
+                f"command as a list without noquote pieces (got {request.shell_line!r})")
+        hard_s = self._hard_limit_s(request.limits)
+        output = request.limits.output_limit_bytes or self.DEFAULT_OUTPUT_LIMIT_BYTES
+        # Entered again for the call, as SandboxExecutor does, so that the
+        # binary cannot be replaced under a running call.
+        with self.sandbox:
+            # The report goes to a descriptor of our own number, named to the
+            # supervisor with -f: the engine spawns without a fork-time hook
+            # that could move it to 3, and -f is what tells the supervisor
+            # where to write. Non-inheritable (PEP 446) except for this run.
+            fd, path = tempfile.mkstemp(prefix=".supervisor-report-", dir=tempcwd())
+            try:
+                options = ["-q", "-f", str(fd)]
+                if self.allow_local_open:
+                    options.append("-l")
+                if request.options.get("ignore_return"):
+                    options.append("-R")
+                try:
+                    outcome = run_process(
+                        [self.supervisor_path, *options, *argv], cwd=request.cwd,
+                        env=self._supervisor_env(request), stdin=request.stdin,
+                        stdout=CAPTURE if request.capture_output else request.stdout,
+                        stderr=STDOUT if request.forward_stderr else request.stderr,
+                        limits=Limits(wall_time_ms=None if hard_s is None else
+                                      hard_s * 1000 * self.OUTER_GUARD_MULTIPLIER,
+                                      capture_bytes=output),
+                        pass_fds=(fd, *request.pass_fds), on_spawn=request.after_spawn)
+                except (FileNotFoundError, PermissionError) as e:
+                    raise SandboxError(f"cannot run the supervisor {self.supervisor_path}: "
+                                       f"{e}") from e
+                report = os.pread(fd, self.REPORT_MAX_BYTES, 0)
+            finally:
+                os.close(fd)
+                os.unlink(path)
+        renv = self._report_renv(request, outcome, report)
+        self._check(request, renv)
+        return renv
+
+    def _report_renv(self, request: ExecRequest, outcome: Outcome,
+                     report: bytes) -> dict[str, Any]:
+        """The renv of a run: the supervisor's verdict, or SE."""
+        renv = super()._renv(request, outcome)
+        supervisor_code = return_code(outcome)
+        renv["supervisor_return_code"] = supervisor_code
+        problem = None
+        if outcome.killed is KillReason.WALL_TIME:
+            problem = "Supervisor exceeded realtime limit"
+        elif outcome.signal is not None:
+            problem = f"Supervisor was killed by signal {outcome.signal}"
+        elif supervisor_code != 0 and supervisor_code not in request.extra_ignore_errors:
+            problem = f"Supervisor returned code {supervisor_code}"
+        else:
+            try:
+                parsed = parse_supervisor_report(report)
+            except SupervisorReportError as e:
+                problem = str(e)
+        if problem is not None:
+            renv.update(result_code=ResultCode.SE.value, result_string=problem, time_used=0,
+                        mem_used=0, num_syscalls=0, return_code=-1)
+            return renv
+        renv.update(result_code=parsed.result_code.value,
+                    result_string=parsed.result_string, time_used=parsed.time_used_ms,
+                    mem_used=parsed.mem_used_kib, num_syscalls=parsed.num_syscalls,
+                    return_code=parsed.return_code)
+        if parsed.exit_signal is not None:
+            renv["exit_signal"] = parsed.exit_signal
+        return renv
 
 
 # --------------------------------------------------------------------------

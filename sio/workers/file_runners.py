@@ -35,6 +35,7 @@ from sio.workers.errors import SioWorkersError, UsageError
 from sio.workers.executors import (
     BaseExecutor,
     DetailedUnprotectedExecutor,
+    ExecSandboxSupervisedExecutor,
     PRootExecutor,
     SupervisedExecutor,
     UnprotectedExecutor,
@@ -250,6 +251,9 @@ for _executor in (UnprotectedExecutor, DetailedUnprotectedExecutor):
 # there yet (as the latest original did not run Java in its sio2jail jobs).
 register_file_runner("executable", SupervisedExecutor, Executable)
 register_file_runner("python", SupervisedExecutor, SupervisedPython)
+# The original's exec-sandbox supervisor: native programs only (its Python
+# and Java needs are unknown; the original ran Java there from another sandbox).
+register_file_runner("executable", ExecSandboxSupervisedExecutor, Executable)
 
 
 # --------------------------------------------------------------------------
