@@ -384,7 +384,7 @@ def run(environ: dict[str, Any], use_sandboxes: bool = True) -> dict[str, Any]:
     ``untrusted_checker`` (bool, default False)
         with ``use_sandboxes``, run the custom checker under the supervisor
         (see :mod:`sio.executors.selection`); otherwise it runs unprotected.
-    ``checker_time_limit`` (ms, default 30000), ``checker_real_time_limit`` (ms), ``checker_mem_limit`` (KiB, default 262144), ``checker_output_limit`` (bytes of its stdout read, default 10 MiB)
+    ``checker_time_limit`` (ms, default 30000), ``checker_real_time_limit`` (ms, default twice the time limit; an untrusted checker: twice + 1000, and 1000 ms are added to a given one), ``checker_mem_limit`` (KiB, default 262144), ``checker_output_limit`` (bytes of its stdout read, default 10 MiB)
         limits of the custom checker.
     ``checker_format`` (default ``english_abbreviated``)
         messages of the default comparator.

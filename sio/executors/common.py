@@ -17,10 +17,12 @@ Environ keys :func:`run` reads:
     how to run ``exe_file``, as the ``compile`` job wrote it:
     ``executable``, ``java``, ... or ``output-only``.
 ``exec_time_limit`` (ms), ``exec_real_time_limit`` (ms), ``exec_mem_limit`` (KiB), ``exec_output_limit`` (bytes)
-    the limits; absent ones get the executor's defaults. Without
-    ``exec_real_time_limit`` the supervised jobs (``exec``, ``cpu-exec``)
-    stop a program that sleeps or waits after 2 × ``exec_time_limit`` +
-    1000 ms; ``unsafe-exec`` after 2 × ``exec_time_limit``.
+    the limits; absent ones get the executor's defaults: for ``exec`` and
+    ``cpu-exec`` 30000 ms of CPU time, 65536 KiB and 52428800 bytes of
+    output, and a real-time limit of 2 × ``exec_time_limit`` + 1000 ms
+    (an explicit ``exec_real_time_limit`` also gets the 1000 ms added);
+    ``unsafe-exec`` has no limit that is not given, and its real-time limit
+    is 2 × ``exec_time_limit``. ``0`` means no limit.
 ``extra_execution_files`` (dict, optional)
     file name in the run directory -> file to download there.
 ``extra_execution_args`` (list of str, optional)

@@ -13,7 +13,7 @@ Environ keys read:
 ``use_sandboxes`` (bool, default False)
     run the generator in ``PRootExecutor('null-sandbox')`` instead of
     unprotected (see :mod:`sio.executors.selection`).
-``ingen_time_limit`` (ms, default 600000), ``ingen_real_time_limit`` (ms, default twice the time limit), ``ingen_mem_limit`` (KiB, default 262144), ``ingen_output_limit`` (bytes of its output kept in ``stdout``, default 10240)
+``ingen_time_limit`` (ms, default 600000), ``ingen_real_time_limit`` (ms, default twice the time limit, three times with ``use_sandboxes``), ``ingen_mem_limit`` (KiB, default 262144), ``ingen_output_limit`` (bytes of its output kept in ``stdout``, default 10240)
     the generator's limits.
 
 Keys written:

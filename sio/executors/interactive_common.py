@@ -23,7 +23,10 @@ Environ keys read:
 ``num_processes`` (int, default 1)
     how many copies of the solution run.
 ``exec_time_limit`` (ms, **required**), ``exec_real_time_limit`` (ms), ``exec_mem_limit`` (KiB), ``exec_output_limit`` (bytes)
-    limits of **each** copy of the solution.
+    limits of **each** copy of the solution, with the defaults of
+    :mod:`sio.executors.common` (supervised jobs: 65536 KiB, 52428800
+    bytes, real time 2 × ``exec_time_limit`` + 1000 ms; ``unsafe-*``: no
+    memory or output limit, real time 2 × ``exec_time_limit``).
 ``interactor_time_limit`` (ms, default twice ``exec_time_limit``), ``interactor_real_time_limit`` (ms, default twice its time limit), ``interactor_mem_limit`` (KiB, default 262144), ``interactor_output_limit`` (bytes)
     limits of the interactor.
 ``out_file``, ``upload_out``

@@ -13,7 +13,7 @@ Environ keys read:
 ``use_sandboxes`` (bool, default False)
     run the verifier under the supervisor instead of unprotected (see
     :mod:`sio.executors.selection`).
-``inwer_time_limit`` (ms, default 300000), ``inwer_real_time_limit`` (ms), ``inwer_mem_limit`` (KiB, default 262144), ``inwer_output_limit`` (bytes of its output kept in ``stdout``, default 10240)
+``inwer_time_limit`` (ms, default 300000), ``inwer_real_time_limit`` (ms, default twice the time limit; with ``use_sandboxes`` twice the time limit + 1000, and 1000 ms are added to a given one too), ``inwer_mem_limit`` (KiB, default 262144), ``inwer_output_limit`` (bytes of its output kept in ``stdout``, default 10240)
     the verifier's limits.
 
 Keys written (the executor's verdict):

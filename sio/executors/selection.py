@@ -34,12 +34,20 @@ environment variable ``SIO_SUPERVISOR`` (read when a job runs) says
 ``exec-sandbox``: then it is the original's binary from the ``exec-sandbox``
 sandbox (:class:`~sio.workers.executors.ExecSandboxSupervisedExecutor`).
 
-An executor that this installation does not have (the supervisor and PRoot
-are added by later parts of the project) is **never replaced by an
-unprotected one**: asking for it raises :class:`ExecutorUnavailable`,
-naming the role and the ``unsafe-*`` alternative. The classes are looked up
-in :mod:`sio.workers.executors` when asked for, so they are used as soon as
-they exist there.
+The supervised roles kill a program that sleeps or waits instead of
+computing after 2 × its time limit + 1 s unless ``<prefix>real_time_limit``
+(ms) is given (:data:`JUDGING_REAL_TIME_MULTIPLIER`); an explicit limit also
+gets the 1 s. ``SupervisedExecutor`` used directly defaults to 64 × + 1 s.
+The unprotected roles default to 2 × the time limit, ``sandboxed-ingen``
+(PRoot) to 3 ×.
+
+A program is **never run unprotected in place of a protected executor**:
+an executor class missing from :mod:`sio.workers.executors` raises
+:class:`ExecutorUnavailable` (naming the role and the ``unsafe-*``
+alternative), and a machine that cannot supervise (not x86-64, no seccomp
+filter with the TRACE action, no ptrace of children) makes the run raise
+``SupervisorUnavailable`` saying what is missing. Either way the job fails
+with that exception.
 """
 
 from __future__ import annotations

@@ -867,8 +867,10 @@ class SupervisedExecutor(_SIOSupervisorContract, UnprotectedExecutor):
     65536, on the peak virtual memory like SIO2's supervisor),
     ``output_limit`` (bytes, default 52428800: files through RLIMIT_FSIZE,
     captured output by counting), ``real_time_limit`` (ms; by default 64
-    times the time limit; 1000 ms are always added; an explicit 0 means no
-    wall-time limit). ``0`` for the others means no limit.
+    times the time limit, the judging jobs ask for 2 times, see
+    :mod:`sio.executors.selection`; 1000 ms are always added, to a given
+    limit too; an explicit 0 means no wall-time limit). ``0`` for the others
+    means no limit.
 
     Call options: ``ignore_return=True``: a non-zero exit status is not RE;
     ``read_paths``: more files or directories (absolute paths) the program
