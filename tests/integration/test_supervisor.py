@@ -366,6 +366,75 @@ def test_a_worker_that_goes_away_takes_the_program_with_it(job):
     # the job fixture checks that no process of the program is left
 
 
+def test_a_program_inherits_nothing_from_earlier_runs(job):
+    """The child that becomes the program is forked ahead of its run: it
+    must carry nothing of the run before (descriptors, signal state, CPU)."""
+    (job.dir / "in.txt").write_text("input\n")
+    with open(job.dir / "in.txt", "rb") as stdin, open(job.dir / "out.txt", "wb") as out:
+        # A run with a captured stream, a given file and stderr to stdout.
+        job.run("sup_behave", "stderr", stdin=stdin.fileno(), stderr=STDOUT)
+        job.run("sup_behave", "ok", stdin=stdin.fileno(), stdout=out.fileno())
+    for _ in range(2):
+        outcome, result = job.run("sup_behave", "state",
+                                  policy=Policy(cpu=sorted(os.sched_getaffinity(0))[0]))
+        assert result == ("OK", "ok")
+        assert outcome.stdout == b"fds 0 1 2\nblocked 0\ndefault 1 1\ncpus 1\n"
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(c) for c in f.read().split()]
+
+
+def _gone(pid: int, timeout: float = 5) -> bool:
+    """Whether ``pid`` ends (or is a zombie, which only waits for its
+    reaper) within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                    return True
+        except OSError:
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def _spawner_with_a_warm_child():
+    from sio.workers._engine.supervisor import _client
+
+    sp = _client._Spawner()
+    deadline = time.monotonic() + 5
+    while not _children(sp.proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    children = _children(sp.proc.pid)
+    assert len(children) == 1  # the warm child, waiting for the first run
+    return sp, children[0]
+
+
+@pytest.mark.parametrize("how", ["close", "kill"])
+def test_a_spawner_leaves_no_process_behind(job, how):
+    sp, warm = _spawner_with_a_warm_child()
+    # Once it waits, it holds nothing of the spawner's: only stdio and its
+    # own socket (just after the fork it still has everything).
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        fds = sorted(map(int, os.listdir(f"/proc/{warm}/fd")))
+        if fds == [0, 1, 2, 3]:
+            break
+        time.sleep(0.01)
+    assert fds == [0, 1, 2, 3]
+    if how == "close":
+        sp.close()  # the worker goes away: the spawner ends the child and exits
+        assert sp.proc.returncode == 0
+    else:
+        sp.proc.kill()  # even a spawner that dies at once leaves nothing
+        sp.proc.wait()
+        sp.sock.close()
+    assert _gone(warm)
+
+
 # --- local-open mode (SIO2 allow_local_open) -----------------------------------
 
 def test_local_open_reads_files_in_the_job_dir(job):

@@ -13,16 +13,25 @@ request (argv, cwd, env, limits, policy, and the program's stdio descriptors
 via SCM_RIGHTS), one answer (the fields of an ``Outcome``). The spawner exits
 when the worker closes its end, killing a running program first.
 
+The child that becomes the program is forked *ahead* of its run: after
+each answer (and once at start-up) the spawner forks a **warm child**, which
+starts its own session, resets its signals, closes every descriptor it
+inherited and then blocks on a private socket until it gets a run. Forking
+a Python process and the child's first page faults after the fork cost
+a few tenths of a ms, now spent while the worker handles the previous outcome instead of
+during the next run.
+
 A run, in order (details at each step below):
 
-1. parent: pick a CPU and pin itself to it (the child inherits it), prepare
-   pipes, the Landlock ruleset and the precompiled seccomp filter;
-2. child: own process group, stdio, cwd, drop to a fresh uid (when root),
-   rlimits, no_new_privs, Landlock, wait until seized, seccomp, execveat;
-3. parent: PTRACE_SEIZE, release the child, then the event loop: seccomp
-   TRACE stops (decisions), exec (set RLIMIT_AS, start the clocks), exit
-   events (VmPeak), the watchdog (CPU and wall time) and captured output;
-4. reap the program and report.
+1. parent: pick a CPU and pin itself to it, prepare pipes and the Landlock
+   ruleset, take the warm child (forking one now if there is none) and
+   PTRACE_SEIZE it, then send it the run (parameters and descriptors);
+2. child: pin to the same CPU, stdio, cwd, drop to a fresh uid (when root),
+   rlimits, no_new_privs, Landlock, seccomp, execveat;
+3. parent: the event loop: seccomp TRACE stops (decisions), exec (start the
+   clocks), exit events (VmPeak), the watchdog (CPU and wall time) and
+   captured output;
+4. reap the program and report; fork the next warm child.
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ import _socket
 import ctypes
 import errno
 import fcntl
+import marshal
 import math
 import os
 import resource
@@ -167,28 +177,132 @@ class Spawner:
         self._dirs: dict[str, bool] = {}
         #: Landlock ruleset descriptors by what they grant (see Run._landlock_ruleset)
         self.rulesets: dict[tuple, int] = {}
+        #: the warm child: (pid, our end of its socket), or None
+        self.warm: tuple[int, _socket.socket] | None = None
+        if self.usable:
+            # Built before any warm child is forked, so that children inherit
+            # it instead of each building its own.
+            self.seccomp_filter(())
 
     def serve(self) -> None:
-        _wire.send(self.sock, {"capabilities": self.caps})
-        while True:
-            msg = _wire.recv(self.sock)
-            if msg is None:
-                return
-            request, fds = msg
+        try:
+            _wire.send(self.sock, {"capabilities": self.caps})
+            while True:
+                try:
+                    self.prefork()
+                except OSError:
+                    pass  # no fork now: the run tries again, and reports it
+                msg = _wire.recv(self.sock)
+                if msg is None:
+                    return
+                if not self.serve_one(*msg):
+                    return
+        finally:
+            self.drop_warm()
+
+    def serve_one(self, request: dict, fds: list[int]) -> bool:
+        """Run one request and answer it; False when the worker has gone."""
+        try:
+            answer: dict = {"outcome": Run(self, request, fds).execute()}
+        except _ClientGone:
+            return False
+        except Exception as e:  # report, keep serving
+            tb, where = e.__traceback__, ""
+            while tb is not None:  # where it was raised, for the log
+                where = f" (in {tb.tb_frame.f_code.co_name}, line {tb.tb_lineno})"
+                tb = tb.tb_next
+            answer = {"error": f"{type(e).__name__}: {e}{where}"}
+        finally:
+            for fd in fds:
+                os.close(fd)
+        _wire.send(self.sock, answer)
+        return True
+
+    # --- the warm child -------------------------------------------------------
+
+    def prefork(self) -> None:
+        """Fork the next run's child now, if there is none, so that the fork
+        is not part of the run. Only between runs: the run's event loop
+        reaps any child of ours (wait4(-1)), and it must find only the
+        program there."""
+        if self.warm is not None or not self.usable:
+            return
+        ours, theirs = _socket.socketpair(_socket.AF_UNIX,
+                                          _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+        try:
+            pid = os.fork()
+        except BaseException:
+            ours.close()
+            theirs.close()
+            raise
+        if pid == 0:
+            self._warm_child(theirs)  # never returns
+        theirs.close()
+        self.warm = (pid, ours)
+
+    def take_warm(self) -> tuple[int, _socket.socket]:
+        """The warm child for this run, alive and waiting (forked now if
+        there is none, or if it died meanwhile)."""
+        if self.warm is not None:
+            pid = self.warm[0]
             try:
-                answer: dict = {"outcome": Run(self, request, fds).execute()}
-            except _ClientGone:
-                return
-            except Exception as e:  # report, keep serving
-                tb, where = e.__traceback__, ""
-                while tb is not None:  # where it was raised, for the log
-                    where = f" (in {tb.tb_frame.f_code.co_name}, line {tb.tb_lineno})"
-                    tb = tb.tb_next
-                answer = {"error": f"{type(e).__name__}: {e}{where}"}
-            finally:
-                for fd in fds:
-                    os.close(fd)
-            _wire.send(self.sock, answer)
+                dead = os.waitpid(pid, os.WNOHANG)[0] == pid
+            except ChildProcessError:
+                dead = True
+            if dead:  # killed from outside while it waited: never mind
+                self.warm[1].close()
+                self.warm = None
+        self.prefork()
+        assert self.warm is not None
+        warm, self.warm = self.warm, None
+        return warm
+
+    def drop_warm(self) -> None:
+        """End the warm child (at exit): nothing of ours may outlive us."""
+        if self.warm is None:
+            return
+        pid, ctl = self.warm
+        self.warm = None
+        ctl.close()
+        try:
+            # Still our unreaped child, so the pid cannot be anyone else's.
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except OSError:
+            pass
+
+    def _warm_child(self, ctl: _socket.socket) -> None:
+        """In a warm child: drop everything inherited from the spawner that
+        the program must not have, wait for a run, become its program. Never
+        returns. The spawner keeps the other end of ``ctl``: if the spawner
+        goes away, the child sees end-of-file and exits."""
+        try:
+            # A new session: its own process group (which Run._kill() kills
+            # as a whole) and no controlling terminal (no terminal signals,
+            # no /dev/tty). setsid() fails for a process that is already a
+            # group leader, so the spawner must not setpgid() it.
+            os.setsid()
+            # Python ignores SIGPIPE and SIGXFSZ, and ignored signals survive
+            # exec: the program must get the default actions (SIGXFSZ is how
+            # RLIMIT_FSIZE ends it). SIGCHLD is blocked in the spawner.
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+            signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, ())
+            # None of the spawner's descriptors (the worker's socket, the
+            # signalfd, cached rulesets, the previous run's ends) stays here:
+            # only 0-2 (replaced before exec) and our socket, as fd 3.
+            fd = ctl.detach()
+            if fd != 3:
+                os.dup2(fd, 3, inheritable=False)
+            os.closerange(4, 1 << 20)
+            ctl = _socket.socket(fileno=3)
+            _rehearse(self)
+            msg = _wire.recv(ctl)
+        except BaseException:
+            os._exit(127)
+        if msg is None:  # the spawner has gone
+            os._exit(0)
+        _become_program(self, ctl, *msg)
 
     def seccomp_filter(self, extra: tuple[str, ...]) -> L.SockFprog:
         if extra not in self._filters:
@@ -273,21 +387,15 @@ class Run:
 
     def execute(self) -> dict:
         sp = self.sp
-        child_fds: list[int] = []   # to close in the parent after fork
+        child_fds: list[int] = []   # to close in the parent once sent to the child
         parent_fds: list[int] = []  # to close at the end
         pinned = False
+        ctl = None
         try:
             stdio = self._stdio(child_fds, parent_fds)
-            err_r, err_w = os.pipe2(os.O_CLOEXEC)
-            parent_fds.append(err_r)
-            child_fds.append(err_w)
-            sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
-            parent_fds.append(sync_w)
-            child_fds.append(sync_r)
             ruleset = self._landlock_ruleset()
-            fprog = sp.seccomp_filter(tuple(self.policy["extra_syscalls"]))
-            argv = L.string_array(self.argv)
-            envp = L.string_array(self.env)
+            # Cached here, so that the next warm children inherit it.
+            sp.seccomp_filter(tuple(self.policy["extra_syscalls"]))
             if self.drop_uid:
                 self._grant_dropped_uid()
             cpu = self.policy["cpu"] if self.policy["cpu"] is not None else L.current_cpu()
@@ -296,10 +404,8 @@ class Run:
             # which on this kind of VM costs 5-7x more per stop.
             os.sched_setaffinity(0, {cpu})
             pinned = True
+            pid, ctl = sp.take_warm()
             self.fork_time = time.monotonic()
-            pid = os.fork()
-            if pid == 0:
-                self._child(stdio, err_w, sync_r, ruleset, fprog, argv, envp)
             self.leader = pid
             self.tids.add(pid)
             try:
@@ -308,16 +414,30 @@ class Run:
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
                 raise
-            # The child makes its first traced call (the execveat) only
-            # after this byte: a TRACE action without a tracer would fail it
+            # Sent only once seized: the child's first traced call (the
+            # execveat) must find its tracer, or a TRACE action fails it
             # with ENOSYS.
-            os.write(sync_w, b"g")
+            setup = {
+                "cpu": cpu, "cwd": self.cwd, "exe": self.exe, "argv": self.argv,
+                "env": self.env, "drop_uid": self.drop_uid, "rlimits": self._rlimits(),
+                "address_space": (None if self.mem_limit_kib is None else
+                                  (self.mem_limit_kib + self.policy["memory_margin_kib"])
+                                  * 1024),
+                "extra_syscalls": tuple(self.policy["extra_syscalls"]),
+                "landlock": ruleset is not None,
+            }
+            try:
+                _wire.send(ctl, setup, stdio + ([ruleset] if ruleset is not None else []))
+            except OSError:
+                pass  # it died: the loop reaps it and _outcome() says so
             for fd in child_fds:
                 os.close(fd)
             child_fds = []
             self._loop()
-            return self._outcome(err_r, stdio)
+            return self._outcome(ctl, stdio)
         finally:
+            if ctl is not None:
+                ctl.close()
             if pinned:
                 os.sched_setaffinity(0, sp.cpus)
             for fd in child_fds + parent_fds:
@@ -459,99 +579,28 @@ class Run:
         L.syscall("landlock_add_rule", ruleset, L.LANDLOCK_RULE_PATH_BENEATH,
                   ctypes.byref(rule), 0)
 
-    def _child(self, stdio: list[int], err_w: int, sync_r: int, ruleset: int | None,
-               fprog: L.SockFprog, argv: ctypes.Array, envp: ctypes.Array) -> None:
-        """In the forked child: become the program. Never returns.
-
-        Any failure before execveat() is written to the error pipe and ends
-        the child with status 127; the parent reports it as a system error."""
-        err_fd = err_w
-        try:
-            # A new session: its own process group (which _kill() kills as a
-            # whole) and no controlling terminal (no terminal signals, no
-            # /dev/tty). Done here only: setsid() fails for a process that
-            # is already a group leader, so the parent must not setpgid() it.
-            os.setsid()
-            # Python ignores SIGPIPE and SIGXFSZ, and ignored signals survive
-            # exec: the program must get the default actions (SIGXFSZ is how
-            # RLIMIT_FSIZE ends it). SIGCHLD is blocked in the spawner.
-            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-            signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
-            signal.pthread_sigmask(signal.SIG_SETMASK, ())
-            # Move everything to fixed numbers via a high range first, so that
-            # no dup2() overwrites a source still needed.
-            srcs = stdio + [err_w, sync_r] + ([ruleset] if ruleset is not None else [])
-            high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 100) for fd in srcs]
-            for target, fd in enumerate(high):
-                os.dup2(fd, target, inheritable=target < 3)
-            err_fd, sync_fd, ruleset_fd = 3, 4, 5
-            os.closerange(6 if ruleset is not None else 5, 1 << 20)
-            os.chdir(self.cwd)
-            # Opened while still privileged: the program runs from this
-            # descriptor (execveat), so the path to it need not be
-            # searchable by the unprivileged uid.
-            exe_fd = os.open(self.exe, os.O_PATH | os.O_CLOEXEC)
-            if self.drop_uid:
-                uid = UID_BASE + os.getpid()
-                os.setgroups([])
-                os.setresgid(uid, uid, uid)
-                os.setresuid(uid, uid, uid)
-            self._set_rlimits()
-            L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)  # required by seccomp and Landlock
-            if ruleset is not None:
-                L.syscall("landlock_restrict_self", ruleset_fd, 0)
-                os.close(ruleset_fd)
-            if os.read(sync_fd, 1) != b"g":  # the spawner died before seizing us
-                os._exit(127)
-            os.close(sync_fd)
-            if self.mem_limit_kib is not None:
-                # Last, because it binds this Python child too (whose address
-                # space may exceed the limit: then it must not allocate any
-                # more, and from here on it only makes two calls). The
-                # tracer cannot set it after exec instead: prlimit() on a
-                # process of another uid needs CAP_SYS_RESOURCE, which
-                # containers often drop even for root.
-                limit = (self.mem_limit_kib + self.policy["memory_margin_kib"]) * 1024
-                resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-            L.seccomp_set_filter(fprog, spec_allow=True)
-            # From here on every call goes through the filter: this execveat
-            # is the one exec the tracer allows.
-            L.syscall("execveat", exe_fd, b"", argv, envp, L.AT_EMPTY_PATH)
-            raise OSError(errno.ENOEXEC, "execveat returned")
-        except BaseException as e:
-            try:
-                if isinstance(e, OSError) and e.errno is not None:
-                    msg = f"{os.strerror(e.errno)}"
-                else:
-                    msg = f"{type(e).__name__}: {e}"
-                os.write(err_fd, msg.encode(errors="replace"))
-            finally:
-                os._exit(127)
-
-    def _set_rlimits(self) -> None:
+    def _rlimits(self) -> list[tuple[int, int, int]]:
+        """The program's rlimits as (resource, soft, hard), RLIMIT_STACK
+        last; RLIMIT_AS is not among them (see _become_program)."""
         lim = self.limits
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        out = [(resource.RLIMIT_CORE, 0, 0)]
         if lim["cpu_time_ms"] is not None:
             # Only a backstop: the watchdog kills at the limit. SIGXCPU a
             # second later, SIGKILL (which cannot be ignored) one more later.
             soft = math.ceil(lim["cpu_time_ms"] / 1000) + 1
-            resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + 1))
+            out.append((resource.RLIMIT_CPU, soft, soft + 1))
         if self.output_limit is not None:
             # One byte over the limit is how we see, after the run, that the
             # program tried to write more even if it ignored SIGXFSZ.
-            resource.setrlimit(resource.RLIMIT_FSIZE, (self.output_limit + 1,) * 2)
-        stack = (resource.RLIM_INFINITY if lim["stack_kib"] is None
-                 else lim["stack_kib"] * 1024)
-        try:
-            resource.setrlimit(resource.RLIMIT_STACK, (stack, stack))
-        except (OSError, ValueError):  # cannot raise the hard limit
-            hard = resource.getrlimit(resource.RLIMIT_STACK)[1]
-            resource.setrlimit(resource.RLIMIT_STACK, (min(stack, hard), hard))
+            out.append((resource.RLIMIT_FSIZE, self.output_limit + 1, self.output_limit + 1))
         if self.drop_uid:
             # Counts the tasks of this run's own uid: the kernel's backstop
             # for the thread limit the tracer enforces.
-            resource.setrlimit(resource.RLIMIT_NPROC, (self.max_threads,) * 2)
-        # RLIMIT_AS is set last, just before exec (see _child).
+            out.append((resource.RLIMIT_NPROC, self.max_threads, self.max_threads))
+        stack = (resource.RLIM_INFINITY if lim["stack_kib"] is None
+                 else lim["stack_kib"] * 1024)
+        out.append((resource.RLIMIT_STACK, stack, stack))
+        return out
 
     # --- the event loop -------------------------------------------------------
 
@@ -675,7 +724,10 @@ class Run:
 
     def _on_exec(self, tid: int) -> None:
         if self.exec_time is None:
-            self.exec_time = time.monotonic()
+            # The watchdog's first memory sample comes 50 ms from now, not at
+            # once: a program just exec'd has nothing to measure yet, and
+            # reading /proc here would delay its start (same CPU).
+            self.exec_time = self.last_memory_sample = time.monotonic()
             # CPU time spent before this point was the spawner's set-up in
             # the child, not the program's: subtracted from its time.
             self.exec_cpu_ns = self.last_cpu_ns = self._cpu_now()
@@ -922,7 +974,7 @@ class Run:
 
     # --- the report -----------------------------------------------------------
 
-    def _outcome(self, err_r: int, stdio: list[int]) -> dict:
+    def _outcome(self, ctl: _socket.socket, stdio: list[int]) -> dict:
         """The fields of the run's ``Outcome`` (killed as a KillReason value)."""
         # What the program wrote just before it ended is still in the pipes;
         # every writer is gone now, so this ends (non-blocking all the same).
@@ -944,9 +996,11 @@ class Run:
             out[name] = bytes(self.captured[name]) if self.stdio_modes[i] == "capture" else None
         sig = out["signal"]
         if self.exec_time is None:
-            os.set_blocking(err_r, False)
+            # Why the child failed, from the socket it got the run on (every
+            # copy of the child's end is closed now: no blocking here).
+            ctl.setblocking(False)
             try:
-                detail = os.read(err_r, 4096).decode(errors="replace")
+                detail = ctl.recv(4096).decode(errors="replace")
             except OSError:
                 detail = ""
             if (not detail and sig is not None and self.exec_allowed
@@ -994,6 +1048,88 @@ class Run:
                 if stat.S_ISREG(st.st_mode) and st.st_size > limit:
                     return True
         return False
+
+
+def _rehearse(sp: Spawner) -> None:
+    """Touch, in the warm child, what _become_program() will use, so that
+    the copy-on-write faults of the fork (the first write to each page
+    shared with the spawner: reference counts, the interpreter's inline
+    caches) happen now rather than during the run."""
+    L.string_array([b"x", b"y"])
+    sp.seccomp_filter(())
+    resource.getrlimit(resource.RLIMIT_STACK)
+    os.sched_getaffinity(0)
+    fcntl.fcntl(3, fcntl.F_GETFD)
+    os.strerror(errno.ENOENT)
+    marshal.loads(marshal.dumps({"a": [b"x"], "b": (1, 2), "c": None, "d": True}))
+
+
+def _become_program(sp: Spawner, ctl: _socket.socket, setup: dict, fds: list[int]) -> None:
+    """In the warm child, once seized: set up the run ``setup`` (made by
+    Run.execute) and exec the program. Never returns. ``fds``: the
+    program's stdio, then the Landlock ruleset (if any).
+
+    Any failure before execveat() is written to ``ctl`` (fd 3, close-on-exec:
+    after a successful exec the spawner reads end-of-file there) and ends the
+    child with status 127; the parent reports it as a system error."""
+    try:
+        # The CPU of the tracer (the warm child was forked unpinned).
+        os.sched_setaffinity(0, {setup["cpu"]})
+        # Move everything to fixed numbers via a high range first, so that no
+        # dup2() overwrites a source still needed: 0-2 the program's stdio,
+        # 3 our socket (kept there since the fork), 4 the ruleset.
+        high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 100) for fd in fds]
+        for target, fd in zip((0, 1, 2, 4), high):
+            os.dup2(fd, target, inheritable=target < 3)
+        os.closerange(5 if setup["landlock"] else 4, 1 << 20)
+        os.chdir(setup["cwd"])
+        # Opened while still privileged: the program runs from this
+        # descriptor (execveat), so the path to it need not be searchable by
+        # the unprivileged uid.
+        exe_fd = os.open(setup["exe"], os.O_PATH | os.O_CLOEXEC)
+        if setup["drop_uid"]:
+            uid = UID_BASE + os.getpid()
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+        for res, soft, hard in setup["rlimits"]:
+            try:
+                resource.setrlimit(res, (soft, hard))
+            except (OSError, ValueError):
+                if res != resource.RLIMIT_STACK:
+                    raise
+                # Cannot raise the hard limit: as much as it allows.
+                hard = resource.getrlimit(res)[1]
+                resource.setrlimit(res, (min(soft, hard), hard))
+        L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)  # required by seccomp and Landlock
+        if setup["landlock"]:
+            L.syscall("landlock_restrict_self", 4, 0)
+            os.close(4)
+        fprog = sp.seccomp_filter(tuple(setup["extra_syscalls"]))
+        argv = L.string_array(setup["argv"])
+        envp = L.string_array(setup["env"])
+        if setup["address_space"] is not None:
+            # Last, because it binds this Python child too (whose address
+            # space may exceed the limit: then it must not allocate any more,
+            # and from here on it only makes two calls). The tracer cannot set
+            # it after exec instead: prlimit() on a process of another uid
+            # needs CAP_SYS_RESOURCE, which containers often drop even for
+            # root.
+            resource.setrlimit(resource.RLIMIT_AS, (setup["address_space"],) * 2)
+        L.seccomp_set_filter(fprog, spec_allow=True)
+        # From here on every call goes through the filter: this execveat is
+        # the one exec the tracer allows.
+        L.syscall("execveat", exe_fd, b"", argv, envp, L.AT_EMPTY_PATH)
+        raise OSError(errno.ENOEXEC, "execveat returned")
+    except BaseException as e:
+        try:
+            if isinstance(e, OSError) and e.errno is not None:
+                msg = f"{os.strerror(e.errno)}"
+            else:
+                msg = f"{type(e).__name__}: {e}"
+            os.write(3, msg.encode(errors="replace"))
+        finally:
+            os._exit(127)
 
 
 def main(fd: int) -> None:
