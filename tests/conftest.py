@@ -36,32 +36,39 @@ def plugin(tmp_path, monkeypatch):
 # Executors: test programs compiled once per session
 # --------------------------------------------------------------------------
 
+def _compile_once_factory(out_dir: Path, compiler: str, suffix: str, what: str):
+    """``build(name, *flags) -> path``: compiles ``tests/sources/<name><suffix>``
+    with ``compiler -O2 flags`` into ``out_dir`` once per (name, flags).
+    Skips (fails in CI) when the compiler is missing."""
+    import shutil
+    import subprocess
+
+    from tests.support import SOURCES, missing
+
+    built: dict[tuple[str, tuple[str, ...]], str] = {}
+
+    def build(name: str, *flags: str) -> str:
+        key = (name, flags)
+        if key not in built:
+            if shutil.which(compiler) is None:
+                missing(f"{compiler} ({what})")
+            target = out_dir / f"{name}-{len(built)}"
+            subprocess.run([compiler, "-O2", *flags, "-o", str(target),
+                            str(SOURCES / f"{name}{suffix}")], check=True, capture_output=True)
+            built[key] = str(target)
+        return built[key]
+
+    return build
+
+
 @pytest.fixture(scope="session")
 def c_program(tmp_path_factory):
     """Factory: ``c_program(name, *flags) -> path`` compiles
     ``tests/sources/<name>.c`` with the system ``gcc`` (``-O2`` plus
     ``flags``) once per session and returns the absolute path of the
     binary. Skips (fails in CI) without gcc."""
-    import shutil
-    import subprocess
-
-    from tests.support import SOURCES, missing
-
-    out_dir = tmp_path_factory.mktemp("c_programs")
-    built: dict[tuple[str, tuple[str, ...]], str] = {}
-
-    def build(name: str, *flags: str) -> str:
-        key = (name, flags)
-        if key not in built:
-            if shutil.which("gcc") is None:
-                missing("gcc (the system C compiler)")
-            target = out_dir / f"{name}-{len(built)}"
-            subprocess.run(["gcc", "-O2", *flags, "-o", str(target), str(SOURCES / f"{name}.c")],
-                           check=True, capture_output=True)
-            built[key] = str(target)
-        return built[key]
-
-    return build
+    return _compile_once_factory(tmp_path_factory.mktemp("c_programs"), "gcc", ".c",
+                                 "the system C compiler")
 
 
 # --------------------------------------------------------------------------
@@ -136,26 +143,8 @@ def cxx_program(tmp_path_factory):
     """Factory: ``cxx_program(name, *flags) -> path`` compiles
     ``tests/sources/<name>.cpp`` with the system ``g++ -O2`` once per
     session. Skips (fails in CI) without g++."""
-    import shutil
-    import subprocess
-
-    from tests.support import SOURCES, missing
-
-    out_dir = tmp_path_factory.mktemp("cxx_programs")
-    built: dict[tuple[str, tuple[str, ...]], str] = {}
-
-    def build(name: str, *flags: str) -> str:
-        key = (name, flags)
-        if key not in built:
-            if shutil.which("g++") is None:
-                missing("g++ (the system C++ compiler)")
-            target = out_dir / f"{name}-{len(built)}"
-            subprocess.run(["g++", "-O2", *flags, "-o", str(target),
-                            str(SOURCES / f"{name}.cpp")], check=True, capture_output=True)
-            built[key] = str(target)
-        return built[key]
-
-    return build
+    return _compile_once_factory(tmp_path_factory.mktemp("cxx_programs"), "g++", ".cpp",
+                                 "the system C++ compiler")
 
 
 @pytest.fixture(scope="session")
