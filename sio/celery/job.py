@@ -14,8 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from celery import shared_task
+from celery.signals import worker_process_shutdown
 
-from sio.workers import runner
+from sio.workers import runner, util
 
 #: The task name the original used; clients send jobs by this name.
 TASK_NAME = "sio.celery.job.sioworkers_job"
@@ -33,3 +34,10 @@ def sioworkers_job(environ: dict[str, Any]) -> dict[str, Any]:
     finished, so a worker that dies mid-job does not lose it.
     """
     return runner.run(environ)
+
+
+@worker_process_shutdown.connect(weak=False)
+def _remove_idle_job_directories(**_: Any) -> None:
+    # A pool process ends with os._exit, which skips atexit: the job
+    # directories it kept for reuse would stay in the temporary directory.
+    util.remove_idle_directories()

@@ -4,7 +4,8 @@
   :func:`clear_entry_point_cache` (one cached resolver over
   :mod:`importlib.metadata`);
 * the job's temporary directory: :class:`TemporaryCwd`, :func:`tempcwd`
-  (context-local; the process working directory is never changed);
+  (context-local; the process working directory is never changed),
+  :func:`remove_idle_directories`;
 * time conversions: :func:`s2ms`, :func:`ms2s`, :func:`ceil_ms2s`;
 * files: :func:`path_join_abs`, :class:`Writable`, :func:`rmtree`,
   :func:`mkdir`, :func:`is_exe`;
@@ -17,6 +18,7 @@ first needed: ``sio-batch`` imports this module on every job.
 
 from __future__ import annotations
 
+import atexit
 import contextvars
 import functools
 import json
@@ -47,6 +49,7 @@ __all__ = [
     "clear_entry_point_cache",
     "TemporaryCwd",
     "tempcwd",
+    "remove_idle_directories",
     "s2ms",
     "ms2s",
     "ceil_ms2s",
@@ -303,15 +306,185 @@ def _not_found_message(group: str, name: str | None, available: list[str],
 _tmpdir: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "sio_workers_tmpdir", default=None)
 
+# --- Reused job directories ---------------------------------------------------
+#
+# Creating an inode costs ~0.4 ms on the ext4 /tmp of the machines we run on
+# (mkdir as much as a file), which is a large part of a small judging job.
+# So the root of a finished job directory is emptied, renamed to an idle
+# name and kept for a next job, which renames it to a fresh random name:
+# the name a job saw never exists after the job, and no job sees another's
+# files. A rename or an emptiness check costs ~10 us.
+#
+# The pool belongs to one process: a forked child starts with an empty one
+# (its parent keeps and removes its own directories), and every entry is
+# checked again when taken (still our empty 0700 directory in the current
+# temporary directory), since a straggler of a finished job, or anything
+# else running as our uid, may have changed it since.
+
+#: Idle directories kept at most per process; more concurrent jobs than this
+#: pay the creation of their directories as before.
+_POOL_MAX = 4
+_pool_lock = threading.Lock()
+_pool: list[str] = []
+_pool_pid = os.getpid()
+
+
+def _forget_pool_in_child() -> None:
+    # The parent's directories are its own: neither reused nor removed
+    # here. The lock may have been held by another thread at fork time.
+    global _pool_lock, _pool, _pool_pid
+    _pool_lock = threading.Lock()
+    _pool = []
+    _pool_pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
+def remove_idle_directories() -> None:
+    """Remove the idle job directories :class:`TemporaryCwd` keeps for reuse
+    in this process.
+
+    Registered with :mod:`atexit`. A process that ends without running
+    ``atexit`` handlers (:func:`os._exit`, as Celery's pool processes do)
+    should call it before: ``sio.celery.job`` does so for Celery's pool
+    processes. Later uses of :class:`TemporaryCwd` work as before.
+    """
+    with _pool_lock:
+        if _pool_pid != os.getpid():
+            return
+        idle = _pool[:]
+        _pool.clear()
+    for path in idle:
+        try:
+            rmtree(path)
+        except OSError as e:  # at exit: say it, do not stop the other clean-ups
+            logger.debug("Cannot remove the idle job directory %s: %s", path, e)
+
+
+atexit.register(remove_idle_directories)
+
+
+def _fresh_name(parent: str, prefix: str) -> str:
+    return os.path.join(parent, prefix + os.urandom(5).hex())
+
+
+def _reusable(path: str) -> bool:
+    """Whether the idle ``path`` is still what it was when pooled: our own
+    directory (not a symlink), mode 0700, empty."""
+    try:
+        st = os.lstat(path)
+        if (not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid()
+                or stat.S_IMODE(st.st_mode) != 0o700):
+            return False
+        with os.scandir(path) as it:
+            return next(it, None) is None
+    except OSError:
+        return False
+
+
+def _take_dir() -> str:
+    """A fresh, empty, private job directory: a renamed idle one when the
+    pool has one in the current temporary directory, else a new one."""
+    parent = os.path.abspath(tempfile.gettempdir())
+    while True:
+        stale: list[str] = []
+        idle = None
+        with _pool_lock:
+            if _pool_pid == os.getpid():
+                while _pool:
+                    candidate = _pool.pop()
+                    if os.path.dirname(candidate) == parent:
+                        idle = candidate
+                        break
+                    stale.append(candidate)  # TMPDIR changed since it was pooled
+        for path in stale:
+            _discard(path)
+        if idle is None:
+            return tempfile.mkdtemp(prefix="sioworkers_")
+        if _reusable(idle):
+            fresh = _fresh_name(parent, "sioworkers_")
+            try:
+                if not os.path.lexists(fresh):  # rename would replace an empty directory
+                    os.rename(idle, fresh)
+                    return fresh
+            except OSError:
+                pass
+        _discard(idle)
+
+
+def _discard(path: str) -> None:
+    """Remove the idle directory ``path`` that cannot be reused; something
+    else now at its name (it was not a directory) is left alone."""
+    try:
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            rmtree(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        # Not the job's directory any more (it was idle): nothing to report
+        # to a job, but worth a line.
+        logger.warning("Cannot remove the idle job directory %s: %s", path, e)
+
+
+def _empty(root: str) -> bool:
+    """Remove everything inside ``root`` and make its mode 0700 again (the
+    supervisor adds o+x to job directories). False when ``root`` is not our
+    own directory any more; other failures raise."""
+    st = os.lstat(root)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        return False
+    if stat.S_IMODE(st.st_mode) != 0o700:
+        # First: a job that made its directory read-only would make the
+        # removals below fail.
+        os.chmod(root, 0o700)
+    with os.scandir(root) as it:
+        entries = list(it)
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            rmtree(entry.path)  # copes with read-only and unlistable subdirectories
+        else:
+            # Files are only unlinked, never opened or chmod'ed: they may be
+            # hard links to a cache or a user's file.
+            os.unlink(entry.path)
+    return True
+
+
+def _return_dir(root: str) -> None:
+    """Done with the job directory ``root``: pool it emptied and renamed, or
+    remove it as :func:`rmtree` does (whose errors propagate, as they always
+    did)."""
+    try:
+        if _empty(root):
+            idle = _fresh_name(os.path.dirname(root), "sioworkers_idle_")
+            if not os.path.lexists(idle):
+                os.rename(root, idle)
+                with _pool_lock:
+                    if _pool_pid == os.getpid() and len(_pool) < _POOL_MAX:
+                        _pool.append(idle)
+                        return
+                root = idle
+    except OSError:
+        pass  # removed below, which says what is wrong if it cannot be
+    rmtree(root)
+
 
 class TemporaryCwd:
     """Give the enclosed code a fresh temporary directory as its "cwd".
 
-    On entry a directory ``sioworkers_*`` is made in the system temporary
-    directory (``TMPDIR``) and becomes what :func:`tempcwd` returns in this
-    context; on exit it is removed with everything in it and the previous
-    one is restored, so uses nest. The process working directory is never
-    changed: code passes ``cwd=tempcwd()`` to the processes it starts.
+    On entry an empty private directory (mode 0700) named ``sioworkers_*`` in
+    the system temporary directory (:func:`tempfile.gettempdir`, i.e.
+    ``TMPDIR``) becomes what :func:`tempcwd` returns in this context; on exit
+    everything in it is removed, the name disappears, and the previous
+    directory is restored, so uses nest. The process working directory is
+    never changed: code passes ``cwd=tempcwd()`` to the processes it starts.
+
+    Directories are reused: on exit the directory is emptied and kept, under
+    another name, for a next use in this process (at most a few are kept;
+    they are removed at interpreter exit). A reused directory gets a new
+    random name and is checked to be still empty, ours and mode 0700, else
+    it is discarded. Concurrent and nested uses never share one, and a
+    forked child never uses its parent's.
 
     :param inner_directory: if given, a subdirectory of that name is made
         and used instead (the whole tree is still removed on exit).
@@ -319,10 +492,10 @@ class TemporaryCwd:
 
     def __init__(self, inner_directory: str | None = None) -> None:
         self.inner_directory = inner_directory
-        self._stack: list[tuple[str, contextvars.Token[str | None]]] = []
+        self._stack: list[tuple[str, contextvars.Token[str | None], int]] = []
 
     def __enter__(self) -> str:
-        root = tempfile.mkdtemp(prefix="sioworkers_")
+        root = _take_dir()
         path = root
         if self.inner_directory:
             path = os.path.join(root, self.inner_directory)
@@ -332,13 +505,18 @@ class TemporaryCwd:
                 rmtree(root)
                 raise
         logger.debug("Using temporary directory %s", path)
-        self._stack.append((root, _tmpdir.set(path)))
+        self._stack.append((root, _tmpdir.set(path), os.getpid()))
         return path
 
     def __exit__(self, *exc_info: object) -> None:
-        root, token = self._stack.pop()
+        root, token, pid = self._stack.pop()
         _tmpdir.reset(token)
-        rmtree(root)
+        if pid != os.getpid():
+            # A forked child leaving its parent's block: removed as before,
+            # never pooled in the child.
+            rmtree(root)
+        else:
+            _return_dir(root)
 
 
 def tempcwd(path: str | None = None) -> str:
