@@ -412,8 +412,7 @@ def run(environ: dict[str, Any], use_sandboxes: bool = True) -> dict[str, Any]:
     if environ.get("chk_file"):
         if not os.path.exists(tempcwd(common.INPUT)):
             common.fetch_input(environ, needed_by)
-        chk = common.download(environ, "chk_file", "chk", needed_by, add_to_cache=True)
-        os.chmod(chk, 0o700)
+        common.download_program(environ, "chk_file", "chk", needed_by, add_to_cache=True)
         renv = interpret_checker_output(run_custom_checker(environ, use_sandboxes))
     elif use_sandboxes:
         result = compare_outputs(hint, out, environ.get("checker_format"))

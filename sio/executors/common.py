@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import zipfile
 from collections.abc import Mapping
 from typing import Any
@@ -65,7 +66,7 @@ from typing import Any
 from sio.workers.errors import MissingEnvironKey, SioWorkersError
 from sio.workers.executors import BaseExecutor
 from sio.workers.file_runners import get_file_runner
-from sio.workers.util import replace_invalid_UTF, tempcwd
+from sio.workers.util import ensure_mode, replace_invalid_UTF, tempcwd
 
 __all__ = [
     "BadInputArchive",
@@ -111,6 +112,20 @@ def download(environ: dict[str, Any], key: str, dest: str, needed_by: str,
     from sio.workers import ft  # lazy: importing filetracker is not free
 
     return ft.download(environ, key, dest, **kwargs)
+
+
+def download_program(environ: dict[str, Any], key: str, dest: str, needed_by: str,
+                     **kwargs: Any) -> str:
+    """Like :func:`download`, for a program the job runs: a local file is
+    always copied (never hard-linked to the user's file, whose mode running
+    it would change), and the owner gets read and execute permission, added
+    to the bits the file has (a file from the Filetracker cache may be a
+    link shared with another job at this moment, whose supervisor may have
+    just given it o+rx for a program under another uid: those bits stay).
+    """
+    path = download(environ, key, dest, needed_by, link_local=False, **kwargs)
+    ensure_mode(path, stat.S_IRUSR | stat.S_IXUSR)
+    return path
 
 
 def fetch_input(environ: dict[str, Any], needed_by: str, dest: str = INPUT) -> str:
@@ -217,8 +232,7 @@ def run(environ: Environ, executor: BaseExecutor | None,
                                   f"submission of kind {environ.get('exec_info')!r}")
         runner = get_file_runner(executor, environ)
         exe = runner.preferred_filename()
-        os.chmod(download(environ, "exe_file", exe, "the exec jobs", add_to_cache=True),
-                 0o700)
+        download_program(environ, "exe_file", exe, "the exec jobs", add_to_cache=True)
         stdin_path = fetch_input(environ, "the exec jobs")
         with runner, open(stdin_path, "rb") as stdin, open(output, "ab") as stdout:
             # Opened for appending: a program cannot seek back and rewrite

@@ -82,8 +82,7 @@ def run(environ: dict[str, Any]) -> dict[str, Any]:
                          f"({environ['re_string']!r}: {e})") from None
     role = "sandboxed-ingen" if environ.get("use_sandboxes", False) else "ingen"
     executor = executor_for(role)
-    program = common.download(environ, "exe_file", _NAME, "the ingen job")
-    os.chmod(program, 0o500)
+    program = common.download_program(environ, "exe_file", _NAME, "the ingen job")
     with executor:
         renv = executor([executor.tempcwd_to_rcwd(program)], capture_output=True,
                         split_lines=True, forward_stderr=True, ignore_errors=True,

@@ -236,10 +236,8 @@ def run(environ: Environ, role: str) -> Environ:
     executors = [executor_for(role) for _ in range(num_processes)]
     runners = [get_file_runner(executor, environ) for executor in executors]
     exe = runners[0].preferred_filename()
-    os.chmod(common.download(environ, "exe_file", exe, needed_by, add_to_cache=True), 0o700)
-    interactor = common.download(environ, "interactor_file", "soc", needed_by,
-                                 add_to_cache=True)
-    os.chmod(interactor, 0o700)
+    common.download_program(environ, "exe_file", exe, needed_by, add_to_cache=True)
+    common.download_program(environ, "interactor_file", "soc", needed_by, add_to_cache=True)
     stdin_path = common.fetch_input(environ, needed_by)
     # Fetched once here: the copies run at the same time and must not all
     # write the same files.

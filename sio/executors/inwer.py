@@ -35,7 +35,6 @@ environ is returned with these keys merged in, like every other job.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 from sio.executors import common
@@ -59,8 +58,7 @@ def run(environ: dict[str, Any]) -> dict[str, Any]:
     """Job ``inwer`` (see the module docs for its keys)."""
     role = "sandboxed-inwer" if environ.get("use_sandboxes", False) else "inwer"
     executor = executor_for(role)
-    program = common.download(environ, "exe_file", "inwer", "the inwer job")
-    os.chmod(program, 0o500)
+    program = common.download_program(environ, "exe_file", "inwer", "the inwer job")
     stdin_path = common.fetch_input(environ, "the inwer job")
     args = [str(environ["in_file_name"])] if environ.get("in_file_name") else []
     with executor, open(stdin_path, "rb") as stdin:

@@ -6,8 +6,9 @@ is named by a value in the environ (``environ[key]``):
 * a **Filetracker name** (``/problems/1/t.in``, possibly versioned:
   ``/problems/1/t.in@1700000000``) is fetched from or stored on the current
   Filetracker client (:func:`instance`);
-* a **local path** is copied; a relative one is taken relative to the
-  directory the process started in (:data:`sio.workers._original_cwd`).
+* a **local path** is copied (or hard-linked: see :func:`download`); a
+  relative one is taken relative to the directory the process started in
+  (:data:`sio.workers._original_cwd`).
 
 Which one is decided by the environ key ``use_filetracker``:
 
@@ -43,6 +44,7 @@ import fcntl
 import logging
 import os
 import shutil
+import stat
 import sys
 import threading
 import time
@@ -314,17 +316,41 @@ def _staged(dest: str) -> Iterator[str]:
         raise
 
 
-def _copy(source: str, dest: str, what: str) -> None:
-    if not os.path.isfile(source):
+def _copy(source: str, dest: str, what: str, *, link: bool = False) -> None:
+    """Put the local file ``source`` at ``dest``: a copy, or with ``link`` a
+    hard link when one can be made (see :func:`download`)."""
+    try:
+        st = os.stat(source)
+    except OSError:
+        st = None
+    if st is None or not stat.S_ISREG(st.st_mode):
         raise MissingFile(f"{what}: no such file {source!r}")
     if os.path.exists(dest) and os.path.samefile(source, dest):
         return
+    # Only a file everyone may read already is linked: a job may have to let
+    # a program under another uid read its files (the supervisor adds o+r),
+    # and on a shared inode that would widen who can read the user's file.
+    linked = link and bool(st.st_mode & stat.S_IROTH)
     with _staged(dest) as tmp:
-        shutil.copy(source, tmp)
+        if linked:
+            try:
+                os.link(source, tmp)
+            except OSError:
+                # Another file system (EXDEV), protected_hardlinks (EPERM),
+                # too many links, a file system without links, ...
+                linked = False
+        if not linked:
+            shutil.copy(source, tmp)
+    if linked and os.path.lexists(tmp):
+        # dest became a link to the same inode meanwhile (a concurrent
+        # download of the same file): rename() then leaves both names.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 def download(environ: Environ, key: str, dest: str | None = None,
-             skip_if_exists: bool = False, **kwargs: Any) -> str:
+             skip_if_exists: bool = False, *, link_local: bool | None = None,
+             **kwargs: Any) -> str:
     """Fetch the file named by ``environ[key]`` and return its absolute path.
 
     :param dest: where to put it: a file name; a directory, with a trailing
@@ -338,6 +364,11 @@ def download(environ: Environ, key: str, dest: str | None = None,
     :param kwargs: passed to the client's ``get_file``; ``add_to_cache``
         defaults to ``False`` (pass ``True`` for files many jobs read: tests,
         checkers, binaries).
+    :param link_local: whether a local file (``use_filetracker`` false) may
+        be hard-linked rather than copied; ``None`` (the default): when
+        ``add_to_cache`` is true. Pass ``False`` for a file whose mode the
+        job changes, such as a program it makes executable: on a link that
+        would change the user's own file. No effect on Filetracker files.
 
     Environ keys read: ``key`` (the name), ``use_filetracker`` (see the
     module). Nothing is written.
@@ -347,6 +378,18 @@ def download(environ: Environ, key: str, dest: str | None = None,
     when several threads or processes fetch the same file at once. A
     versioned name ``path@v`` gets version ``v`` or, if the server has one,
     a newer version.
+
+    **The file at** ``dest`` **may share its inode** with another file: with
+    Filetracker and a cache, the client hard-links cached files (also
+    without ``add_to_cache``, once the file is in the cache); a local file is
+    hard-linked to its source when ``link_local`` (by default
+    ``add_to_cache``) is true, the source is readable by everyone (mode
+    ``o+r``) and on the same file system; otherwise it is copied. So a job
+    never writes to a downloaded file in place (it writes a new file and
+    renames it over, as :func:`sio.executors.common.fetch_input` does) and
+    never takes permission bits away from it (it adds the ones it needs with
+    :func:`sio.workers.util.ensure_mode`): another job, or the user, may be
+    using the same inode.
 
     :raises MissingEnvironKey: ``key`` is not in the environ.
     :raises MissingFile: no such file in the store / on disk.
@@ -367,10 +410,12 @@ def download(environ: Environ, key: str, dest: str | None = None,
     dest = tempcwd(dest)
     if skip_if_exists and os.path.exists(dest):
         return dest
-    if not via_ft:
-        _copy(_local_path(source), dest, f"cannot get environ[{key!r}] = {source!r}")
-        return dest
     kwargs.setdefault("add_to_cache", False)
+    if not via_ft:
+        link = bool(kwargs["add_to_cache"]) if link_local is None else link_local
+        _copy(_local_path(source), dest, f"cannot get environ[{key!r}] = {source!r}",
+              link=link)
+        return dest
     client = instance()
     try:
         with _staged(dest) as tmp:

@@ -8,7 +8,7 @@
   :func:`remove_idle_directories`;
 * time conversions: :func:`s2ms`, :func:`ms2s`, :func:`ceil_ms2s`;
 * files: :func:`path_join_abs`, :class:`Writable`, :func:`rmtree`,
-  :func:`mkdir`, :func:`is_exe`;
+  :func:`ensure_mode`, :func:`mkdir`, :func:`is_exe`;
 * text: :func:`replace_invalid_UTF`, :func:`decode_fields`, :func:`json_dumps`;
 * :func:`null_ctx_manager`, :class:`PerfTimer`.
 
@@ -56,6 +56,7 @@ __all__ = [
     "path_join_abs",
     "Writable",
     "rmtree",
+    "ensure_mode",
     "mkdir",
     "is_exe",
     "replace_invalid_UTF",
@@ -635,6 +636,25 @@ def rmtree(path: str) -> None:
         shutil.rmtree(path, onexc=retry)
     else:
         shutil.rmtree(path, onerror=lambda f, p, e: retry(f, p, e))
+
+
+def ensure_mode(path: str, bits: int) -> None:
+    """Give ``path`` the permission ``bits`` (e.g. ``stat.S_IRUSR |
+    stat.S_IXUSR``) that it lacks, never taking any away.
+
+    For files a job fetched: such a file may be a hard link shared with the
+    Filetracker cache or a local source (see :func:`sio.workers.ft.download`),
+    and so with other jobs running at the same time, whose supervisor may have
+    just added bits to it (o+rx for a program run under another uid). Setting
+    a whole mode (``chmod 0700``) would take those away under that other job.
+    Two changes made at the same moment can still overwrite each other
+    (:func:`os.chmod` sets a whole mode): ours is checked and made again.
+    """
+    for _ in range(10):
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        if mode & bits == bits:
+            return
+        os.chmod(path, mode | bits)
 
 
 def mkdir(name: str, mode: int = 0o700) -> None:

@@ -12,6 +12,10 @@ from __future__ import annotations
 import copy
 import io
 import json
+import os
+import shutil
+import stat
+import tempfile
 import time
 import zipfile
 
@@ -314,6 +318,112 @@ def test_local_paths_without_filetracker(tmp_path, sum_c):
     result = run_job(env)
     assert result["result_code"] == "OK"
     assert (tmp_path / "res.out").read_bytes() == b"4\n"
+
+
+# --------------------------------------------------------------------------
+# Local files: tests hard-linked, programs copied, the user's files untouched
+# --------------------------------------------------------------------------
+
+@pytest.fixture
+def fetched(monkeypatch):
+    """``{environ key: (st_dev, st_ino, mode)}`` of each file as the job
+    downloaded it (seen by wrapping sio.workers.ft.download)."""
+    from sio.workers import ft
+
+    seen: dict[str, tuple[int, int, int]] = {}
+    real = ft.download
+
+    def spy(environ, key, *args, **kwargs):
+        path = real(environ, key, *args, **kwargs)
+        st = os.stat(path)
+        seen[key] = (st.st_dev, st.st_ino, stat.S_IMODE(st.st_mode))
+        return path
+
+    monkeypatch.setattr(ft, "download", spy)
+    return seen
+
+
+def identity(path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def snapshot(*paths) -> dict:
+    return {str(p): (p.read_bytes(), stat.S_IMODE(os.stat(p).st_mode), os.stat(p).st_nlink)
+            for p in paths}
+
+
+def same_fs_as_jobs(path) -> bool:
+    return os.stat(path).st_dev == os.stat(tempfile.gettempdir()).st_dev
+
+
+@pytest.mark.parametrize("job_type", ["unsafe-exec", "exec"])
+def test_local_tests_are_linked_and_the_users_files_left_untouched(tmp_path, sum_c, fetched,
+                                                                   job_type):
+    exe, t_in, t_out = tmp_path / "sum", tmp_path / "t.in", tmp_path / "t.out"
+    shutil.copy(sum_c, exe)
+    os.chmod(exe, 0o750)  # no o+rx: the supervisor gives those to its copy
+    t_in.write_text("2 2\n")
+    os.chmod(t_in, 0o644)
+    t_out.write_text("4\n")
+    os.chmod(t_out, 0o444)
+    before = snapshot(exe, t_in, t_out)
+    env = {"job_type": job_type, "use_filetracker": False, "exe_file": str(exe),
+           "in_file": str(t_in), "hint_file": str(t_out), "check_output": True,
+           "exec_info": {"mode": "executable"}, "exec_time_limit": 2000,
+           "exec_mem_limit": 65536}
+    for _ in range(2):  # the second job runs in a reused directory
+        result = run_job(dict(env))
+        assert (result["result_code"], result["result_percentage"]) == ("OK", [100, 1])
+        if same_fs_as_jobs(tmp_path):
+            assert fetched["in_file"][:2] == identity(t_in)
+            assert fetched["hint_file"][:2] == identity(t_out)
+        assert fetched["exe_file"][:2] != identity(exe)  # always a copy of its own
+        assert snapshot(exe, t_in, t_out) == before  # content, mode, no link left
+
+
+@pytest.mark.parametrize("test_mode", [0o600, 0o644], ids=["private", "world-readable"])
+def test_local_files_and_an_untrusted_checker(tmp_path, sum_c, checker, fetched, test_mode):
+    # The untrusted checker runs supervised and may read every file of the
+    # job directory: the supervisor adds o+r to them. A test file others may
+    # not read is therefore copied, never linked, and the user's files keep
+    # their modes either way.
+    exe, chk, t_in, t_out = (tmp_path / n for n in ("sum", "chk", "t.in", "t.out"))
+    shutil.copy(sum_c, exe)
+    shutil.copy(checker, chk)
+    os.chmod(chk, 0o700)
+    t_in.write_text("20 22\n")
+    t_out.write_text("IN\n")  # the checker answers OK with the first line of 'in'
+    for p in (t_in, t_out):
+        os.chmod(p, test_mode)
+    before = snapshot(exe, chk, t_in, t_out)
+    env = {"job_type": "exec", "use_filetracker": False, "exe_file": str(exe),
+           "in_file": str(t_in), "hint_file": str(t_out), "chk_file": str(chk),
+           "untrusted_checker": True, "check_output": True,
+           "exec_info": {"mode": "executable"}}
+    result = run_job(env)
+    assert (result["result_code"], result["result_string"]) == ("OK", "20 22")
+    linked = fetched["in_file"][:2] == identity(t_in)
+    assert linked == (test_mode == 0o644 and same_fs_as_jobs(tmp_path))
+    assert fetched["chk_file"][:2] != identity(chk)
+    assert snapshot(exe, chk, t_in, t_out) == before
+
+
+def test_a_local_zipped_input_is_unpacked_beside_the_link(tmp_path, sum_c, checker, fetched):
+    archive = tmp_path / "t.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("t.in", "20 22\n")
+    os.chmod(archive, 0o644)
+    (tmp_path / "t.out").write_text("IN\n")
+    before = snapshot(archive)
+    env = {"job_type": "unsafe-exec", "use_filetracker": False, "exe_file": sum_c,
+           "in_file": str(archive), "hint_file": str(tmp_path / "t.out"),
+           "chk_file": checker, "check_output": True, "exec_info": {"mode": "executable"}}
+    result = run_job(env)
+    assert (result["result_code"], result["result_string"]) == ("OK", "20 22")
+    if same_fs_as_jobs(tmp_path):
+        assert fetched["in_file"][:2] == identity(archive)
+    assert snapshot(archive) == before  # the unpacked file replaced the link
 
 
 # --------------------------------------------------------------------------

@@ -4,6 +4,8 @@ environ rules, errors. No server, no processes."""
 from __future__ import annotations
 
 import os
+import stat
+import tempfile
 import threading
 
 import pytest
@@ -181,6 +183,101 @@ def test_local_download_of_the_same_file_is_a_no_op(ft_dummy, original_cwd):
     target = str(original_cwd / "a")
     assert ft.download({"use_filetracker": False, "f": "a"}, "f", target) == target
     assert (original_cwd / "a").read_bytes() == b"same"
+
+
+def _ino(path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def _leftovers() -> list[str]:
+    return [n for n in os.listdir(tempcwd()) if n.endswith(".part")]
+
+
+def test_local_add_to_cache_hard_links_a_file_everyone_may_read(ft_dummy, original_cwd):
+    src = original_cwd / "t.in"
+    src.write_bytes(b"test")
+    os.chmod(src, 0o444)
+    if _ino(original_cwd)[0] != _ino(tempcwd())[0]:
+        pytest.skip("the test directory and the job directory are on different file systems")
+    env = {"use_filetracker": False, "in_file": "t.in"}
+    path = ft.download(env, "in_file", "in", add_to_cache=True)
+    assert _ino(path) == _ino(src)
+    assert os.stat(src).st_nlink == 2
+    assert open(path, "rb").read() == b"test"
+    assert stat.S_IMODE(os.stat(src).st_mode) == 0o444  # nothing changed it
+    # Without add_to_cache, or with link_local=False: a copy of its own.
+    for kwargs in ({}, {"add_to_cache": False}, {"add_to_cache": True, "link_local": False}):
+        copy = ft.download(env, "in_file", "copy", **kwargs)
+        assert _ino(copy) != _ino(src) and open(copy, "rb").read() == b"test"
+        os.unlink(copy)
+    # link_local=True links without add_to_cache too.
+    assert _ino(ft.download(env, "in_file", "again", link_local=True)) == _ino(src)
+    assert _leftovers() == []
+
+
+def test_local_file_others_may_not_read_is_copied(ft_dummy, original_cwd):
+    # A job may have to add o+r for a program under another uid: never on
+    # the user's own private file.
+    src = original_cwd / "secret.out"
+    src.write_bytes(b"hint")
+    os.chmod(src, 0o640)
+    path = ft.download({"use_filetracker": False, "h": "secret.out"}, "h", "hint",
+                       add_to_cache=True)
+    assert _ino(path) != _ino(src)
+    assert open(path, "rb").read() == b"hint"
+
+
+@pytest.mark.parametrize("errno_", [18, 1, 31])  # EXDEV, EPERM, EMLINK
+def test_local_link_failure_falls_back_to_a_copy(ft_dummy, original_cwd, monkeypatch, errno_):
+    src = original_cwd / "t.in"
+    src.write_bytes(b"data")
+    os.chmod(src, 0o644)
+    tried = []
+
+    def no_link(*args, **kwargs):
+        tried.append(args)
+        raise OSError(errno_, os.strerror(errno_))
+
+    monkeypatch.setattr(os, "link", no_link)
+    path = ft.download({"use_filetracker": False, "in_file": "t.in"}, "in_file", "in",
+                       add_to_cache=True)
+    assert tried
+    assert open(path, "rb").read() == b"data"
+    assert _ino(path) != _ino(src)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+    assert _leftovers() == []
+
+
+def test_local_link_to_another_file_system_is_a_copy(ft_dummy, original_cwd, monkeypatch):
+    shm = "/dev/shm"
+    if not os.path.isdir(shm) or not os.access(shm, os.W_OK) \
+            or os.stat(shm).st_dev == os.stat(original_cwd).st_dev:
+        pytest.skip("no writable /dev/shm on another file system than the tests")
+    src = original_cwd / "t.in"
+    src.write_bytes(b"far")
+    os.chmod(src, 0o644)
+    monkeypatch.setattr(tempfile, "tempdir", shm)
+    with TemporaryCwd():
+        path = ft.download({"use_filetracker": False, "in_file": "t.in"}, "in_file", "in",
+                           add_to_cache=True)
+        assert path.startswith(shm + "/")
+        assert open(path, "rb").read() == b"far"
+        assert os.stat(src).st_nlink == 1
+        assert _leftovers() == []
+
+
+def test_local_download_replaces_an_existing_dest(ft_dummy, original_cwd):
+    src = original_cwd / "t.in"
+    src.write_bytes(b"new")
+    os.chmod(src, 0o644)
+    with open(tempcwd("in"), "wb") as f:
+        f.write(b"old")
+    path = ft.download({"use_filetracker": False, "in_file": "t.in"}, "in_file", "in",
+                       add_to_cache=True)
+    assert open(path, "rb").read() == b"new"
+    assert _ino(path) == _ino(src)
+    assert _leftovers() == []
 
 
 def test_a_bad_use_filetracker_string_is_a_usage_error(ft_dummy):

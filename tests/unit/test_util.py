@@ -50,6 +50,57 @@ def test_writable_leaves_writable_file_alone(tmp_path, monkeypatch):
     assert calls == []
 
 
+@pytest.mark.parametrize("mode, bits, expected", [
+    (0o600, stat.S_IRUSR | stat.S_IXUSR, 0o700),
+    (0o755, stat.S_IRUSR | stat.S_IXUSR, 0o755),  # o+rx of another job stays
+    (0o044, stat.S_IRUSR | stat.S_IXUSR, 0o544),
+    (0o000, stat.S_IRWXU, 0o700),
+    (0o4705, stat.S_IRUSR, 0o4705),
+    (0o640, stat.S_IROTH, 0o644),
+])
+def test_ensure_mode_only_adds_bits(tmp_path, mode, bits, expected):
+    f = tmp_path / "f"
+    f.write_text("x")
+    os.chmod(f, mode)
+    util.ensure_mode(str(f), bits)
+    assert stat.S_IMODE(os.stat(f).st_mode) == expected
+
+
+def test_ensure_mode_never_removes_bits_and_skips_chmod_when_set(tmp_path, monkeypatch):
+    f = tmp_path / "f"
+    f.write_text("x")
+    for mode in range(0o1000):
+        os.chmod(f, mode)
+        util.ensure_mode(str(f), stat.S_IRUSR | stat.S_IXUSR)
+        got = stat.S_IMODE(os.stat(f).st_mode)
+        assert got & mode == mode and got == mode | 0o500
+    calls = []
+    monkeypatch.setattr(os, "chmod", lambda *a, **k: calls.append(a))
+    util.ensure_mode(str(f), stat.S_IRUSR | stat.S_IXUSR)
+    assert calls == []  # already there: the mode is not even written
+
+
+def test_ensure_mode_makes_its_change_again_when_overwritten(tmp_path, monkeypatch):
+    # Another job's chmod, computed from the mode before ours, lands just
+    # after ours and takes our bit away: it is added again.
+    f = tmp_path / "f"
+    f.write_text("x")
+    os.chmod(f, 0o600)
+    real_chmod = os.chmod
+    calls = []
+
+    def racing_chmod(path, mode, *args, **kwargs):
+        calls.append(mode)
+        real_chmod(path, mode, *args, **kwargs)
+        if len(calls) == 1:
+            real_chmod(path, 0o600 | stat.S_IROTH | stat.S_IXOTH)
+
+    monkeypatch.setattr(os, "chmod", racing_chmod)
+    util.ensure_mode(str(f), stat.S_IRUSR | stat.S_IXUSR)
+    assert stat.S_IMODE(os.stat(f).st_mode) == 0o705
+    assert len(calls) == 2
+
+
 def test_rmtree_removes_read_only_and_unlistable_dirs(tmp_path):
     top = tmp_path / "t"
     (top / "a" / "b").mkdir(parents=True)
