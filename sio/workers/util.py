@@ -457,7 +457,9 @@ def _return_dir(root: str) -> None:
     did)."""
     try:
         if _empty(root):
-            idle = _fresh_name(os.path.dirname(root), "sioworkers_idle_")
+            # Absolute, as _take_dir compares it with the temporary directory
+            # (mkdtemp returns a relative path for a relative tempfile.tempdir).
+            idle = _fresh_name(os.path.dirname(os.path.abspath(root)), "sioworkers_idle_")
             if not os.path.lexists(idle):
                 os.rename(root, idle)
                 with _pool_lock:
