@@ -506,6 +506,25 @@ def test_filesystem_broker_and_warm_shutdown(tmp_path, jobs_dist, workers, clien
     assert result.get(timeout=30)["slept"] is True
 
 
+def test_pool_processes_remove_their_idle_job_directories(tmp_path, jobs_dist, workers,
+                                                          clients):
+    # Job directories are kept for reuse by each pool process, which ends
+    # with os._exit (no atexit): the worker_process_shutdown hook removes them.
+    from sio.celery import run_many
+
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    url = f"filesystem://{tmp_path}/broker"
+    queue = queue_name("jobdirs")
+    worker = workers(tmp_path, queue, args=["--without-heartbeat", url], jobs_dist=jobs_dist,
+                     env={"TMPDIR": str(tmpdir)}).start()
+    assert_pongs(run_many(pings(6), app=clients(url), queue=queue, timeout=60), 6)
+    idle = [n for n in os.listdir(tmpdir) if n.startswith("sioworkers_idle_")]
+    assert 1 <= len(idle) <= 2, os.listdir(tmpdir)  # one kept by each busy pool process
+    assert worker.stop() == 0
+    assert [n for n in os.listdir(tmpdir) if "sioworkers" in n] == []
+
+
 def test_stock_celery_command_with_our_app(tmp_path, jobs_dist, workers, clients):
     from sio.celery import run_many
 
