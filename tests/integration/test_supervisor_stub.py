@@ -22,13 +22,18 @@ def supervision_available():
         missing(f"supervised execution: {caps.describe()}", required=False)
 
 
-def test_a_stub_that_cannot_be_executed_falls_back_to_python_children(job, tmp_path):
-    """A cached stub that has gone (or sits on a noexec mount) must not cost a
-    single run: the spawner notices the child that could not become it and
-    sets the runs up in Python from then on."""
+@pytest.mark.parametrize("kind", ["gone", "crashes"])
+def test_a_stub_that_cannot_run_falls_back_to_python_children(job, tmp_path, kind):
+    """A cached stub that has gone (or sits on a noexec mount), or one that
+    dies before it is ready, must not cost a single run: the spawner notices
+    the child that could not become it and sets the runs up in Python from
+    then on."""
     if _client.execstub_path() is None:
         missing("a C compiler to build the supervisor's execstub")
-    broken = tmp_path / "execstub-gone"
+    broken = tmp_path / "execstub-broken"
+    if kind == "crashes":
+        broken.write_text("#!/bin/sh\nkill -SEGV $$\n")
+        broken.chmod(0o755)
     saved = list(_client._stub)
     _client._stub[:] = [str(broken)]
     _client._shutdown()

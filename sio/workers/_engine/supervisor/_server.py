@@ -257,6 +257,7 @@ class Spawner:
     def take_warm(self) -> tuple[int, _socket.socket, bool]:
         """The warm child for this run, alive and waiting (forked now if
         there is none, or if it died meanwhile)."""
+        stub_failures = 0
         for _ in range(3):
             self.prefork()
             assert self.warm is not None
@@ -273,10 +274,14 @@ class Spawner:
             except OSError:
                 pass
             status = os.waitpid(pid, 0)[1]
-            if stub and os.WIFEXITED(status) and os.WEXITSTATUS(status) == STUB_FAILED:
-                # The stub cannot be executed here (removed from the cache
-                # meanwhile, a noexec mount, ...): Python children from now on.
-                self.stub = None
+            if stub:
+                stub_failures += 1
+                if stub_failures == 2 or (os.WIFEXITED(status)
+                                          and os.WEXITSTATUS(status) == STUB_FAILED):
+                    # The stub cannot be executed here (removed from the
+                    # cache meanwhile, a noexec mount, ...) or does not
+                    # start: Python children from now on.
+                    self.stub = None
         raise OSError(errno.EAGAIN, "the child for the run keeps dying before it starts")
 
     @staticmethod
