@@ -537,12 +537,18 @@ class Run:
         is the program itself."""
 
         def grant(path: str, bits: int) -> None:
-            try:
-                st = os.stat(path)
-            except OSError:
-                return  # the program will get its own error for it
-            if stat.S_IMODE(st.st_mode) & bits != bits:
-                os.chmod(path, stat.S_IMODE(st.st_mode) | bits)
+            # A file may be a hard link shared with other jobs (Filetracker's
+            # cache), which add bits to its mode at the same time: chmod sets
+            # the whole mode, so one of two concurrent additions can be
+            # lost. Look again after ours and redo it if it was.
+            for _ in range(3):
+                try:
+                    mode = stat.S_IMODE(os.stat(path).st_mode)
+                except OSError:
+                    return  # the program will get its own error for it
+                if mode & bits == bits:
+                    return
+                os.chmod(path, mode | bits)
 
         cwd = os.path.join(self.cwd, "")
         inside = [p for p in self.policy["read_paths"]
