@@ -33,8 +33,27 @@ QUICK = replace(LIMITS, cpu_time_ms=400, wall_time_ms=1500)
 ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}
 
 
+@pytest.fixture(scope="module", autouse=True, params=["stub", "python"])
+def child_kind(request):
+    """Every test runs twice: with the spawner's pre-started children
+    running the compiled stub (execstub.c, the default), and with the pure
+    Python children a worker without a C compiler gets."""
+    from sio.workers._engine.supervisor import _client
+
+    saved = list(_client._stub)
+    if request.param == "stub":
+        if _client.execstub_path() is None:
+            missing("a C compiler to build the supervisor's execstub")
+    else:
+        _client._stub[:] = [None]
+    _client._shutdown()  # spawners started from now on use this setting
+    yield request.param
+    _client._stub[:] = saved
+    _client._shutdown()
+
+
 @pytest.fixture(scope="module", autouse=True)
-def supervision_available():
+def supervision_available(child_kind):
     caps = probe()
     if not caps.usable:
         missing(f"supervised execution: {caps.describe()}", required=False)
@@ -414,8 +433,13 @@ def _spawner_with_a_warm_child():
 
 
 @pytest.mark.parametrize("how", ["close", "kill"])
-def test_a_spawner_leaves_no_process_behind(job, how):
+def test_a_spawner_leaves_no_process_behind(job, how, child_kind):
     sp, warm = _spawner_with_a_warm_child()
+    if child_kind == "stub":
+        deadline = time.monotonic() + 5
+        while "execstub" not in os.readlink(f"/proc/{warm}/exe") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert "execstub" in os.readlink(f"/proc/{warm}/exe")
     # Once it waits, it holds nothing of the spawner's: only stdio and its
     # own socket (just after the fork it still has everything).
     deadline = time.monotonic() + 5
@@ -526,3 +550,4 @@ def test_unusable_machine_raises(monkeypatch, job):
 
 def test_signal_constants_are_linux_x86_64():
     assert (signal.SIGSEGV, signal.SIGABRT, signal.SIGXCPU) == (11, 6, 24)
+

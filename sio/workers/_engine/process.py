@@ -47,21 +47,19 @@ Settings (environment variables of the worker, read when first needed):
 from __future__ import annotations
 
 import errno
-import hashlib
 import logging
 import os
-import platform
 import resource
 import select
 import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
+from sio.workers._engine import build
 from sio.workers._engine.types import CAPTURE, STDOUT, KillReason, Limits, Outcome
 
 logger = logging.getLogger(__name__)
@@ -98,14 +96,6 @@ _RAW_FLAGS = ["-O2", "-static", "-nostdlib", "-ffreestanding", "-fno-builtin",
 _LIBC_FLAGS = ["-O2", "-DLIMITEXEC_LIBC"]
 
 
-def _cache_dir() -> str:
-    configured = os.environ.get("SIO_ENGINE_CACHE_DIR")
-    if configured:
-        return configured
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "sioworkers", "engine")
-
-
 def limitexec_path() -> str | None:
     """Path of the compiled ``limitexec`` wrapper, building it on first use;
     ``None`` when it is disabled or cannot be built (then limits are set
@@ -121,50 +111,8 @@ def limitexec_path() -> str | None:
 def _find_or_build_wrapper() -> str | None:
     if os.environ.get("SIO_ENGINE_WRAPPER", "").lower() in ("off", "0", "no", "false"):
         return None
-    with open(_SOURCE, "rb") as f:
-        source = f.read()
-    # The name changes with the source and the architecture, so a stale or
-    # foreign binary is never picked up from a shared cache directory.
-    digest = hashlib.sha256(source).hexdigest()[:16]
-    directory = _cache_dir()
-    target = os.path.join(directory, f"limitexec-{platform.machine()}-{digest}")
-    if os.access(target, os.X_OK):
-        return target
-    compiler = os.environ.get("CC") or "cc"
-    if shutil.which(compiler) is None:
-        logger.warning("No C compiler %r to build the limitexec wrapper: programs will "
-                       "be started with preexec_fn (slower). Install gcc or set CC.", compiler)
-        return None
-    try:
-        os.makedirs(directory, exist_ok=True)
-    except OSError as e:
-        logger.warning("Cannot create %s for the limitexec wrapper (%s): programs will be "
-                       "started with preexec_fn (slower). Set SIO_ENGINE_CACHE_DIR.",
-                       directory, e)
-        return None
-    errors = []
-    for flags in (_RAW_FLAGS, _LIBC_FLAGS):
-        # Built under a temporary name and renamed into place: another worker
-        # building at the same time never sees a half-written binary.
-        fd, tmp = tempfile.mkstemp(prefix=".limitexec-", dir=directory)
-        os.close(fd)
-        try:
-            result = subprocess.run([compiler, *flags, "-o", tmp, _SOURCE],
-                                    stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
-            if result.returncode == 0:
-                os.chmod(tmp, 0o755)
-                os.replace(tmp, target)
-                logger.debug("Built %s with %s", target, " ".join(flags))
-                return target
-            errors.append(result.stderr.decode(errors="replace").strip()[-500:])
-        except (OSError, subprocess.SubprocessError) as e:
-            errors.append(str(e))
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    logger.warning("Cannot build the limitexec wrapper with %s (%s): programs will be "
-                   "started with preexec_fn (slower).", compiler, " | ".join(errors))
-    return None
+    return build.find_or_build("limitexec", _SOURCE, (_RAW_FLAGS, _LIBC_FLAGS),
+                               "programs will be started with preexec_fn (slower)")
 
 
 # --------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from sio.workers._engine import build
 from sio.workers._engine.supervisor import _wire
 from sio.workers._engine.supervisor.errors import (
     ProgramNotFound,
@@ -38,7 +39,28 @@ log = logging.getLogger("sio.workers.supervisor")
 # package through the directory that holds the ``sio`` namespace.
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[4])
 _BOOT = ("import sys; sys.path.insert(0, sys.argv[2]); "
-         "from sio.workers._engine.supervisor._server import main; main(int(sys.argv[1]))")
+         "from sio.workers._engine.supervisor._server import main; "
+         "main(int(sys.argv[1]), sys.argv[3])")
+
+_STUB_SOURCE = str(Path(__file__).resolve().parent / "execstub.c")
+_stub_lock = threading.Lock()
+_stub: list[str | None] = []  # [] = not looked for yet; [None] = unavailable
+
+
+def execstub_path() -> str | None:
+    """The compiled ``execstub.c`` that the spawner's pre-started children
+    become (built on first use, see :mod:`sio.workers._engine.build`);
+    ``None`` when disabled (``SIO_ENGINE_STUB=off``) or it cannot be built:
+    the children then set runs up in Python, ~0.7 ms slower per run."""
+    if not _stub:
+        with _stub_lock:
+            if not _stub:
+                off = os.environ.get("SIO_ENGINE_STUB", "").lower() in ("off", "0", "no",
+                                                                         "false")
+                _stub.append(None if off else build.find_or_build(
+                    "execstub", _STUB_SOURCE, (["-O2", "-static"], ["-O2"]),
+                    "supervised programs will be set up in Python (slower)"))
+    return _stub[0]
 
 
 class _Spawner:
@@ -46,7 +68,8 @@ class _Spawner:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-c", _BOOT, str(theirs.fileno()), _PACKAGE_ROOT],
+                [sys.executable, "-I", "-S", "-c", _BOOT, str(theirs.fileno()), _PACKAGE_ROOT,
+                 execstub_path() or ""],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env={},
                 close_fds=True)
         finally:

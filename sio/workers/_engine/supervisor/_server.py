@@ -16,17 +16,22 @@ when the worker closes its end, killing a running program first.
 The child that becomes the program is forked *ahead* of its run: after
 each answer (and once at start-up) the spawner forks a **warm child**, which
 starts its own session, resets its signals, closes every descriptor it
-inherited and then blocks on a private socket until it gets a run. Forking
-a Python process and the child's first page faults after the fork cost
-a few tenths of a ms, now spent while the worker handles the previous outcome instead of
-during the next run.
+inherited and then executes the **stub** (``execstub.c``, built by the
+worker, see ``_client.execstub_path``) and waits there on a private socket
+until it gets a run. The fork, the child's page faults and the teardown of
+its copy of this interpreter (at the stub's exec) then happen while the
+worker handles the previous outcome, and at the run the set-up is a few
+system calls in C from a process of a few pages. Without the stub (no C
+compiler) the warm child waits in Python and does the same steps itself
+(_become_program): correct, ~0.7 ms slower per run.
 
 A run, in order (details at each step below):
 
 1. parent: pick a CPU and pin itself to it, prepare pipes and the Landlock
    ruleset, take the warm child (forking one now if there is none) and
    PTRACE_SEIZE it, then send it the run (parameters and descriptors);
-2. child: pin to the same CPU, stdio, cwd, drop to a fresh uid (when root),
+2. child (the stub, or _become_program): pin to the same CPU, stdio, cwd,
+   drop to a fresh uid (when root),
    rlimits, no_new_privs, Landlock, seccomp, execveat;
 3. parent: the event loop: seccomp TRACE stops (decisions), exec (start the
    clocks), exit events (VmPeak), the watchdog (CPU and wall time) and
@@ -51,6 +56,7 @@ import os
 import resource
 import select
 import stat
+import struct
 import time
 
 from sio.workers._engine.supervisor import _linux as L
@@ -87,6 +93,10 @@ CLONE_FORBIDDEN = (0x00800000 | 0x00008000 | 0x00020000 | 0x02000000 | 0x0400000
 MAP_FIXED = 0x10
 
 WATCHDOG_PERIOD = 0.05  # seconds: the longest the watchdog sleeps
+#: exit status of a warm child that could not execute the stub
+STUB_FAILED = 126
+#: what the stub writes on its socket once it runs (see execstub.c)
+STUB_READY = b"R"
 
 
 class _ClientGone(Exception):
@@ -152,8 +162,11 @@ def _enter_namespaces() -> tuple[tuple[str, ...], tuple[str, ...]]:
 class Spawner:
     """The spawner's state across runs."""
 
-    def __init__(self, sock: _socket.socket) -> None:
+    def __init__(self, sock: _socket.socket, stub: str | None = None) -> None:
         self.sock = sock
+        #: the compiled execstub.c the warm children become, or None: they
+        #: then stay Python (see _warm_child)
+        self.stub = stub
         # Orphans of a program (there should be none: it cannot fork) would
         # become our children, so we reap and can kill them by pid.
         L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
@@ -177,8 +190,9 @@ class Spawner:
         self._dirs: dict[str, bool] = {}
         #: Landlock ruleset descriptors by what they grant (see Run._landlock_ruleset)
         self.rulesets: dict[tuple, int] = {}
-        #: the warm child: (pid, our end of its socket), or None
-        self.warm: tuple[int, _socket.socket] | None = None
+        #: the warm child: (pid, our end of its socket, whether it runs the
+        #: stub), or None
+        self.warm: tuple[int, _socket.socket, bool] | None = None
         if self.usable:
             # Built before any warm child is forked, so that children inherit
             # it instead of each building its own.
@@ -238,30 +252,57 @@ class Spawner:
         if pid == 0:
             self._warm_child(theirs)  # never returns
         theirs.close()
-        self.warm = (pid, ours)
+        self.warm = (pid, ours, self.stub is not None)
 
-    def take_warm(self) -> tuple[int, _socket.socket]:
+    def take_warm(self) -> tuple[int, _socket.socket, bool]:
         """The warm child for this run, alive and waiting (forked now if
         there is none, or if it died meanwhile)."""
-        if self.warm is not None:
-            pid = self.warm[0]
+        stub_failures = 0
+        for _ in range(3):
+            self.prefork()
+            assert self.warm is not None
+            pid, ctl, stub = self.warm
+            if self._ready(pid, ctl, stub):
+                warm, self.warm = self.warm, None
+                return warm
+            # Killed from outside while it waited, or the stub could not be
+            # executed: never mind, another one.
+            self.warm = None
+            ctl.close()
             try:
-                dead = os.waitpid(pid, os.WNOHANG)[0] == pid
-            except ChildProcessError:
-                dead = True
-            if dead:  # killed from outside while it waited: never mind
-                self.warm[1].close()
-                self.warm = None
-        self.prefork()
-        assert self.warm is not None
-        warm, self.warm = self.warm, None
-        return warm
+                os.kill(pid, signal.SIGKILL)  # still our unreaped child
+            except OSError:
+                pass
+            status = os.waitpid(pid, 0)[1]
+            if stub:
+                stub_failures += 1
+                if stub_failures == 2 or (os.WIFEXITED(status)
+                                          and os.WEXITSTATUS(status) == STUB_FAILED):
+                    # The stub cannot be executed here (removed from the
+                    # cache meanwhile, a noexec mount, ...) or does not
+                    # start: Python children from now on.
+                    self.stub = None
+        raise OSError(errno.EAGAIN, "the child for the run keeps dying before it starts")
+
+    @staticmethod
+    def _ready(pid: int, ctl: _socket.socket, stub: bool) -> bool:
+        if stub:
+            # The stub says so as soon as it runs. It must not be seized
+            # before: the tracer would take its own exec for the program's.
+            try:
+                return ctl.recv(1) == STUB_READY
+            except OSError:
+                return False
+        try:
+            return os.waitpid(pid, os.WNOHANG)[0] == 0
+        except ChildProcessError:
+            return False
 
     def drop_warm(self) -> None:
         """End the warm child (at exit): nothing of ours may outlive us."""
         if self.warm is None:
             return
-        pid, ctl = self.warm
+        pid, ctl, _ = self.warm
         self.warm = None
         ctl.close()
         try:
@@ -295,6 +336,14 @@ class Spawner:
             if fd != 3:
                 os.dup2(fd, 3, inheritable=False)
             os.closerange(4, 1 << 20)
+            if self.stub is not None:
+                # Become the stub now, between runs: the run's set-up and
+                # exec then cost what they cost in C from a tiny process.
+                os.set_inheritable(3, True)
+                try:
+                    os.execve(self.stub, [b"sio-execstub"], {})
+                except OSError:
+                    os._exit(STUB_FAILED)
             ctl = _socket.socket(fileno=3)
             _rehearse(self)
             msg = _wire.recv(ctl)
@@ -308,6 +357,11 @@ class Spawner:
         if extra not in self._filters:
             self._filters[extra] = L.make_fprog(bpf.build_filter(extra))
         return self._filters[extra][0]
+
+    def seccomp_program(self, extra: tuple[str, ...]) -> bytes:
+        """The packed BPF program of :meth:`seccomp_filter` (for the stub)."""
+        self.seccomp_filter(extra)
+        return self._filters[extra][1].raw
 
     def is_dir(self, path: str, fd: int) -> bool:
         if path not in self._dirs:
@@ -404,7 +458,7 @@ class Run:
             # which on this kind of VM costs 5-7x more per stop.
             os.sched_setaffinity(0, {cpu})
             pinned = True
-            pid, ctl = sp.take_warm()
+            pid, ctl, stub = sp.take_warm()
             self.fork_time = time.monotonic()
             self.leader = pid
             self.tids.add(pid)
@@ -426,8 +480,13 @@ class Run:
                 "extra_syscalls": tuple(self.policy["extra_syscalls"]),
                 "landlock": ruleset is not None,
             }
+            fds = stdio + ([ruleset] if ruleset is not None else [])
             try:
-                _wire.send(ctl, setup, stdio + ([ruleset] if ruleset is not None else []))
+                if stub:
+                    program = sp.seccomp_program(tuple(self.policy["extra_syscalls"]))
+                    _send_to_stub(ctl, setup, program, fds)
+                else:
+                    _wire.send(ctl, setup, fds)
             except OSError:
                 pass  # it died: the loop reaps it and _outcome() says so
             for fd in child_fds:
@@ -478,12 +537,18 @@ class Run:
         is the program itself."""
 
         def grant(path: str, bits: int) -> None:
-            try:
-                st = os.stat(path)
-            except OSError:
-                return  # the program will get its own error for it
-            if stat.S_IMODE(st.st_mode) & bits != bits:
-                os.chmod(path, stat.S_IMODE(st.st_mode) | bits)
+            # A file may be a hard link shared with other jobs (Filetracker's
+            # cache), which add bits to its mode at the same time: chmod sets
+            # the whole mode, so one of two concurrent additions can be
+            # lost. Look again after ours and redo it if it was.
+            for _ in range(3):
+                try:
+                    mode = stat.S_IMODE(os.stat(path).st_mode)
+                except OSError:
+                    return  # the program will get its own error for it
+                if mode & bits == bits:
+                    return
+                os.chmod(path, mode | bits)
 
         cwd = os.path.join(self.cwd, "")
         inside = [p for p in self.policy["read_paths"]
@@ -1050,6 +1115,46 @@ class Run:
         return False
 
 
+_STUB_MAGIC = 0x53494F53
+_STUB_DROP_UID, _STUB_LANDLOCK, _STUB_ADDRESS_SPACE = 1, 2, 4
+_U32 = struct.Struct("<I")
+_U64_MASK = (1 << 64) - 1
+
+
+def _pack_setup(setup: dict, program: bytes) -> bytes:
+    """The run's set-up in the stub's binary layout (see execstub.c, main()),
+    with its u32 length in front."""
+    def string(value: str | bytes) -> bytes:
+        data = os.fsencode(value) + b"\0"
+        return _U32.pack(len(data)) + data
+
+    flags = ((_STUB_DROP_UID if setup["drop_uid"] else 0)
+             | (_STUB_LANDLOCK if setup["landlock"] else 0)
+             | (_STUB_ADDRESS_SPACE if setup["address_space"] is not None else 0))
+    parts = [struct.pack("<IiIQI", _STUB_MAGIC, setup["cpu"], flags,
+                         (setup["address_space"] or 0) & _U64_MASK, len(setup["rlimits"]))]
+    for res, soft, hard in setup["rlimits"]:
+        # RLIM_INFINITY is -1 in Python, all ones in the kernel
+        parts.append(struct.pack("<IIQQ", res, 0, soft & _U64_MASK, hard & _U64_MASK))
+    parts += [string(setup["cwd"]), string(setup["exe"]), _U32.pack(len(setup["argv"]))]
+    parts += [string(a) for a in setup["argv"]]
+    parts.append(_U32.pack(len(setup["env"])))
+    parts += [string(e) for e in setup["env"]]
+    parts += [_U32.pack(len(program)), program]
+    body = b"".join(parts)
+    return _U32.pack(len(body)) + body
+
+
+def _send_to_stub(ctl: _socket.socket, setup: dict, program: bytes, fds: list[int]) -> None:
+    payload = memoryview(_pack_setup(setup, program))
+    # The descriptors travel with the first bytes (as in _wire.send).
+    sent = ctl.sendmsg([payload], [(_wire.SOL_SOCKET, _wire.SCM_RIGHTS,
+                                    struct.pack(f"{len(fds)}i", *fds))])
+    payload = payload[sent:]
+    while payload:
+        payload = payload[ctl.send(payload):]
+
+
 def _rehearse(sp: Spawner) -> None:
     """Touch, in the warm child, what _become_program() will use, so that
     the copy-on-write faults of the fork (the first write to each page
@@ -1132,13 +1237,15 @@ def _become_program(sp: Spawner, ctl: _socket.socket, setup: dict, fds: list[int
             os._exit(127)
 
 
-def main(fd: int) -> None:
-    """Entry point of the spawner process (``python -I -S -c ...``)."""
+def main(fd: int, stub: str = "") -> None:
+    """Entry point of the spawner process (``python -I -S -c ...``):
+    ``fd`` is its socket to the worker, ``stub`` the compiled execstub.c
+    (empty: none, warm children stay Python)."""
     sock = _socket.socket(fileno=fd)
     # The worker may be interrupted with ^C; the spawner must not die of it
     # mid-run (it ends when the worker closes the socket).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        Spawner(sock).serve()
+        Spawner(sock, stub or None).serve()
     except (EOFError, ConnectionError):
         pass
