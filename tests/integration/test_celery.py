@@ -177,6 +177,18 @@ def client_app(broker: str, **settings):
     return app
 
 
+def close_client(app) -> None:
+    """Close a :func:`client_app`. On Redis also delete its reply queue
+    (``rpc://``): a result that came after the client stopped waiting (a job
+    that ran twice) would stay there, as Redis queues are never auto-deleted."""
+    broker = app.conf.broker_url
+    try:
+        if broker.startswith("redis"):
+            delete_queue(broker, app.backend.oid)
+    finally:
+        app.close()
+
+
 def _redis_unacked(channel, queue: str) -> list[str]:
     """Delivery tags of the jobs of ``queue`` that Redis holds as taken but
     not acknowledged (kombu's ``unacked`` table: [message, exchange,
@@ -320,7 +332,7 @@ def clients():
 
     yield make
     for app in made:
-        app.close()
+        close_client(app)
 
 
 #: Sleep of a job that a test kills mid-job: long enough never to end
@@ -382,7 +394,7 @@ def shared_worker(cwd: Path, queue: str, client_broker: str, jobs_dist: Path, ar
             w.stop()
         finally:
             w.kill()
-            app.close()
+            close_client(app)
             delete_queue(client_broker, queue)
 
 
