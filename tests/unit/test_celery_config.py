@@ -111,6 +111,24 @@ def test_legacy_keys_win_over_the_star_imported_defaults():
     assert translate_settings({"result_backend": "amqp://x//"})["result_backend"] == "rpc://"
 
 
+@pytest.mark.parametrize("source", [
+    DEFAULTS_STAR + 'broker_url = "redis://r:6379/0"\n'
+    'broker_transport_options = {"visibility_timeout": 7200}\n',
+    DEFAULTS_STAR + 'BROKER_URL = "redis://r:6379/0"\n'
+    'BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 7200}\n',
+], ids=["new-style", "old-style"])
+def test_transport_options_of_the_configuration_module_reach_the_connection(config_module,
+                                                                            source):
+    # Redis's visibility timeout is set this way, on workers and clients.
+    from sio.celery.app import SioCelery
+
+    config_module(source)
+    app = SioCelery("t", set_as_current=False)
+    with app.connection_for_read() as conn:  # not connected: only built
+        assert conn.transport_options == {"visibility_timeout": 7200}
+        assert (conn.transport_cls, conn.hostname, conn.virtual_host) == ("redis", "r", "0")
+
+
 def test_filesystem_url_gets_its_folders(tmp_path, monkeypatch):
     monkeypatch.delenv("CELERY_CONFIG_MODULE", raising=False)
     monkeypatch.setenv("CELERY_BROKER_URL", f"filesystem://{tmp_path}/b")
