@@ -114,16 +114,23 @@ def download(environ: dict[str, Any], key: str, dest: str, needed_by: str,
     return ft.download(environ, key, dest, **kwargs)
 
 
+#: what running a program may add to its mode (see download_program)
+_PROGRAM_BITS = stat.S_IRUSR | stat.S_IXUSR | stat.S_IROTH | stat.S_IXOTH
+
+
 def download_program(environ: dict[str, Any], key: str, dest: str, needed_by: str,
                      **kwargs: Any) -> str:
     """Like :func:`download`, for a program the job runs: a local file is
-    always copied (never hard-linked to the user's file, whose mode running
-    it would change), and the owner gets read and execute permission, added
-    to the bits the file has (a file from the Filetracker cache may be a
-    link shared with another job at this moment, whose supervisor may have
-    just given it o+rx for a program under another uid: those bits stay).
+    hard-linked only when it has every bit running it may add already
+    (``u+rx`` here, ``o+rx`` by the supervisor for a program under another
+    uid), so that the user's file never changes mode; otherwise it is
+    copied. The owner gets read and execute permission, added to the bits
+    the file has (a file from the Filetracker cache may be a link shared
+    with another job at this moment, whose supervisor may have just given
+    it o+rx: those bits stay).
     """
-    path = download(environ, key, dest, needed_by, link_local=False, **kwargs)
+    path = download(environ, key, dest, needed_by, link_local=True,
+                    link_mode=_PROGRAM_BITS, **kwargs)
     ensure_mode(path, stat.S_IRUSR | stat.S_IXUSR)
     return path
 

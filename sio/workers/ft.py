@@ -316,9 +316,11 @@ def _staged(dest: str) -> Iterator[str]:
         raise
 
 
-def _copy(source: str, dest: str, what: str, *, link: bool = False) -> None:
+def _copy(source: str, dest: str, what: str, *, link: bool = False,
+          link_mode: int = stat.S_IROTH) -> None:
     """Put the local file ``source`` at ``dest``: a copy, or with ``link`` a
-    hard link when one can be made (see :func:`download`)."""
+    hard link when one can be made and ``source`` has every bit of
+    ``link_mode`` (see :func:`download`)."""
     try:
         st = os.stat(source)
     except OSError:
@@ -330,7 +332,7 @@ def _copy(source: str, dest: str, what: str, *, link: bool = False) -> None:
     # Only a file everyone may read already is linked: a job may have to let
     # a program under another uid read its files (the supervisor adds o+r),
     # and on a shared inode that would widen who can read the user's file.
-    linked = link and bool(st.st_mode & stat.S_IROTH)
+    linked = link and st.st_mode & (link_mode | stat.S_IROTH) == link_mode | stat.S_IROTH
     with _staged(dest) as tmp:
         if linked:
             try:
@@ -350,6 +352,7 @@ def _copy(source: str, dest: str, what: str, *, link: bool = False) -> None:
 
 def download(environ: Environ, key: str, dest: str | None = None,
              skip_if_exists: bool = False, *, link_local: bool | None = None,
+             link_mode: int = stat.S_IROTH,
              **kwargs: Any) -> str:
     """Fetch the file named by ``environ[key]`` and return its absolute path.
 
@@ -369,6 +372,11 @@ def download(environ: Environ, key: str, dest: str | None = None,
         ``add_to_cache`` is true. Pass ``False`` for a file whose mode the
         job changes, such as a program it makes executable: on a link that
         would change the user's own file. No effect on Filetracker files.
+    :param link_mode: permission bits a local file must have already to be
+        linked (always including ``o+r``): a job that adds bits to the file
+        passes them here, so that a link is only made when that changes
+        nothing (:func:`sio.executors.common.download_program` asks for
+        ``u+rx,o+rx``, which a compiled program usually has).
 
     Environ keys read: ``key`` (the name), ``use_filetracker`` (see the
     module). Nothing is written.
@@ -414,7 +422,7 @@ def download(environ: Environ, key: str, dest: str | None = None,
     if not via_ft:
         link = bool(kwargs["add_to_cache"]) if link_local is None else link_local
         _copy(_local_path(source), dest, f"cannot get environ[{key!r}] = {source!r}",
-              link=link)
+              link=link, link_mode=link_mode)
         return dest
     client = instance()
     try:

@@ -357,12 +357,15 @@ def same_fs_as_jobs(path) -> bool:
     return os.stat(path).st_dev == os.stat(tempfile.gettempdir()).st_dev
 
 
+@pytest.mark.parametrize("exe_mode", [0o750, 0o755])
 @pytest.mark.parametrize("job_type", ["unsafe-exec", "exec"])
 def test_local_tests_are_linked_and_the_users_files_left_untouched(tmp_path, sum_c, fetched,
-                                                                   job_type):
+                                                                   job_type, exe_mode):
     exe, t_in, t_out = tmp_path / "sum", tmp_path / "t.in", tmp_path / "t.out"
     shutil.copy(sum_c, exe)
-    os.chmod(exe, 0o750)  # no o+rx: the supervisor gives those to its copy
+    # 0750: no o+rx, which the supervisor gives to the program: a copy then.
+    # 0755 (what a compiler makes): running it adds nothing, it is linked.
+    os.chmod(exe, exe_mode)
     t_in.write_text("2 2\n")
     os.chmod(t_in, 0o644)
     t_out.write_text("4\n")
@@ -378,7 +381,8 @@ def test_local_tests_are_linked_and_the_users_files_left_untouched(tmp_path, sum
         if same_fs_as_jobs(tmp_path):
             assert fetched["in_file"][:2] == identity(t_in)
             assert fetched["hint_file"][:2] == identity(t_out)
-        assert fetched["exe_file"][:2] != identity(exe)  # always a copy of its own
+        exe_linked = fetched["exe_file"][:2] == identity(exe)
+        assert exe_linked == (exe_mode == 0o755 and same_fs_as_jobs(tmp_path))
         assert snapshot(exe, t_in, t_out) == before  # content, mode, no link left
 
 

@@ -228,6 +228,22 @@ def test_local_file_others_may_not_read_is_copied(ft_dummy, original_cwd):
     assert open(path, "rb").read() == b"hint"
 
 
+@pytest.mark.parametrize("mode, linked", [(0o755, True), (0o705, True), (0o754, False),
+                                          (0o644, False), (0o700, False)])
+def test_local_file_is_linked_only_with_every_bit_of_link_mode(ft_dummy, original_cwd,
+                                                                 mode, linked):
+    # A program is linked only when running it adds nothing to its mode.
+    if _ino(original_cwd)[0] != _ino(tempcwd())[0]:
+        pytest.skip("the test directory and the job directory are on different file systems")
+    src = original_cwd / "prog"
+    src.write_bytes(b"\x7fELF")
+    os.chmod(src, mode)
+    path = ft.download({"use_filetracker": False, "p": "prog"}, "p", "prog",
+                       link_local=True, link_mode=0o505)
+    assert (_ino(path) == _ino(src)) == linked
+    assert stat.S_IMODE(os.stat(src).st_mode) == mode
+
+
 @pytest.mark.parametrize("errno_", [18, 1, 31])  # EXDEV, EPERM, EMLINK
 def test_local_link_failure_falls_back_to_a_copy(ft_dummy, original_cwd, monkeypatch, errno_):
     src = original_cwd / "t.in"
