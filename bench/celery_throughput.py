@@ -168,8 +168,8 @@ def main() -> int:
         (workdir / "sio_bench_noop.py").write_text(NOOP_MODULE)
         (workdir / "sio_bench_config.py").write_text(CONFIG_MODULE)
         brokers = [
-            ("rabbitmq", "amqp://guest:guest@127.0.0.1:5672//", 5672, 500, 6),
-            ("redis", "redis://127.0.0.1:6379/0", 6379, 500, 6),
+            ("rabbitmq", "amqp://guest:guest@127.0.0.1:5672//", 5672, 500, 10),
+            ("redis", "redis://127.0.0.1:6379/0", 6379, 500, 10),
             # Polls every 0.1 s (our default for filesystem://): fewer jobs.
             ("filesystem", f"filesystem://{workdir}/fs", None, 100, 2),
         ]
