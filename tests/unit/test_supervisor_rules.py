@@ -72,14 +72,27 @@ def test_other_architectures_and_x32_never_reach_the_number_checks():
     assert bpf.evaluate(FILTER, NUMBERS["write"] | bpf.X32_SYSCALL_BIT) == trace(Stop.X32)
 
 
-def test_large_mappings_are_checked_unless_prot_none():
+def test_large_mappings_are_checked_unless_prot_none_or_fixed():
     mib = 1 << 20
     assert action("mmap", 0, 4096, 3) == SECCOMP_RET_ALLOW
+    assert action("mmap", 0, 2 * mib, 3, 0x22) == SECCOMP_RET_ALLOW  # libc, a malloc'ed block
+    assert action("mmap", 0, 4 * mib, 3, 0x22) == trace(Stop.MEMORY)
     assert action("mmap", 0, 64 * mib, 3) == trace(Stop.MEMORY)
     assert action("mmap", 0, 64 * mib, 0) == SECCOMP_RET_ALLOW  # PROT_NONE reservation
+    # MAP_FIXED (0x10) replaces part of a mapping the program has (the
+    # loader's segments inside its reservation): the tracer would allow it
+    assert action("mmap", 1 << 30, 64 * mib, 3, 0x12) == SECCOMP_RET_ALLOW
+    assert action("mmap", 0, 64 * mib, 3, 0x100022) == trace(Stop.MEMORY)  # FIXED_NOREPLACE
     assert action("mmap", 0, 1 << 40, 3) == trace(Stop.MEMORY)  # high half of the length
     assert action("mremap", 0, 4096, 8192) == SECCOMP_RET_ALLOW
     assert action("mremap", 0, 4096, 32 * mib) == trace(Stop.MEMORY)
+
+
+def test_the_memory_margin_covers_every_unchecked_mapping():
+    assert Policy().memory_margin_kib * 1024 >= bpf.LARGE_MAPPING
+    Policy(memory_margin_kib=bpf.LARGE_MAPPING // 1024)
+    with pytest.raises(ValueError, match="memory_margin_kib"):
+        Policy(memory_margin_kib=bpf.LARGE_MAPPING // 1024 - 1)
 
 
 def test_limits_can_be_read_but_not_set():

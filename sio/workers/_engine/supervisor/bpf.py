@@ -57,6 +57,7 @@ _JMP_JA = 0x05
 _JMP_JEQ_K = 0x15
 _JMP_JGT_K = 0x25
 _JMP_JGE_K = 0x35
+_JMP_JSET_K = 0x45
 _RET_K = 0x06
 
 
@@ -157,8 +158,14 @@ PRCTL_ALLOWED = (15, 16)  # PR_SET_NAME, PR_GET_NAME
 FCNTL_REFUSED = (8, 10, 15, 1024, 1026)
 
 #: mmap/mremap sizes from which the tracer checks the memory limit. Smaller
-#: ones are left to RLIMIT_AS, whose margin they cannot jump over.
-LARGE_MAPPING = 1 << 20
+#: ones are left to RLIMIT_AS, whose margin they cannot jump over (so it
+#: must not be larger than Policy.memory_margin_kib, which checks it). 4 MiB:
+#: the dynamic loader's mapping of libc (~2 MiB) and glibc's malloc of
+#: blocks of a few MiB stay in the kernel, at no stop each.
+LARGE_MAPPING = 4 << 20
+#: mmap flag: the mapping replaces part of one the program has; its size
+#: is already counted, so the tracer would allow it anyway
+MAP_FIXED = 0x10
 
 
 class Assembler:
@@ -182,8 +189,9 @@ class Assembler:
         self._code.append((_LD_W_ABS, 0, 0, offset))
 
     def jump(self, op: str, k: int, true: str | int = 0, false: str | int = 0) -> None:
-        """Conditional jump on ``A <op> k``; a target is a label or 0 (next)."""
-        opcode = {"==": _JMP_JEQ_K, ">": _JMP_JGT_K, ">=": _JMP_JGE_K}[op]
+        """Conditional jump on ``A <op> k`` (``&``: any bit of ``k`` set in
+        ``A``); a target is a label or 0 (next)."""
+        opcode = {"==": _JMP_JEQ_K, ">": _JMP_JGT_K, ">=": _JMP_JGE_K, "&": _JMP_JSET_K}[op]
         self._code.append((opcode, true, false, k))
 
     def goto(self, target: str) -> None:
@@ -198,7 +206,7 @@ class Assembler:
             if op == _JMP_JA:
                 k = self._offset(i, k)
                 jt = jf = 0
-            elif op in (_JMP_JEQ_K, _JMP_JGT_K, _JMP_JGE_K):
+            elif op in (_JMP_JEQ_K, _JMP_JGT_K, _JMP_JGE_K, _JMP_JSET_K):
                 jt, jf = self._offset(i, jt), self._offset(i, jf)
                 if not (0 <= jt <= 255 and 0 <= jf <= 255):
                     raise ValueError(f"BPF jump out of range at instruction {i}")
@@ -353,14 +361,19 @@ def build_filter(extra_allowed: Iterable[str] = ()) -> bytes:
             asm.label(label)
             asm.ret(action)
     # 4. Calls allowed depending on their arguments.
-    #    mmap(addr, len, prot, ...): a large mapping that is not PROT_NONE goes
-    #    to the tracer (memory prediction); PROT_NONE reservations (glibc arenas,
-    #    guard areas) stay in the kernel, where RLIMIT_AS may simply refuse them.
+    #    mmap(addr, len, prot, flags, ...): a large mapping that is not
+    #    PROT_NONE nor MAP_FIXED goes to the tracer (memory prediction);
+    #    PROT_NONE reservations (glibc arenas, guard areas) stay in the kernel,
+    #    where RLIMIT_AS may simply refuse them, and MAP_FIXED ones (the
+    #    loader placing segments inside its reservation) replace memory the
+    #    program has.
     asm.label("mmap")
     _large_size(asm, 1, large="mmap_large", small="allow")
     asm.label("mmap_large")
     asm.load(off_arg_lo(2))
-    asm.jump("==", 0, true="allow", false="trace_memory")
+    asm.jump("==", 0, true="allow")
+    asm.load(off_arg_lo(3))
+    asm.jump("&", MAP_FIXED, true="allow", false="trace_memory")
     #    mremap(old, old_len, new_len, ...)
     asm.label("mremap")
     _large_size(asm, 2, large="trace_memory", small="allow")
@@ -405,6 +418,8 @@ def evaluate(program: bytes, nr: int, args: tuple[int, ...] = (0,) * 6,
             pc += jt if acc > k else jf
         elif op == _JMP_JGE_K:
             pc += jt if acc >= k else jf
+        elif op == _JMP_JSET_K:
+            pc += jt if acc & k else jf
         elif op == _RET_K:
             return k
         else:  # pragma: no cover - the assembler emits nothing else

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sio.workers._engine.supervisor.bpf import LARGE_MAPPING
 from sio.workers._engine.supervisor.paths import SYSTEM_READ_PATHS
 from sio.workers._engine.types import KillReason, Outcome
 
@@ -51,8 +52,12 @@ class Policy:
     def __post_init__(self) -> None:
         if self.max_threads < 1:
             raise ValueError("Policy.max_threads must be at least 1")
-        if self.memory_margin_kib < 0:
-            raise ValueError("Policy.memory_margin_kib must not be negative")
+        if self.memory_margin_kib * 1024 < LARGE_MAPPING:
+            # Smaller mappings are not checked by the tracer: one of them
+            # must not be able to cross the whole margin.
+            raise ValueError(f"Policy.memory_margin_kib must be at least "
+                             f"{LARGE_MAPPING // 1024} (the size from which the tracer "
+                             f"checks mappings)")
 
 
 #: Result strings of SIO2's supervisor, by kill reason.
