@@ -874,7 +874,14 @@ class SupervisedExecutor(_SIOSupervisorContract, UnprotectedExecutor):
 
     Call options: ``ignore_return=True``: a non-zero exit status is not RE;
     ``read_paths``: more files or directories (absolute paths) the program
-    may open read-only in this call, e.g. its script or extra files.
+    may open read-only in this call, e.g. its script or extra files;
+    ``policy_changes``: a mapping of
+    :class:`~sio.workers._engine.supervisor.Policy` fields replaced for
+    this call (a language runtime's needs, see
+    :class:`~sio.workers.file_runners.SupervisedJava`);
+    ``resident_memory=True``: ``mem_used`` is the peak resident memory
+    (``VmHWM``) rather than the peak virtual memory, for a runtime that
+    reserves far more address space than it uses.
 
     Writes (renv): ``result_code`` (``OK`` ``RE`` ``TLE`` ``MLE`` ``OLE``
     ``RV`` ``SE``), ``result_string`` (``ok``, ``time limit exceeded``,
@@ -935,10 +942,13 @@ class SupervisedExecutor(_SIOSupervisorContract, UnprotectedExecutor):
                 f"the supervised executor runs one program, not a shell line: give the "
                 f"command as a list without noquote pieces (got {request.shell_line!r})")
         policy = self.policy
+        changes = dict(request.options.get("policy_changes") or {})
         extra = tuple(os.path.abspath(os.path.join(request.cwd, p))
                       for p in request.options.get("read_paths") or ())
         if extra:
-            policy = dataclasses.replace(policy, read_paths=policy.read_paths + extra)
+            changes["read_paths"] = tuple(changes.get("read_paths", policy.read_paths)) + extra
+        if changes:
+            policy = dataclasses.replace(policy, **changes)
         return run_supervised(
             argv, cwd=request.cwd, env=request.env,
             stdin=request.stdin,
@@ -956,7 +966,8 @@ class SupervisedExecutor(_SIOSupervisorContract, UnprotectedExecutor):
             result_code=code,
             result_string=message,
             time_used=outcome.cpu_time_ms,
-            mem_used=outcome.mem_peak_kib or 0,
+            mem_used=(outcome.mem_resident_peak_kib if request.options.get("resident_memory")
+                      else outcome.mem_peak_kib) or 0,
             num_syscalls=outcome.syscalls or 0,
             # The program's own status, as the original's supervisor reported
             # it: -1 when it did not exit by itself (signal, limit, rule).

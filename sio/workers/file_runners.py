@@ -126,6 +126,10 @@ class Java(FileRunner):
     """
 
     mode = "java"
+    #: JVM options before the memory flags
+    jvm_options: ClassVar[tuple[str, ...]] = ()
+    #: the executor's ``mem_limit`` for "no address-space limit"
+    no_memory_limit: ClassVar[int | None] = None
 
     def preferred_filename(self) -> str:
         return f"{self.exec_info.get('main_class') or 'a'}.jar"
@@ -136,12 +140,12 @@ class Java(FileRunner):
         mem = environ.get(key)
         if mem is None:
             mem = kwargs.get("mem_limit")
-        command = ["java"]
+        command = ["java", *self.jvm_options]
         if mem:
             command += [f"-Xmx{int(mem)}k", f"-Xms{int(mem)}k", f"-Xss{int(mem)}k"]
             # A copy without the key: the executor must not apply it as RLIMIT_AS.
             kwargs["environ"] = {k: v for k, v in environ.items() if k != key}
-            kwargs["mem_limit"] = None
+            kwargs["mem_limit"] = self.no_memory_limit
         main_class = self.exec_info.get("main_class")
         if main_class:
             command += ["-classpath", file, main_class]
@@ -188,6 +192,74 @@ class Python(FileRunner):
 
     def _run(self, file: str, args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
         return self.executor([python_interpreter(), "-I", file, *args], **kwargs)
+
+
+class SupervisedJava(Java):
+    """:class:`Java` under :class:`~sio.workers.executors.SupervisedExecutor`,
+    with what the JVM needs beyond a native program and nothing more:
+
+    * threads: up to :data:`JAVA_MAX_THREADS` (its JIT compilers, garbage
+      collector and service threads, and the program's own);
+    * reading its own ``/proc`` entry (it finds its home and limits there),
+      the jar, and the JDK's home and configuration directory;
+    * the system files it probes and can do without (cgroup, CPU and memory
+      information) and the name-service socket glibc tries when the JVM
+      looks up its user fail with EACCES instead of being rule violations;
+      anything else stays forbidden (no process, no network, no writing);
+    * ``-XX:-UsePerfData``: no performance-data file in ``/tmp``.
+
+    The memory limit is the JVM's heap and stack size (``-Xmx``, ``-Xms``,
+    ``-Xss``, as :class:`Java`), with no address-space limit (a JVM reserves
+    gigabytes it never uses); ``mem_used`` is the peak resident memory. A
+    heap that does not fit ends the program with ``OutOfMemoryError``: RE.
+
+    Threads need Landlock (without it the supervisor allows one thread):
+    on a machine without it this fails clearly (SupervisorUnavailable).
+    """
+
+    jvm_options = ("-XX:-UsePerfData",)
+    no_memory_limit = 0  # the supervised executor's "no limit"
+
+    def _run(self, file: str, args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+        import errno
+
+        from sio.workers._engine.supervisor._client import probe
+        from sio.workers._engine.supervisor.errors import SupervisorUnavailable
+
+        caps = probe()
+        if caps.usable and not caps.landlock_abi:
+            raise SupervisorUnavailable(
+                "Java cannot run under the supervisor on this machine: the JVM needs "
+                "threads, which the supervisor allows only with Landlock (Linux >= 5.13 "
+                "with Landlock enabled); use unsafe-exec or a machine that has it")
+        changes = dict(kwargs.get("policy_changes") or {})
+        changes.update(max_threads=JAVA_MAX_THREADS, read_own_proc=True, quiet_denials=True,
+                       refused_syscalls=(("socket", errno.EACCES),))
+        kwargs["policy_changes"] = changes
+        kwargs["read_paths"] = (*kwargs.get("read_paths", ()), file, *_java_home_paths())
+        kwargs["resident_memory"] = True
+        kwargs.setdefault("mem_limit", self.no_memory_limit)
+        return super()._run(file, args, kwargs)
+
+
+#: Most threads of a JVM under the supervisor (the main one included).
+JAVA_MAX_THREADS = 64
+
+
+def _java_home_paths() -> tuple[str, ...]:
+    """The JDK home of the ``java`` on PATH and its ``conf`` directory
+    (Debian keeps it in /etc), symbolic links resolved."""
+    import shutil
+
+    java = shutil.which("java")
+    if java is None:
+        return ()
+    home = os.path.dirname(os.path.dirname(os.path.realpath(java)))
+    paths = [home]
+    conf = os.path.join(home, "conf")
+    if os.path.exists(conf):
+        paths.append(os.path.realpath(conf))
+    return tuple(paths)
 
 
 class SupervisedPython(Python):
@@ -246,11 +318,13 @@ for _executor in (UnprotectedExecutor, DetailedUnprotectedExecutor, PRootExecuto
 # which has its own file system (and usually no Python).
 for _executor in (UnprotectedExecutor, DetailedUnprotectedExecutor):
     register_file_runner("python", _executor, Python)
-# Under the supervisor: native programs and Python. A JVM needs dozens of
-# threads, many more system calls and its own files; it is not supported
-# there yet (as the latest original did not run Java in its sio2jail jobs).
+# Under the supervisor: native programs, Python and Java (each runtime with
+# what it needs beyond a native program, see its runner). The latest
+# original could not run Java in its supervised (sio2jail) jobs; the one
+# before ran it in a JRE sandbox under its supervisor.
 register_file_runner("executable", SupervisedExecutor, Executable)
 register_file_runner("python", SupervisedExecutor, SupervisedPython)
+register_file_runner("java", SupervisedExecutor, SupervisedJava)
 # The original's exec-sandbox supervisor: native programs only (its Python
 # and Java needs are unknown; the original ran Java there from another sandbox).
 register_file_runner("executable", ExecSandboxSupervisedExecutor, Executable)

@@ -165,5 +165,8 @@ def test_file_runners(job_dir, c_program):
     with get_file_runner(ex, environ) as runner:
         exe = program_here(c_program("exit_with"))
         assert runner(os.path.basename(exe), ["0"], ignore_errors=True)["result_code"] == "OK"
-    with pytest.raises(NoFileRunner, match="'java'"):
-        get_file_runner(ex, {"exec_info": {"mode": "java"}})
+    # a jar runs too, with the JVM's own runner (tests/integration/test_judge_java.py)
+    assert type(get_file_runner(ex, {"exec_info": {"mode": "java"}})).__name__ == \
+        "SupervisedJava"
+    with pytest.raises(NoFileRunner, match="'dosbox'.*executable, java, python"):
+        get_file_runner(ex, {"exec_info": {"mode": "dosbox"}})

@@ -487,6 +487,35 @@ def test_local_open_refuses_writing_and_outside_with_an_error(job):
     assert result == ("RE", "runtime error 1")
 
 
+# --- what a runtime may be given (Policy.read_own_proc, quiet_denials) ----------
+
+def test_read_own_proc_is_the_programs_own_entry_only(job):
+    own = Policy(read_own_proc=True)
+    outcome, result = job.run("hostile_open", "/proc/self/status", policy=own)
+    assert result == ("OK", "ok") and outcome.stdout.startswith(b"Name:")
+    outcome, result = job.run("hostile_open.dyn", "/proc/self/status", policy=own)
+    assert result == ("OK", "ok") and outcome.stdout.startswith(b"Name:")
+    # not another process's, nor /proc as a whole, nor without the policy
+    outcome, result = job.run("hostile_open", f"/proc/{os.getpid()}/status", policy=own)
+    assert result == ("RV", RV + "openat")
+    outcome, result = job.run("hostile_open", "/proc/meminfo", policy=own)
+    assert result == ("RV", RV + "openat")
+    outcome, result = job.run("hostile_open", "/proc/self/status")
+    assert result == ("RV", RV + "openat")
+
+
+def test_quiet_denials_make_forbidden_opens_errors(job):
+    quiet = Policy(quiet_denials=True)
+    for path in ("/etc/passwd", str(job.victim)):
+        outcome, result = job.run("hostile_open", path, policy=quiet)
+        assert result == ("RE", "runtime error 1") and outcome.stdout == b"open failed\n"
+    outcome, result = job.run("hostile_write_file", str(job.victim), policy=quiet)
+    assert result == ("RE", "runtime error 1")
+    # the rest of the rules are unchanged
+    outcome, result = job.run("hostile_fork", policy=quiet)
+    assert result[0] == "RV"
+
+
 # --- accuracy -----------------------------------------------------------------
 
 @pytest.mark.slow

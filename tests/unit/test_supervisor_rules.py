@@ -66,6 +66,29 @@ def test_harmless_refusals_are_errnos(name, code):
     assert action(name) == SECCOMP_RET_ERRNO | code
 
 
+def test_a_policy_may_refuse_more_calls_with_an_errno():
+    # Policy.refused_syscalls: the JVM's name-service socket fails quietly
+    program = bpf.build_filter((), {"socket": errno.EACCES})
+    assert action("socket", program=program) == SECCOMP_RET_ERRNO | errno.EACCES
+    assert action("connect", program=program) == trace(Stop.FORBIDDEN)  # only what is listed
+    assert action("socket") == trace(Stop.FORBIDDEN)  # not in the default filter
+    for name in ("openat", "clone", "mmap", "write"):  # traced, checked, allowed
+        with pytest.raises(ValueError, match="cannot be refused"):
+            bpf.build_filter((), {name: errno.EACCES})
+    with pytest.raises(ValueError, match="cannot be refused"):
+        bpf.build_filter(("socket",), {"socket": errno.EACCES})
+
+
+def test_path_queries_may_look_at_the_directories_above_allowed_paths():
+    from sio.workers._engine.supervisor._server import _above
+
+    roots = ("/usr/lib", "/proc/123")
+    assert _above("/", roots) and _above("/usr", roots) and _above("/proc", roots)
+    assert not _above("/usr/lib", roots)  # the root itself is inside, not above
+    assert not _above("/us", roots) and not _above("/usr/share", roots)
+    assert not _above("/proc/12", roots) and not _above("/etc", roots)
+
+
 def test_other_architectures_and_x32_never_reach_the_number_checks():
     # i386 getpid is 20, which is x86-64 writev (allowed): the arch decides first
     assert bpf.evaluate(FILTER, 20, arch=AUDIT_ARCH_I386) == trace(Stop.FOREIGN_ABI)

@@ -76,6 +76,10 @@ class Outcome:
     killed: KillReason | None = None
     #: peak memory (VmPeak semantics) where measured, else None
     mem_peak_kib: int | None = None
+    #: peak resident memory (VmHWM) where measured, else None: what a
+    #: runtime that reserves far more address space than it uses (the JVM)
+    #: really used
+    mem_resident_peak_kib: int | None = None
     #: system calls counted by the supervisor where it counts them
     syscalls: int | None = None
     #: a human-readable detail of a violation, e.g. the forbidden syscall name

@@ -93,6 +93,8 @@ CLONE_FORBIDDEN = (0x00800000 | 0x00008000 | 0x00020000 | 0x02000000 | 0x0400000
 MAP_FIXED = 0x10
 
 WATCHDOG_PERIOD = 0.05  # seconds: the longest the watchdog sleeps
+#: the key of the default seccomp filter (see Spawner.seccomp_filter)
+NO_EXTRAS: tuple = ((), ())
 #: exit status of a warm child that could not execute the stub
 STUB_FAILED = 126
 #: what the stub writes on its socket once it runs (see execstub.c)
@@ -120,7 +122,7 @@ def _proc_status(tid: int) -> dict[str, int]:
     try:
         with open(f"/proc/{tid}/status", "rb") as f:
             for line in f:
-                if line.startswith((b"VmPeak:", b"VmSize:")):
+                if line.startswith((b"VmPeak:", b"VmSize:", b"VmHWM:")):
                     key, value = line.split(b":", 1)
                     out[key.decode()] = int(value.split()[0])
     except (OSError, ValueError):
@@ -130,6 +132,12 @@ def _proc_status(tid: int) -> dict[str, int]:
 
 def _inside(path: str, roots: tuple[str, ...]) -> bool:
     return any(path == r or path.startswith(r if r.endswith("/") else r + "/") for r in roots)
+
+
+def _above(path: str, roots: tuple[str, ...]) -> bool:
+    """Whether ``path`` is a directory on the way to one of ``roots``."""
+    prefix = path if path.endswith("/") else path + "/"
+    return any(r.startswith(prefix) for r in roots)
 
 
 def _enter_namespaces() -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -185,7 +193,7 @@ class Spawner:
         self.sigfd = L.signalfd([signal.SIGCHLD])
         self.cpus = os.sched_getaffinity(0)
         self.devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-        self._filters: dict[tuple[str, ...], tuple[L.SockFprog, ctypes.Array]] = {}
+        self._filters: dict[tuple, tuple[L.SockFprog, ctypes.Array]] = {}
         self._path_fds: dict[str, int | None] = {}
         self._dirs: dict[str, bool] = {}
         #: Landlock ruleset descriptors by what they grant (see Run._landlock_ruleset)
@@ -196,7 +204,7 @@ class Spawner:
         if self.usable:
             # Built before any warm child is forked, so that children inherit
             # it instead of each building its own.
-            self.seccomp_filter(())
+            self.seccomp_filter(NO_EXTRAS)
 
     def serve(self) -> None:
         try:
@@ -353,15 +361,18 @@ class Spawner:
             os._exit(0)
         _become_program(self, ctl, *msg)
 
-    def seccomp_filter(self, extra: tuple[str, ...]) -> L.SockFprog:
-        if extra not in self._filters:
-            self._filters[extra] = L.make_fprog(bpf.build_filter(extra))
-        return self._filters[extra][0]
+    def seccomp_filter(self, key: tuple) -> L.SockFprog:
+        """The filter for ``key`` = (extra allowed calls, (name, errno) pairs of
+        extra refused ones), built once."""
+        if key not in self._filters:
+            extra, refused = key
+            self._filters[key] = L.make_fprog(bpf.build_filter(extra, dict(refused)))
+        return self._filters[key][0]
 
-    def seccomp_program(self, extra: tuple[str, ...]) -> bytes:
+    def seccomp_program(self, key: tuple) -> bytes:
         """The packed BPF program of :meth:`seccomp_filter` (for the stub)."""
-        self.seccomp_filter(extra)
-        return self._filters[extra][1].raw
+        self.seccomp_filter(key)
+        return self._filters[key][1].raw
 
     def is_dir(self, path: str, fd: int) -> bool:
         if path not in self._dirs:
@@ -397,6 +408,13 @@ class Run:
             raise RuntimeError("this machine cannot supervise programs")
         policy = self.policy
         self.allow_local_open: bool = policy["allow_local_open"]
+        # .get: a worker of an older version may send a policy without them
+        self.quiet_denials: bool = policy.get("quiet_denials", False)
+        self.read_own_proc: bool = policy.get("read_own_proc", False)
+        #: the seccomp filter's key (see Spawner.seccomp_filter)
+        self.filter_key: tuple = (
+            tuple(policy["extra_syscalls"]),
+            tuple((name, code) for name, code in policy.get("refused_syscalls", ())))
         self.max_threads: int = policy["max_threads"] if spawner.landlock_abi else 1
         self.drop_uid: bool = spawner.caps["root"] and policy["drop_uid"]
         roots = list(spawner.system_roots)
@@ -430,6 +448,7 @@ class Run:
         self.killed: str | None = None
         self.violation: str | None = None
         self.mem_peak_kib = 0
+        self.rss_peak_kib = 0
         self.stops = 0
         self.captures: dict[int, str] = {}  # open read end -> stream name
         self.captured: dict[str, bytearray] = {}
@@ -447,9 +466,11 @@ class Run:
         ctl = None
         try:
             stdio = self._stdio(child_fds, parent_fds)
-            ruleset = self._landlock_ruleset()
+            # With read_own_proc the ruleset names the program's /proc entry,
+            # known once the child is taken: built below, for this run only.
+            ruleset = None if self.read_own_proc else self._landlock_ruleset()
             # Cached here, so that the next warm children inherit it.
-            sp.seccomp_filter(tuple(self.policy["extra_syscalls"]))
+            sp.seccomp_filter(self.filter_key)
             if self.drop_uid:
                 self._grant_dropped_uid()
             cpu = self.policy["cpu"] if self.policy["cpu"] is not None else L.current_cpu()
@@ -462,6 +483,15 @@ class Run:
             self.fork_time = time.monotonic()
             self.leader = pid
             self.tids.add(pid)
+            if self.read_own_proc:
+                # The child's pid is the program's (exec keeps it), and so is
+                # its /proc entry: the tracer maps /proc/self to it.
+                own = f"/proc/{pid}"
+                # First: with allow_local_open the working directory stays last.
+                self.read_roots = (own, *self.read_roots)
+                if sp.landlock_abi:
+                    ruleset = self._new_ruleset(transient=(own,))
+                    parent_fds.append(ruleset)
             try:
                 L.ptrace(L.PTRACE_SEIZE, pid, 0, SEIZE_OPTIONS)
             except OSError:
@@ -477,13 +507,13 @@ class Run:
                 "address_space": (None if self.mem_limit_kib is None else
                                   (self.mem_limit_kib + self.policy["memory_margin_kib"])
                                   * 1024),
-                "extra_syscalls": tuple(self.policy["extra_syscalls"]),
+                "filter_key": self.filter_key,
                 "landlock": ruleset is not None,
             }
             fds = stdio + ([ruleset] if ruleset is not None else [])
             try:
                 if stub:
-                    program = sp.seccomp_program(tuple(self.policy["extra_syscalls"]))
+                    program = sp.seccomp_program(self.filter_key)
                     _send_to_stub(ctl, setup, program, fds)
                 else:
                     _wire.send(ctl, setup, fds)
@@ -594,7 +624,9 @@ class Run:
             os.close(cache.pop(next(iter(cache))))
         return ruleset
 
-    def _new_ruleset(self) -> int:
+    def _new_ruleset(self, transient: tuple[str, ...] = ()) -> int:
+        """A new ruleset for this run's read roots; ``transient`` ones (also
+        among them) are opened for it alone rather than kept open."""
         abi = self.sp.landlock_abi
         fs = L.LL_FS_V1
         if abi >= 2:
@@ -615,14 +647,16 @@ class Run:
         try:
             read_file = L.LL_READ_FILE | L.LL_EXECUTE
             for root in self.read_roots:
-                is_cwd = self.allow_local_open and root == self.read_roots[-1]
+                is_cwd = (self.allow_local_open and root == self.read_roots[-1]
+                          or root in transient)
                 fd = (os.open(root, os.O_PATH | os.O_CLOEXEC) if is_cwd
                       else self.sp.path_fd(root))
                 if fd is None:
                     continue
                 try:
                     rights = read_file
-                    if self.sp.is_dir(root, fd):
+                    if (stat.S_ISDIR(os.fstat(fd).st_mode) if root in transient
+                            else self.sp.is_dir(root, fd)):
                         rights |= L.LL_READ_DIR
                     self._add_rule(ruleset, fd, rights)
                 finally:
@@ -881,8 +915,9 @@ class Run:
         writes = (flags & os.O_ACCMODE) != os.O_RDONLY or flags & (os.O_CREAT | os.O_TRUNC)
         if _inside(path, self.read_roots):
             return ("errno", errno.EACCES) if writes else ("allow",)
-        if self.allow_local_open:
-            # SIO2 local-open mode: anything else is an error the program sees.
+        if self.allow_local_open or self.quiet_denials:
+            # SIO2 local-open mode (or a runtime's probing): anything else is
+            # an error the program sees.
             return ("errno", errno.EACCES)
         return ("violate", name)
 
@@ -902,7 +937,9 @@ class Run:
         path = self._path(tid, dirfd, address)
         if isinstance(path, int):
             return ("errno", path)
-        if _inside(path, self.read_roots):
+        if _inside(path, self.read_roots) or _above(path, self.read_roots):
+            # The directories above an allowed path too: realpath() looks at
+            # each of them (a runtime finding its home from /proc/self/exe).
             return ("allow",)
         # Not a violation: only whether something exists would leak.
         return ("errno", errno.EACCES)
@@ -994,9 +1031,10 @@ class Run:
         return timeout
 
     def _sample_memory(self, tid: int) -> None:
-        peak = _proc_status(tid).get("VmPeak")
-        if peak is not None and self.exec_time is not None:
-            self.mem_peak_kib = max(self.mem_peak_kib, peak)
+        status = _proc_status(tid)
+        if self.exec_time is not None:
+            self.mem_peak_kib = max(self.mem_peak_kib, status.get("VmPeak", 0))
+            self.rss_peak_kib = max(self.rss_peak_kib, status.get("VmHWM", 0))
 
     def _violate(self, name: str) -> None:
         if self.killed is None:
@@ -1054,7 +1092,8 @@ class Run:
             "exit_code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
             "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
             "cpu_time_ms": 0, "wall_time_ms": int((end - start) * 1000),
-            "killed": None, "mem_peak_kib": None, "syscalls": 0, "violation": None,
+            "killed": None, "mem_peak_kib": None, "mem_resident_peak_kib": None,
+            "syscalls": 0, "violation": None,
             "system_error": self.system_error, "output_truncated": self.truncated,
         }
         for i, name in ((1, "stdout"), (2, "stderr")):
@@ -1097,7 +1136,8 @@ class Run:
                     sig == signal.SIGXFSZ or self._files_over_limit(stdio)):
                 killed = OUTPUT
         out.update(cpu_time_ms=cpu_ns // 1_000_000, killed=killed,
-                   mem_peak_kib=self.mem_peak_kib, syscalls=self.stops,
+                   mem_peak_kib=self.mem_peak_kib, mem_resident_peak_kib=self.rss_peak_kib,
+                   syscalls=self.stops,
                    violation=self.violation if killed == SYSCALL else None)
         return out
 
@@ -1161,7 +1201,7 @@ def _rehearse(sp: Spawner) -> None:
     shared with the spawner: reference counts, the interpreter's inline
     caches) happen now rather than during the run."""
     L.string_array([b"x", b"y"])
-    sp.seccomp_filter(())
+    sp.seccomp_filter(NO_EXTRAS)
     resource.getrlimit(resource.RLIMIT_STACK)
     os.sched_getaffinity(0)
     fcntl.fcntl(3, fcntl.F_GETFD)
@@ -1210,7 +1250,7 @@ def _become_program(sp: Spawner, ctl: _socket.socket, setup: dict, fds: list[int
         if setup["landlock"]:
             L.syscall("landlock_restrict_self", 4, 0)
             os.close(4)
-        fprog = sp.seccomp_filter(tuple(setup["extra_syscalls"]))
+        fprog = sp.seccomp_filter(setup["filter_key"])
         argv = L.string_array(setup["argv"])
         envp = L.string_array(setup["env"])
         if setup["address_space"] is not None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import errno
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from sio.workers._engine.supervisor._syscalls import NUMBERS
 
@@ -241,16 +241,19 @@ ARGUMENT_CHECKED = ("mmap", "mremap", "prlimit64", "prctl", "fcntl")
 _NR_END = X32_SYSCALL_BIT
 
 
-def _actions(extra: list[str]) -> dict[int, int | str]:
+def _actions(extra: list[str], refused: Mapping[str, int] | None = None
+             ) -> dict[int, int | str]:
     """What each listed call number does: a SECCOMP_RET value, or the label of
     a block that looks at the arguments. Unlisted numbers are forbidden. When
     a name is in several tables, the first of ALLOWED (with ``extra``), the
-    argument checks, REFUSED, TRACED wins."""
+    argument checks, ``refused``, REFUSED, TRACED wins."""
     actions: dict[int, int | str] = {}
     for nr in _numbers(list(ALLOWED) + [n for n in extra if n not in ALLOWED]):
         actions.setdefault(nr, SECCOMP_RET_ALLOW)
     for name in ARGUMENT_CHECKED:
         actions.setdefault(NUMBERS[name], name)
+    for name, code in (refused or {}).items():
+        actions.setdefault(_numbers([name])[0], _errno(code))
     for name, code in REFUSED.items():
         if name not in extra:
             actions.setdefault(NUMBERS[name], _errno(code))
@@ -293,11 +296,15 @@ def _one_of(asm: Assembler, arg: int, values: Iterable[int], *, listed: str,
     asm.goto(other)
 
 
-def build_filter(extra_allowed: Iterable[str] = ()) -> bytes:
+def build_filter(extra_allowed: Iterable[str] = (),
+                 extra_refused: Mapping[str, int] | None = None) -> bytes:
     """The packed ``struct sock_filter`` array of a supervised run.
 
     ``extra_allowed`` names more system calls to allow in the kernel (for
     runtimes that need them); it cannot allow a traced call.
+    ``extra_refused`` (name -> errno) makes more calls fail with that errno
+    instead of being forbidden (for runtimes that probe for something they
+    can do without); it cannot refuse a traced or allowed call.
 
     The call number is looked up by a binary search over runs of numbers
     with the same action (about 8 comparisons), not by a list of
@@ -312,6 +319,12 @@ def build_filter(extra_allowed: Iterable[str] = ()) -> bytes:
     if traced_extra:
         raise ValueError(f"these calls are decided by the tracer and cannot be simply "
                          f"allowed: {', '.join(traced_extra)}")
+    refused = dict(extra_refused or {})
+    clash = [n for n in refused if n in TRACED or n in ARGUMENT_CHECKED or n in ALLOWED
+             or n in extra]
+    if clash:
+        raise ValueError(f"these calls cannot be refused with an errno (traced, checked "
+                         f"or allowed): {', '.join(clash)}")
     asm = Assembler()
     # 1. Architecture. A 64-bit process can still make i386 calls with
     #    `int 0x80`; their numbers mean other calls, so the arch must be checked
@@ -331,7 +344,7 @@ def build_filter(extra_allowed: Iterable[str] = ()) -> bytes:
     #    ending follows the whole tree, and the program stays well below 256
     #    instructions, so every jump is within the 8-bit range (the
     #    assembler checks).
-    runs = _ranges(_actions(extra))
+    runs = _ranges(_actions(extra, refused))
     # Shared endings; the argument blocks below return through the first three.
     endings: dict[int | str, str] = {SECCOMP_RET_ALLOW: "allow", _errno(errno.EPERM): "eperm",
                                      _trace(Stop.MEMORY): "trace_memory"}

@@ -37,6 +37,21 @@ class Policy:
     #: runtimes that need them. Traced calls (open, clone, kill, ...) cannot
     #: be listed here.
     extra_syscalls: tuple[str, ...] = ()
+    #: System calls that fail with an errno instead of being a rule
+    #: violation, as ``(name, errno)`` pairs: for runtimes that probe for
+    #: something they can do without (the JVM tries a name-service socket).
+    #: Traced, argument-checked and allowed calls cannot be listed.
+    refused_syscalls: tuple[tuple[str, int], ...] = ()
+    #: Opening (or querying) a path outside the allowed ones fails with
+    #: EACCES instead of being a rule violation, as with
+    #: :attr:`allow_local_open` but without its reading of the working
+    #: directory: for runtimes that probe many system files (the JVM reads
+    #: cgroup and CPU information it can do without).
+    quiet_denials: bool = False
+    #: The program may read its own ``/proc/<pid>`` (``/proc/self``: memory
+    #: maps, limits, cgroup, mount information), which runtimes read at
+    #: start-up; nothing else of ``/proc``.
+    read_own_proc: bool = False
     #: When the supervisor runs as root, run the program under a fresh
     #: unprivileged uid/gid (the root uid ignores RLIMIT_NPROC and file
     #: permissions). Only for tests that need root's view; keep it True.
