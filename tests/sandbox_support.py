@@ -29,11 +29,13 @@ class HardLink:
 Entry = bytes | str | Link | HardLink | None  # None: a directory
 
 
-def archive(members: dict[str, Entry], *, compress: bool = True, mode: int = 0o755) -> bytes:
-    """A tar(.gz) with exactly these member names, in this order."""
+def archive(members: dict[str, Entry] | list[tuple[str, Entry]], *, compress: bool = True,
+            mode: int = 0o755) -> bytes:
+    """A tar(.gz) with exactly these member names, in this order (a list of
+    pairs may name a member twice, as appended archives do)."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz" if compress else "w") as tar:
-        for name, entry in members.items():
+        for name, entry in (members.items() if isinstance(members, dict) else members):
             info = tarfile.TarInfo(name)
             info.mtime = int(time.time())
             info.mode = mode

@@ -38,9 +38,16 @@ class FPC(Compiler):
         host_root = getattr(executor, "path", None)
         if self.sandbox is None or host_root is None:
             return
-        template = os.path.join(host_root, "fpc.cfg.in")
+        guest_root = str(getattr(executor, "rpath", host_root)).rstrip("/")
+        if guest_root:
+            template = os.path.join(host_root, "fpc.cfg.in")
+        else:
+            # The sandbox is the compiler's '/' (PRoot): an absolute link
+            # there means a file of the sandbox, not of the host.
+            from sio.workers.sandbox import resolve_in_sandbox
+
+            template = resolve_in_sandbox(host_root, "fpc.cfg.in")
         if os.path.isfile(template):
-            guest_root = str(getattr(executor, "rpath", host_root)).rstrip("/")
             with open(template, encoding="utf-8", errors="surrogateescape") as f:
                 text = f.read().replace("__DIR__", guest_root)
             with open(job.path("fpc.cfg"), "w", encoding="utf-8",

@@ -593,6 +593,16 @@ class SandboxExecutor(UnprotectedExecutor):
 
     A sandbox is not isolation: the program sees the whole machine. The
     renv and limits are those of :class:`UnprotectedExecutor`.
+
+    Symbolic links with absolute targets in the sandbox (common in trees
+    built from Debian packages) mean paths of the sandbox in the
+    directories named above: with ``lib -> /usr/lib``, ``LD_LIBRARY_PATH``
+    names the sandbox's ``usr/lib``, and ``bin/gcc`` below ``bin ->
+    /usr/bin`` is the sandbox's ``usr/bin/gcc``. The program itself runs on
+    the host, though: when it (or a program named by an absolute link)
+    follows such a link, it reaches the host's file, as with the original.
+    Such sandboxes are meant to be the root file system of
+    :class:`PRootExecutor`.
     """
 
     def __init__(self, sandbox: str) -> None:
@@ -630,12 +640,49 @@ class SandboxExecutor(UnprotectedExecutor):
             relative = isinstance(first, str) and not isinstance(first, noquote) \
                 and not os.path.isabs(first)
             if relative and not request.options.get("use_path"):
-                command[0] = os.path.join(root, first)
+                command[0] = _sandbox_program(root, first)
+            # The directories as the sandbox means them: 'lib -> /usr/lib'
+            # (an absolute link) is the sandbox's usr/lib, not the host's.
+            bins, libs = (":".join(_sandbox_dir(root, d) for d in pair)
+                          for pair in (("bin", "usr/bin"), ("lib", "usr/lib")))
             env = dict(request.env)
-            env["PATH"] = f"{root}/bin:{root}/usr/bin:" + env.get("PATH", os.defpath)
+            env["PATH"] = f"{bins}:" + env.get("PATH", os.defpath)
             if not self.sandbox.has_fixup(ELF_LOADER_PATCH):
-                env["LD_LIBRARY_PATH"] = f"{root}/lib:{root}/usr/lib"
+                env["LD_LIBRARY_PATH"] = libs
             return super()._run(request.replace(command=command, env=env))
+
+
+def _sandbox_dir(root: str, path: str) -> str:
+    """Directory ``path`` of the sandbox tree ``root``, links in it followed
+    inside the tree (:func:`~sio.workers.sandbox.resolve_in_sandbox`)."""
+    from sio.workers.sandbox import resolve_in_sandbox
+
+    try:
+        return resolve_in_sandbox(root, path)
+    except OSError:  # a loop (refused when installed): leave it to fail
+        return os.path.join(root, path)
+
+
+def _sandbox_program(root: str, path: str) -> str:
+    """Program ``path`` of the sandbox tree ``root`` run on the host: its
+    directories are found inside the tree (``bin -> /usr/bin`` is the
+    sandbox's ``usr/bin``), its own name is kept, since multi-call programs
+    (busybox) tell what to do by it; a program that is itself an absolute
+    link is followed by the host's kernel, onto the host."""
+    head, tail = os.path.split(path)
+    return os.path.join(_sandbox_dir(root, head), tail) if head else os.path.join(root, tail)
+
+
+def _executable_in(root: str, path: str) -> bool:
+    """Whether ``path`` of the sandbox tree ``root`` is an executable file
+    when ``root`` is ``/`` (links followed inside the tree)."""
+    from sio.workers.sandbox import resolve_in_sandbox
+
+    try:
+        resolved = resolve_in_sandbox(root, path)
+    except OSError:  # a loop: nothing to run
+        return False
+    return os.path.isfile(resolved) and os.access(resolved, os.X_OK)
 
 
 #: (tool sandbox name, base directory) -> time.monotonic() of its last failure
@@ -660,6 +707,9 @@ class PRootExecutor(UnprotectedExecutor):
       tried again for ``SIO_SANDBOXES_CHECK_INTERVAL`` seconds. Without a
       ``/bin/sh`` or ``/lib`` in the sandbox, the tool sandbox's are bound
       there.
+    * Symbolic links with absolute targets in the sandbox mean paths of the
+      sandbox (PRoot makes it ``/``); looking for ``/bin/sh`` follows them
+      inside the sandbox too (:func:`sio.workers.sandbox.resolve_in_sandbox`).
 
     Call options besides those of :class:`UnprotectedExecutor`:
     ``binds`` (a list of ``(what, where)`` or ``(what, where, mode)``: host
@@ -736,7 +786,8 @@ class PRootExecutor(UnprotectedExecutor):
                 else:
                     _proot_tool_failures.pop(key, None)
                     for rel in ("proot/proot", "bin/proot"):
-                        if os.access(os.path.join(tool.path, rel), os.X_OK):
+                        # Checked where the tool executor will run it.
+                        if os.access(_sandbox_program(tool.path, rel), os.X_OK):
                             return tool, rel
                     problem = f"sandbox {name!r} has no proot/proot"
         system = shutil.which("proot")
@@ -752,6 +803,8 @@ class PRootExecutor(UnprotectedExecutor):
             return cwd  # already a path inside the sandbox
 
     def _run(self, request: ExecRequest) -> Outcome:
+        from sio.workers.sandbox import resolve_in_sandbox
+
         if not self._stacks or self._proot is None:
             raise UsageError("use PRootExecutor inside 'with executor:'")
         root = self.chroot.path
@@ -760,14 +813,20 @@ class PRootExecutor(UnprotectedExecutor):
         # Built afresh for every call: binds of one call never leak into
         # the next (the original appended them to a shared list).
         options = ["-v", "-1", "-r", root]
-        has_sh = os.access(os.path.join(root, "bin", "sh"), os.X_OK)
+        # Looked up as PRoot will, with the sandbox as '/': a sandbox built
+        # from Debian packages has links such as bin/sh -> /bin/dash, which
+        # on the host would lead to the host's file.
+        has_sh = _executable_in(root, "/bin/sh")
         if tool is not None:
-            if not has_sh and os.access(os.path.join(tool.path, "bin", "sh"), os.X_OK):
-                options += ["-b", f"{tool.path}/bin/sh:/bin/sh"]
+            # The tool sandbox's shell and libraries become the guest's
+            # /bin/sh and /lib: what they mean with the tool sandbox as '/'
+            # is bound (PRoot would follow an absolute link on the host).
+            if not has_sh and _executable_in(tool.path, "/bin/sh"):
+                options += ["-b", f"{resolve_in_sandbox(tool.path, '/bin/sh')}:/bin/sh"]
                 has_sh = True
-            if not os.path.lexists(os.path.join(root, "lib")) and \
-                    os.path.isdir(os.path.join(tool.path, "lib")):
-                options += ["-b", f"{tool.path}/lib:/lib"]
+            tool_lib = resolve_in_sandbox(tool.path, "/lib")
+            if not os.path.lexists(os.path.join(root, "lib")) and os.path.isdir(tool_lib):
+                options += ["-b", f"{tool_lib}:/lib"]
         options += ["-b", f"{job_dir}:{self.GUEST_TMP}", "-w", self._guest_cwd(request.cwd)]
         for bind in request.options.get("binds") or ():
             if not isinstance(bind, (list, tuple)) or len(bind) not in (2, 3):

@@ -45,11 +45,19 @@ Concurrency and crash safety (see ``docs/sandboxes.rst``):
   complete tree, the new complete tree, or no tree (which the next user
   installs); never a partial one. Stale staging directories are removed by
   the next process that gets the exclusive lock.
+
+Symbolic links with absolute targets (``bin/sh -> /bin/dash``, as in trees
+built from Debian packages) are kept and mean paths of the sandbox, as when
+it is the root file system: extraction writes through them into the tree,
+and host-side code that reads a sandbox's files resolves its paths with
+:func:`resolve_in_sandbox` (never following such a link onto the host).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import errno
 import fcntl
 import logging
 import os
@@ -63,7 +71,7 @@ import threading
 import time
 import weakref
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 from sio.workers.errors import SioWorkersError, UsageError
@@ -79,6 +87,8 @@ __all__ = [
     "NullSandbox",
     "get_sandbox",
     "installed_sandboxes",
+    "resolve_in_sandbox",
+    "MAX_LINK_HOPS",
     "main",
 ]
 
@@ -288,12 +298,99 @@ def _sources(name: str) -> list[Any]:
 
 
 # --------------------------------------------------------------------------
-# Archive extraction
+# Paths inside a sandbox (chroot semantics)
 # --------------------------------------------------------------------------
 
-def _within(path: str, root: str) -> bool:
-    return path == root or path.startswith(root + os.sep)
+#: Symbolic links followed while resolving one path inside a sandbox before
+#: it counts as a loop (the Linux kernel's own limit).
+MAX_LINK_HOPS = 40
 
+
+class _Escape(Exception):
+    """A relative link's target climbs above the sandbox root (internal)."""
+
+
+class _Loop(Exception):
+    """More than :data:`MAX_LINK_HOPS` links followed (internal)."""
+
+
+def _resolve(root: str, start: Sequence[str], path: str, *, follow_last: bool = True,
+             strict: bool = True) -> list[str]:
+    """The components, below ``root``, of where ``path`` leads when the tree
+    ``root`` is ``/`` (a chroot): every symbolic link met is followed inside
+    the tree, an absolute target starting again at ``root``.
+
+    A relative ``path`` starts at the directory ``start`` (components below
+    ``root``, themselves without links). ``..`` at the root stays there when
+    it comes from an absolute path or link target, as in a chroot; from a
+    relative one it raises :class:`_Escape` when ``strict`` (the archive
+    checks: a relative link must stay inside on the host too). The last
+    component is followed only with ``follow_last``. Components that do not
+    exist are kept as they are.
+
+    Nothing outside ``root`` is looked at: only ``os.lstat`` and
+    ``os.readlink`` of paths whose directories are real directories of the
+    tree (the result has no link in it, but for an unfollowed last one).
+    """
+    absolute = path.startswith("/")
+    done = [] if absolute else list(start)
+    # A stack: the next component is last. Each one carries whether '..'
+    # stops at the root (it came from an absolute path).
+    todo = [(c, absolute or not strict) for c in reversed(path.split("/")) if c not in ("", ".")]
+    hops = 0
+    while todo:
+        comp, clamp = todo.pop()
+        if comp == "..":
+            if done:
+                done.pop()
+            elif not clamp:
+                raise _Escape()
+            continue
+        here = os.path.join(root, *done, comp)
+        try:
+            is_link = stat.S_ISLNK(os.lstat(here).st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            is_link = False  # not there (yet): the rest is taken as written
+        if not is_link or (not todo and not follow_last):
+            done.append(comp)
+            continue
+        hops += 1
+        if hops > MAX_LINK_HOPS:
+            raise _Loop()
+        target = os.readlink(here)
+        if target.startswith("/"):
+            done = []
+        todo.extend((c, target.startswith("/") or not strict)
+                    for c in reversed(target.split("/")) if c not in ("", "."))
+    return done
+
+
+def resolve_in_sandbox(root: str, path: str) -> str:
+    """The host path of ``path`` as a program sees it when the sandbox tree
+    ``root`` is its root directory (as under :class:`PRootExecutor
+    <sio.workers.executors.PRootExecutor>`).
+
+    ``path`` is absolute or relative to the sandbox's ``/``. Symbolic links
+    on the way, the last one included, are followed inside the tree: an
+    absolute target such as ``/lib/x86_64-linux-gnu/ld-2.31.so`` means
+    ``root/lib/x86_64-linux-gnu/ld-2.31.so``, never the host's file, and
+    ``..`` stops at ``root``. Use it before the host reads, runs or binds a
+    file of a sandbox (``os.path.join(root, path)`` would follow such links
+    on the host). The result may not exist.
+
+    :raises OSError: ``ELOOP`` after :data:`MAX_LINK_HOPS` links (an
+        installed sandbox has no loops: they are refused).
+    """
+    try:
+        return os.path.join(root, *_resolve(root, (), path, strict=False))
+    except _Loop:
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP),
+                      os.path.join(root, path.lstrip("/"))) from None
+
+
+# --------------------------------------------------------------------------
+# Archive extraction
+# --------------------------------------------------------------------------
 
 def _extract(archive: str, dest: str, name: str) -> None:
     """Extract ``archive`` into the empty directory ``dest``, which then holds
@@ -318,8 +415,8 @@ def _extract(archive: str, dest: str, name: str) -> None:
                     if not member.isdir():
                         raise _SourceFailed(f"top-level {member.name!r} is not a directory")
                     seen_root = True
-                _check_member(member, parts, dest, root)
-                tar.extract(member, dest, set_attrs=True, **kwargs)
+                _check_kind(member)
+                _extract_member(tar, member, parts[1:], dest, root, kwargs)
     except _SourceFailed:
         raise
     except tarfile.FilterError as e:
@@ -331,13 +428,35 @@ def _extract(archive: str, dest: str, name: str) -> None:
     if not seen_root and not os.path.isdir(root):
         raise _SourceFailed(f"the archive does not contain the directory {name!r}")
     # A link checked when it was made could be redirected by a later member
-    # (e.g. 'a -> b/..' extracted before 'b -> .'): check the final tree too.
-    for dirpath, dirnames, filenames in os.walk(root):
-        for entry in dirnames + filenames:
-            path = os.path.join(dirpath, entry)
-            if os.path.islink(path) and not _within(os.path.realpath(path), root):
-                raise _SourceFailed(f"symbolic link {os.path.relpath(path, dest)!r} points "
-                                    f"outside the sandbox ({os.readlink(path)!r})")
+    # (e.g. 'a -> b/..' extracted before 'b -> .', or a loop 'a -> /b',
+    # 'b -> /a'): check the final tree too, inside the tree only.
+    try:
+        for dirpath, _, filenames in _walk(root):
+            rel_dir = os.path.relpath(dirpath, root)
+            start = [] if rel_dir == "." else rel_dir.split(os.sep)
+            for entry in filenames:
+                path = os.path.join(dirpath, entry)
+                if os.path.islink(path):
+                    _check_symlink(os.path.relpath(path, dest), os.readlink(path), start, root)
+    except OSError as e:
+        raise _SourceFailed(f"cannot check the extracted tree: {e}") from e
+
+
+def _walk(top: str) -> Iterator[tuple[str, list[str], list[str]]]:
+    """Like :func:`os.walk` (top-down, ``dirnames`` may be pruned), but a
+    symbolic link is always among the files, whatever it points to:
+    ``os.walk`` stats a link's target to sort it, which for an absolute
+    link of a sandbox is a file of the host. Errors are raised."""
+    stack = [top]
+    while stack:
+        path = stack.pop()
+        dirs: list[str] = []
+        files: list[str] = []
+        with os.scandir(path) as entries:
+            for entry in entries:
+                (dirs if entry.is_dir(follow_symlinks=False) else files).append(entry.name)
+        yield path, dirs, files
+        stack.extend(os.path.join(path, d) for d in reversed(dirs))
 
 
 def _member_parts(member: tarfile.TarInfo, name: str) -> list[str]:
@@ -356,33 +475,98 @@ def _member_parts(member: tarfile.TarInfo, name: str) -> list[str]:
     return parts
 
 
-def _check_member(member: tarfile.TarInfo, parts: list[str], dest: str, root: str) -> None:
+def _check_kind(member: tarfile.TarInfo) -> None:
     if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
         kind = ("device file" if member.ischr() or member.isblk()
                 else "FIFO" if member.isfifo() else "special file")
         raise _SourceFailed(f"member {member.name!r} is a {kind}")
-    # Writing through a symbolic link extracted earlier must stay inside.
-    parent = os.path.realpath(os.path.join(dest, *parts[:-1]))
-    if not (_within(parent, root) or (len(parts) == 1 and parent == os.path.dirname(root))):
-        raise _SourceFailed(f"member {member.name!r} is written through a link out of the sandbox")
+
+
+def _check_symlink(name: str, target: str, start: Sequence[str], root: str) -> None:
+    """Refuse symbolic link ``name`` (as named in the archive) with
+    ``target`` in directory ``start`` of the tree when, followed inside the
+    sandbox, it climbs out of it (relative links only: an absolute one
+    means the sandbox's own ``/``) or loops."""
+    try:
+        _resolve(root, start, target)
+    except _Escape:
+        raise _SourceFailed(f"symbolic link {name!r} points outside the sandbox "
+                            f"({target!r})") from None
+    except _Loop:
+        raise _SourceFailed(f"symbolic link {name!r} ({target!r}) is a loop: more than "
+                            f"{MAX_LINK_HOPS} links followed") from None
+
+
+def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, rel: list[str], dest: str,
+                    root: str, kwargs: dict[str, Any]) -> None:
+    """Extract ``member`` (``rel``: its components below the top directory)
+    where its name leads inside the sandbox.
+
+    Links already extracted on the way are followed inside the tree (chroot
+    semantics), so the member is written at a path with no link in it and
+    the host's file system is never written through a link: a directory
+    member over a link, a file over a link (as :mod:`tarfile` writes through
+    links), a member below a link to a directory all land in the tree.
+    """
+    name = posixpath.basename(root)
+    try:
+        if member.issym():
+            # A symbolic link replaces what is at its own name: only the
+            # directories leading to it are followed.
+            where = _resolve(root, (), "/".join(rel[:-1])) + rel[-1:]
+        else:
+            where = _resolve(root, (), "/".join(rel))
+    except _Escape:
+        raise _SourceFailed(f"member {member.name!r} is written through a link out of "
+                            "the sandbox") from None
+    except _Loop:
+        raise _SourceFailed(f"member {member.name!r} is written through a loop of "
+                            "symbolic links") from None
     if member.issym():
-        if member.linkname.startswith("/"):
-            raise _SourceFailed(f"symbolic link {member.name!r} points outside the sandbox "
-                                f"(absolute target {member.linkname!r}; make it relative)")
-        target = os.path.realpath(os.path.join(parent, member.linkname))
-        # The link itself is not there yet, so realpath cannot follow it.
-        if not _within(target, root) or not _within(
-                posixpath.normpath(posixpath.join(*parts[:-1], member.linkname)),
-                parts[0]):
-            raise _SourceFailed(f"symbolic link {member.name!r} points outside the sandbox "
-                                f"({member.linkname!r})")
-    elif member.islnk():
-        link_parts = [p for p in member.linkname.split("/") if p not in ("", ".")]
-        target = os.path.realpath(os.path.join(dest, *link_parts)) if link_parts else dest
-        if (member.linkname.startswith("/") or ".." in link_parts
-                or not _within(target, root)):
-            raise _SourceFailed(f"hard link {member.name!r} points outside the sandbox "
-                                f"({member.linkname!r})")
+        _check_symlink(member.name, member.linkname, where[:-1], root)
+        # Made here rather than by tarfile, whose 'data' filter refuses
+        # every absolute target; like it, no owner, mode or time is set.
+        path = os.path.join(root, *where)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if os.path.lexists(path):
+            os.unlink(path)  # as tarfile does (a directory is not removed: an error)
+        os.symlink(member.linkname, path)
+        return
+    placed = copy.copy(member)
+    placed.name = "/".join([name, *where])
+    if member.islnk():
+        placed.linkname = "/".join([name, *_hard_link_target(member, name, root)])
+    tar.extract(placed, dest, set_attrs=True, **kwargs)
+
+
+def _hard_link_target(member: tarfile.TarInfo, name: str, root: str) -> list[str]:
+    """Where hard link ``member`` leads, below the top directory.
+
+    A tar hard link names another member of the archive (``NAME/...``),
+    extracted before it. :func:`os.link` follows a symbolic link there, so
+    the name is resolved inside the sandbox, and the result must be a
+    regular file of the tree.
+    """
+    parts = [p for p in member.linkname.split("/") if p not in ("", ".")]
+    if member.linkname.startswith("/") or ".." in parts or not parts or parts[0] != name:
+        raise _SourceFailed(f"hard link {member.name!r} points outside the sandbox "
+                            f"({member.linkname!r})")
+    try:
+        target = _resolve(root, (), "/".join(parts[1:]))
+    except _Escape:
+        raise _SourceFailed(f"hard link {member.name!r} points outside the sandbox "
+                            f"({member.linkname!r})") from None
+    except _Loop:
+        raise _SourceFailed(f"hard link {member.name!r} ({member.linkname!r}) goes through "
+                            "a loop of symbolic links") from None
+    try:
+        is_file = stat.S_ISREG(os.lstat(os.path.join(root, *target)).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        is_file = False
+    if not is_file:
+        raise _SourceFailed(f"hard link {member.name!r} points to {member.linkname!r}, which "
+                            "is not a file extracted before it")
+    return target
 
 
 # --------------------------------------------------------------------------
@@ -405,21 +589,33 @@ def _patch_elf_loader(tree: str, final_path: str) -> bool:
     the host's 32-bit libraries. ``tree`` is where the tree is now;
     ``final_path`` where it will be used (the scripts name that).
     Returns whether anything applies (the fixup is "operative").
+
+    Links in the tree mean what they mean with the tree as ``/``: the
+    loader, ``lib``, ``usr/lib`` and the blacklist are looked up with
+    :func:`resolve_in_sandbox`, and the scripts name the loader and library
+    directories they lead to, so an absolute link such as
+    ``lib/ld-linux.so.2 -> /lib/i386-linux-gnu/ld-2.31.so`` never makes them
+    read or run the host's file. The walk does not follow links.
     """
-    loader = os.path.join(tree, "lib", "ld-linux.so.2")
+    def final(rel: str) -> str:
+        # Where 'rel' (a path of the sandbox) leads, in the tree's final place.
+        inside = os.path.relpath(resolve_in_sandbox(tree, rel), tree)
+        return final_path if inside == "." else os.path.join(final_path, inside)
+
+    loader = resolve_in_sandbox(tree, "lib/ld-linux.so.2")
     if not os.path.exists(loader):
         logger.debug("Not patching sandbox %s: no lib/ld-linux.so.2", final_path)
         return False
     blacklist: set[str] = set()
     try:
-        with open(os.path.join(tree, _ELF_BLACKLIST), encoding="utf-8") as f:
+        with open(resolve_in_sandbox(tree, _ELF_BLACKLIST), encoding="utf-8") as listed:
             blacklist = {os.path.normpath(line.strip().strip("/"))
-                         for line in f if line.strip()}
-    except FileNotFoundError:
+                         for line in listed if line.strip()}
+    except (FileNotFoundError, NotADirectoryError):
         pass
-    final_loader = os.path.join(final_path, "lib", "ld-linux.so.2")
-    libpath = f"{final_path}/lib:{final_path}/usr/lib"
-    for dirpath, dirnames, filenames in os.walk(tree):
+    final_loader = final("lib/ld-linux.so.2")
+    libpath = f"{final('lib')}:{final('usr/lib')}"
+    for dirpath, dirnames, filenames in _walk(tree):
         rel_dir = os.path.relpath(dirpath, tree)
         dirnames[:] = [d for d in dirnames
                        if os.path.normpath(os.path.join(rel_dir, d)) not in blacklist]
@@ -433,8 +629,8 @@ def _patch_elf_loader(tree: str, final_path: str) -> bool:
             st = os.lstat(path)
             if not stat.S_ISREG(st.st_mode) or not st.st_mode & 0o111:
                 continue
-            with open(path, "rb") as f:
-                if f.read(4) != b"\x7fELF":  # bytes: the original compared to str
+            with open(path, "rb") as program:
+                if program.read(4) != b"\x7fELF":  # bytes: the original compared to str
                     continue
             original = _unpatched_name(os.path.join(final_path, rel))
             os.rename(path, _unpatched_name(path))

@@ -86,6 +86,32 @@ def test_proot_binds_and_options_apply_to_one_call(rootfs, system_proot, job, tm
         assert renv["stdout"].split() == [b"bin", b"etc", b"tmp"]
 
 
+#: an absolute path no host has
+SANDBOX_ONLY = "/sandbox-only/busybox"
+
+
+@pytest.mark.parametrize("busybox", ["/bin/busybox", SANDBOX_ONLY])
+def test_proot_runs_a_sandbox_whose_programs_are_absolute_links(archive_server, system_proot,
+                                                                 job, busybox):
+    """Trees built from Debian packages link with absolute targets
+    (bin/sh -> /bin/dash): they install as they are and run under PRoot,
+    where '/' is the sandbox. With SANDBOX_ONLY, looking for /bin/sh on the
+    host instead would not find it, and the shell line could not run."""
+    tree = busybox_tree(("sh", "cat", "echo", "wc", "readlink"))
+    if not tree:
+        missing("a static busybox (Debian package busybox-static)")
+    assert busybox == "/bin/busybox" or not os.path.lexists(busybox)
+    files = {busybox[1:]: tree.pop("bin/busybox"), "etc/motd": "sandboxed\n"}
+    files.update({k: Link(busybox) if isinstance(v, Link) else v for k, v in tree.items()})
+    archive_server.put("debianish", sandbox_archive("debianish", files))
+    (job / "in.txt").write_text("a b c\n")
+    with PRootExecutor("debianish") as ex:
+        assert os.readlink(os.path.join(ex.path, "bin/sh")) == busybox  # kept
+        renv = ex("readlink /bin/sh; wc -w < in.txt; cat /etc/motd", capture_output=True)
+    assert renv["return_code"] == 0, renv
+    assert renv["stdout"].decode().split("\n") == [busybox, "3", "sandboxed", ""]
+
+
 def test_proot_runs_a_job_program_through_the_file_runner(rootfs, system_proot, job, c_program):
     exe = c_program("echo_streams", "-static")
     shutil.copy(exe, job / "exe")
@@ -103,9 +129,9 @@ def test_proot_limits(rootfs, system_proot, job):
     assert renv["return_code"] != 0
 
 
-def _tool_archive():
+def _tool_archive(busybox_at="bin/busybox", sh=Link("busybox")):
     """A proot tool sandbox made of the host's proot and its libraries,
-    with a static /bin/sh."""
+    with a static /bin/sh (``sh``, a link to the busybox at ``busybox_at``)."""
     proot = shutil.which("proot")
     busybox = busybox_tree().get("bin/busybox")
     if proot is None or busybox is None:
@@ -114,7 +140,7 @@ def _tool_archive():
     libs = {f"lib/{Path(p).name}": Path(p).read_bytes()
             for p in re.findall(r"=> (/\S+)", out)}
     return sandbox_archive(TOOL, {"proot/proot": Path(proot).read_bytes(), **libs,
-                                  "bin/busybox": busybox, "bin/sh": Link("busybox")})
+                                  busybox_at: busybox, "bin/sh": sh})
 
 
 def test_proot_from_the_tool_sandbox_lends_its_shell(archive_server, job):
@@ -125,6 +151,19 @@ def test_proot_from_the_tool_sandbox_lends_its_shell(archive_server, job):
         assert ex._tool is not None and ex._proot == "proot/proot"
         renv = ex("echo from the tool shell; ls /bin/sh", capture_output=True)
     assert renv["stdout"] == b"from the tool shell\n/bin/sh\n"
+
+
+def test_proot_tool_sandbox_lends_a_shell_that_is_an_absolute_link(archive_server, job):
+    # The host has no /sandbox-only: looked up on the host, the tool's
+    # shell would not exist and the shell line could not run.
+    assert not os.path.lexists(SANDBOX_ONLY)
+    tree = {k: v for k, v in busybox_tree().items() if k != "bin/sh"}
+    archive_server.put("bare", sandbox_archive("bare", tree))
+    archive_server.put(TOOL, _tool_archive(SANDBOX_ONLY[1:], Link(SANDBOX_ONLY)))
+    with PRootExecutor("bare") as ex:
+        assert ex._tool is not None
+        renv = ex("echo from the tool shell | wc -w", capture_output=True)
+    assert renv["stdout"].strip() == b"4"
 
 
 def test_proot_without_any_proot_says_so(rootfs, job, monkeypatch):
@@ -153,6 +192,23 @@ def test_sandbox_executor_resolves_programs_in_the_sandbox(archive_server, job):
         assert ex(["hello"], use_path=True, capture_output=True)["stdout"] == expected
         assert ex("hello", capture_output=True)["stdout"] == expected  # on PATH
         assert ex(["/bin/echo", "abs"], capture_output=True)["stdout"] == b"abs\n"
+
+
+def test_sandbox_executor_follows_absolute_directory_links_inside(archive_server, job):
+    """bin -> /usr/bin and lib -> /usr/lib (merged /usr, absolute): the
+    program and LD_LIBRARY_PATH are the sandbox's, not the host's
+    /usr/bin/sio-hello (which does not exist) and /usr/lib."""
+    assert not os.path.lexists("/usr/bin/sio-hello")
+    archive_server.put("merged", sandbox_archive("merged", {
+        "usr/bin/sio-hello": HELLO, "usr/lib/libx.so": "", "bin": Link("/usr/bin"),
+        "lib": Link("/usr/lib")}))
+    with SandboxExecutor("merged") as ex:
+        root = ex.path
+        expected = f"LD={root}/usr/lib:{root}/usr/lib\n".encode()
+        renv = ex(["bin/sio-hello"], capture_output=True)
+        assert renv["stdout"] == f"hello from {root}/usr/bin/sio-hello ".encode() + expected
+        renv = ex("sio-hello", capture_output=True)  # on PATH
+        assert renv["stdout"] == f"hello from {root}/usr/bin/sio-hello ".encode() + expected
 
 
 def test_sandbox_executor_with_the_elf_loader_patch(archive_server, job):

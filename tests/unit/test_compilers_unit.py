@@ -257,3 +257,28 @@ def test_sio_compile_usage(capsys):
     assert job._cli_compiler("g++14_2_cpp23_amd64") == "g++14_2_cpp23_amd64"
     assert job._cli_compiler("py") == "default-py"
     assert job._cli_compiler("System-G++") == "system-g++"
+
+
+@pytest.mark.parametrize("absolute", [True, False])
+def test_fpc_config_template_is_the_sandboxs_own(tmp_path, absolute):
+    """fpc.cfg.in of a sandbox used as '/' (PRoot) is read there: an
+    absolute link to it means the sandbox's file, not the host's one at
+    that path."""
+    from types import SimpleNamespace
+
+    from sio.compilers.fpc import run_pas_fpc2_6_2
+
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "fpc.cfg").write_text("host's\n")
+    root = tmp_path / "sandbox"
+    inner = root / str(host)[1:]
+    inner.mkdir(parents=True)
+    (inner / "fpc.cfg").write_text("-Fu__DIR__/units\n")
+    (root / "fpc.cfg.in").symlink_to(f"{host}/fpc.cfg" if absolute else str(host)[1:] + "/fpc.cfg")
+    out = tmp_path / "compile"
+    out.mkdir()
+    job = SimpleNamespace(path=lambda name: str(out / name))
+    executor = SimpleNamespace(path=str(root), rpath="/")
+    run_pas_fpc2_6_2.prepare(job, executor)
+    assert (out / "fpc.cfg").read_text() == "-Fu/units\n"

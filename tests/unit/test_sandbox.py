@@ -3,9 +3,12 @@ URLs and a stand-in Filetracker client."""
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import threading
 import time
+import uuid
 
 import pytest
 
@@ -371,8 +374,22 @@ BAD_ARCHIVES = {
     "top-level file": (lambda: archive({"demo": "file"}), "top-level 'demo' is not a directory"),
     "dot-dot": (lambda: archive({"demo": None, "demo/../escaped": "x"}), "escapes the sandbox"),
     "absolute path": (lambda: archive({"/tmp/demo-abs": "x"}), "absolute path"),
-    "absolute symlink": (
-        lambda: sandbox_archive("demo", {"etc": Link("/etc")}), "absolute target '/etc'"),
+    # Absolute targets mean the sandbox's own '/' (see the tests below), so
+    # 'etc -> /etc' is a link to itself there, as in a chroot: a loop.
+    "absolute symlink to itself": (
+        lambda: sandbox_archive("demo", {"etc": Link("/etc")}),
+        "symbolic link 'demo/etc' ('/etc') is a loop: more than 40 links followed"),
+    "loop of absolute symlinks": (
+        lambda: sandbox_archive("demo", {"a": Link("/b"), "b": Link("/c/a"), "c": Link("/")}),
+        "is a loop: more than 40 links followed"),
+    "written through a loop": (
+        lambda: archive({"demo": None, "demo/a": Link("/b"), "demo/b": Link("/a"),
+                         "demo/a/x": "x"}),
+        "'demo/a/x' is written through a loop of symbolic links"),
+    "relative symlink out through an absolute one": (
+        lambda: sandbox_archive("demo", {"usr/lib": None, "lib64": Link("/usr/lib"),
+                                         "up": Link("lib64/../../..")}),
+        "symbolic link 'demo/up' points outside the sandbox ('lib64/../../..')"),
     "symlink out": (
         lambda: sandbox_archive("demo", {"up": Link("../..")}), "points outside the sandbox"),
     "symlink to the parent via a link": (
@@ -388,6 +405,17 @@ BAD_ARCHIVES = {
     "hard link with dot-dot": (
         lambda: archive({"demo": None, "demo/h": HardLink("demo/../demo-outside")}),
         "points outside"),
+    "hard link to nothing": (
+        lambda: sandbox_archive("demo", {"h": HardLink("demo/missing")}),
+        "hard link 'demo/h' points to 'demo/missing', which is not a file extracted before it"),
+    # Followed on the host (as os.link does) this would be the host's
+    # /etc/passwd; inside the sandbox there is no such file.
+    "hard link through an absolute symlink": (
+        lambda: sandbox_archive("demo", {"e": Link("/etc"), "h": HardLink("demo/e/passwd")}),
+        "which is not a file extracted before it"),
+    "hard link to a directory": (
+        lambda: sandbox_archive("demo", {"d/x": "x", "h": HardLink("demo/d")}),
+        "which is not a file extracted before it"),
     "device file": (lambda: _special("demo/null", "CHRTYPE"), "device file"),
     "fifo": (lambda: _special("demo/pipe", "FIFOTYPE"), "FIFO"),
     "truncated": (lambda: demo(blob=os.urandom(200_000))[:-5000], "corrupt or truncated"),
@@ -449,6 +477,103 @@ def test_inner_symlinks_and_hard_links_are_fine(store):
         assert open(os.path.join(sb.path, "bin/twin")).read() == "lib"
 
 
+# --------------------------------------------------------------------------
+# Absolute symbolic links: the sandbox's own '/' (chroot semantics)
+# --------------------------------------------------------------------------
+
+ABSOLUTE_LINKS = {
+    "lib/real-ld": "LD", "lib64/ld.so": Link("/lib/real-ld"),
+    "c/d": "D", "a": Link("/b"), "b": Link("/c/d"),  # a chain
+    "usr/lib/libz.so.1": "Z", "usr/lib64": Link("/usr/lib"),  # a directory
+    "etc/passwd": "sandbox's passwd\n", "x": Link("/../../etc/passwd"),
+    "dangling": Link("/proc/self/mounts"),
+    "usr/bin/cc": Link("/etc/alternatives/cc"), "etc/alternatives/cc": Link("/usr/bin/gcc-10"),
+    "usr/bin/gcc-10": "gcc",
+    # A relative link through an absolute one, staying inside.
+    "zlib": Link("usr/lib64/libz.so.1"),
+}
+
+
+@pytest.mark.parametrize("flavor", [None, "pristine"])
+def test_absolute_symlinks_are_kept_and_mean_the_sandbox_root(store, flavor):
+    store.put("demo", sandbox_archive("demo", ABSOLUTE_LINKS))
+    sb = get_sandbox("demo", flavor)
+    with sb:
+        for rel, entry in ABSOLUTE_LINKS.items():
+            if isinstance(entry, Link):  # kept as they were, not rewritten
+                assert os.readlink(os.path.join(sb.path, rel)) == entry.target, rel
+        inside = lambda p: open(sandbox.resolve_in_sandbox(sb.path, p)).read()  # noqa: E731
+        assert inside("lib64/ld.so") == "LD"
+        assert inside("/a") == "D"
+        assert inside("usr/lib64/libz.so.1") == "Z"
+        assert inside("x") == "sandbox's passwd\n"
+        assert inside("usr/bin/cc") == "gcc"
+        assert inside("zlib") == "Z"
+        assert sandbox.resolve_in_sandbox(sb.path, "/dangling") == \
+            os.path.join(sb.path, "proc/self/mounts")
+
+
+def test_resolve_in_sandbox(tmp_path):
+    root = tmp_path / "root"
+    (root / "usr/lib").mkdir(parents=True)
+    (root / "lib").symlink_to("/usr/lib")
+    (root / "up").symlink_to("../../../..")  # a chroot stops '..' at '/' too
+    (root / "loop").symlink_to("/loop")
+    r = str(root)
+    resolve = sandbox.resolve_in_sandbox
+    assert resolve(r, "/lib/x") == resolve(r, "lib/x") == f"{r}/usr/lib/x"
+    assert resolve(r, "/lib/../..") == resolve(r, "/") == r
+    assert resolve(r, "up/lib") == f"{r}/usr/lib"
+    assert resolve(r, "missing/../lib") == f"{r}/usr/lib"
+    with pytest.raises(OSError) as e:
+        resolve(r, "loop/x")
+    assert e.value.errno == errno.ELOOP
+
+
+def test_writing_through_an_absolute_link_writes_into_the_sandbox(store, tmp_path):
+    """Members below or at an absolute link are written where the link
+    leads inside the sandbox: nothing is created or changed on the host
+    (a plain tarfile extraction, as the original did, would write there)."""
+    evil = f"sioworkers-evil-{uuid.uuid4().hex}"
+    host_dir = tmp_path / "host-dir"
+    host_dir.mkdir()
+    host_file = tmp_path / "host-file"
+    host_file.write_text("host\n")
+    for path, mode in ((host_dir, 0o755), (host_file, 0o644)):
+        path.chmod(mode)
+        os.utime(path, (1_000_000_000, 1_000_000_000))
+    before = {p: os.stat(p) for p in (host_dir, host_file)}
+    store.put("demo", archive([
+        ("demo", None),
+        ("demo/lib64", Link("/tmp")), (f"demo/lib64/{evil}", "evil"),
+        ("demo/hd", Link(str(host_dir))), ("demo/hd/sub/file", "below"),
+        ("demo/hd", None),  # a directory over the link: not chmod-ed on the host
+        ("demo/hf", Link(str(host_file))), ("demo/hf", "over"),  # a file over the link
+    ], mode=0o700))
+    with get_sandbox("demo") as sb:
+        assert not os.path.lexists(f"/tmp/{evil}")
+        assert open(os.path.join(sb.path, "tmp", evil)).read() == "evil"
+        assert os.readlink(os.path.join(sb.path, "lib64")) == "/tmp"
+        assert os.listdir(host_dir) == []
+        assert host_file.read_text() == "host\n"
+        for path, st in before.items():  # not even chmod-ed or touched
+            now = os.stat(path)
+            assert (now.st_mode, now.st_mtime, now.st_ino) == \
+                (st.st_mode, st.st_mtime, st.st_ino), path
+        assert open(os.path.join(sb.path, str(host_dir)[1:], "sub/file")).read() == "below"
+        assert open(os.path.join(sb.path, str(host_file)[1:])).read() == "over"
+        assert os.readlink(os.path.join(sb.path, "hf")) == str(host_file)
+
+
+def test_hard_link_through_an_absolute_link_is_the_sandbox_file(store):
+    store.put("demo", sandbox_archive("demo", {
+        "etc/passwd": "sandbox's\n", "e": Link("/etc"), "h": HardLink("demo/e/passwd")}))
+    with get_sandbox("demo") as sb:
+        h = os.stat(os.path.join(sb.path, "h"))
+        assert h.st_ino == os.stat(os.path.join(sb.path, "etc/passwd")).st_ino
+        assert h.st_ino != os.stat("/etc/passwd").st_ino
+
+
 def test_plain_tar_is_accepted(store):
     store.put("demo", sandbox_archive("demo", {"VERSION": "plain"}, compress=False))
     with get_sandbox("demo") as sb:
@@ -491,6 +616,51 @@ def test_elf_loader_patch(store):
             assert open(os.path.join(sb.path, untouched), "rb").read() == ELF, untouched
         assert open(os.path.join(sb.path, "bin/script")).read() == "#!/bin/sh\n"
         assert sb.has_fixup("elf_loader_patch")
+
+
+def _snapshot(directory):
+    return {p: (p.read_bytes(), os.stat(p).st_mtime_ns, os.stat(p).st_ino)
+            for p in sorted(directory.rglob("*"))}
+
+
+def test_elf_loader_patch_follows_absolute_links_inside_the_tree(store, tmp_path):
+    """The loader, lib and the blacklist are absolute links (as in trees
+    built from Debian packages) to paths the host has too, with other
+    contents: the fixup uses the sandbox's files and leaves the host's."""
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "ld.so").write_bytes(ELF + b"host's")
+    (host / "blacklist").write_text("bin\n")  # would skip every program
+    before = _snapshot(host)
+    inner = str(host)[1:]
+    store.put("demo", sandbox_archive("demo", {
+        f"{inner}/ld.so": ELF, f"{inner}/blacklist": "skip\n",
+        "usr/lib32/ld-linux.so.2": Link(f"{host}/ld.so"), "lib": Link("/usr/lib32"),
+        ".elf_patcher_blacklist": Link(f"{host}/blacklist"),
+        "bin/prog": ELF, "skip/prog": ELF,
+    }))
+    with get_sandbox("demo") as sb:
+        script = open(os.path.join(sb.path, "bin/prog")).read()
+        assert f"exec {sb.path}{host}/ld.so --library-path " \
+               f"{sb.path}/usr/lib32:{sb.path}/usr/lib " in script
+        assert open(os.path.join(sb.path, "bin/prog.old_elf_loader"), "rb").read() == ELF
+        assert open(os.path.join(sb.path, "skip/prog"), "rb").read() == ELF  # its blacklist
+        assert os.readlink(os.path.join(sb.path, "usr/lib32/ld-linux.so.2")) == f"{host}/ld.so"
+        assert sb.has_fixup("elf_loader_patch")
+    assert _snapshot(host) == before
+
+
+def test_elf_loader_patch_ignores_a_loader_only_the_host_has(store, tmp_path):
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "ld.so").write_bytes(ELF)
+    before = _snapshot(host)
+    store.put("demo", sandbox_archive("demo", {
+        "lib/ld-linux.so.2": Link(f"{host}/ld.so"), "bin/prog": ELF}))
+    with get_sandbox("demo") as sb:
+        assert open(os.path.join(sb.path, "bin/prog"), "rb").read() == ELF
+        assert not sb.has_fixup("elf_loader_patch")
+    assert _snapshot(host) == before
 
 
 def test_pristine_flavour_is_not_patched(store, sandbox_env):
