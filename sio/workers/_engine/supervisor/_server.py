@@ -514,7 +514,7 @@ class Run:
             try:
                 if stub:
                     program = sp.seccomp_program(self.filter_key)
-                    _send_to_stub(ctl, setup, program, fds)
+                    _wire.send_bytes(ctl, _pack_setup(setup, program), fds)
                 else:
                     _wire.send(ctl, setup, fds)
             except OSError:
@@ -1183,16 +1183,6 @@ def _pack_setup(setup: dict, program: bytes) -> bytes:
     parts += [_U32.pack(len(program)), program]
     body = b"".join(parts)
     return _U32.pack(len(body)) + body
-
-
-def _send_to_stub(ctl: _socket.socket, setup: dict, program: bytes, fds: list[int]) -> None:
-    payload = memoryview(_pack_setup(setup, program))
-    # The descriptors travel with the first bytes (as in _wire.send).
-    sent = ctl.sendmsg([payload], [(_wire.SOL_SOCKET, _wire.SCM_RIGHTS,
-                                    struct.pack(f"{len(fds)}i", *fds))])
-    payload = payload[sent:]
-    while payload:
-        payload = payload[ctl.send(payload):]
 
 
 def _rehearse(sp: Spawner) -> None:

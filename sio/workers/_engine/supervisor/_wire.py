@@ -25,7 +25,13 @@ SCM_RIGHTS = 1
 
 def send(sock: Any, value: Any, fds: list[int] | tuple[int, ...] = ()) -> None:
     data = marshal.dumps(value)
-    payload = memoryview(_HEADER.pack(len(data)) + data)
+    send_bytes(sock, _HEADER.pack(len(data)) + data, fds)
+
+
+def send_bytes(sock: Any, data: bytes, fds: list[int] | tuple[int, ...] = ()) -> None:
+    """Send ``data`` whole, with ``fds`` attached to its first bytes (also
+    for messages of another layout, such as the supervisor stub's)."""
+    payload = memoryview(data)
     if fds:
         # The descriptors travel with the first bytes; the rest follows.
         ancillary = [(SOL_SOCKET, SCM_RIGHTS, array.array("i", fds).tobytes())]
