@@ -51,6 +51,13 @@ that applies:
    the cause);
 6. otherwise :class:`InteractorError`.
 
+"Died of ``SIGPIPE``" includes exiting with status 128 + 13 (141) for the
+programs run by :class:`~sio.workers.executors.DetailedUnprotectedExecutor`
+(the interactor always, the solution under ``unsafe-interactive-exec``):
+the original ran them through a shell, which reports a signal that way,
+and oioioi's interactors ``return 128 + 13`` on purpose when the
+solution's pipe closes.
+
 Neither side can hang the job: the parent keeps no pipe end once the
 processes started, so a side that ends is seen at once by the other (end of
 file, or ``SIGPIPE``/``EPIPE`` on writing), and both sides have wall-clock

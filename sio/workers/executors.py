@@ -520,20 +520,46 @@ class DetailedUnprotectedExecutor(UnprotectedExecutor):
        rather than captured: then ``output_limit`` is also the largest file
        it may write, RLIMIT_FSIZE);
     4. ``OK`` ``ok`` on exit status 0;
-    5. ``RE`` ``program exited due to signal N`` (and ``exit_signal`` = N);
+    5. ``RE`` ``program exited due to signal N`` (and ``exit_signal`` = N)
+       when a signal N ended it, **or when it exited with status 128 + N**
+       (N > 0, see below);
     6. ``RE`` ``program exited with code N``.
+
+    An exit status above 128 reads as a signal, as the original read it:
+    it ran every program through a shell (``bash -c 'time ...'``), which
+    reports a child killed by signal N as status 128 + N, so a program that
+    exits with 141 was indistinguishable from one killed by ``SIGPIPE``.
+    Clients rely on it: oioioi's interactors ``return 128 + 13`` when the
+    solution's pipe closes, to be judged as if ``SIGPIPE`` killed them
+    (see :mod:`sio.executors.interactive_common`). ``return_code`` stays
+    the status (141). The supervised executors report what really happened
+    (:attr:`SHELL_STATUS_SIGNALS` is this executor's choice only).
 
     ``mem_used`` and ``num_syscalls`` are always 0 (not measured).
     """
 
     #: fraction of the time limit from which a run is TLE
     TLE_FRACTION: ClassVar[float] = 0.95
+    #: read an exit status 128 + N (N > 0) as signal N, as the original's
+    #: shell did (see the class docs)
+    SHELL_STATUS_SIGNALS: ClassVar[bool] = True
+
+    def _signal(self, outcome: Outcome) -> int | None:
+        """The signal the renv reports: the one that ended the program, or
+        N of an exit status 128 + N (with :attr:`SHELL_STATUS_SIGNALS`)."""
+        if outcome.signal is not None:
+            return outcome.signal
+        status = outcome.exit_code
+        if self.SHELL_STATUS_SIGNALS and status is not None and status > 128:
+            return status - 128
+        return None
 
     def _renv(self, request: ExecRequest, outcome: Outcome) -> dict[str, Any]:
         renv = super()._renv(request, outcome)
         renv.update(time_used=outcome.cpu_time_ms, mem_used=0, num_syscalls=0)
-        if outcome.signal is not None:
-            renv["exit_signal"] = outcome.signal
+        signal = self._signal(outcome)
+        if signal is not None:
+            renv["exit_signal"] = signal
         code, message = self._verdict(request, outcome)
         renv["result_code"] = code.value
         renv["result_string"] = message
@@ -559,8 +585,9 @@ class DetailedUnprotectedExecutor(UnprotectedExecutor):
             return ResultCode.OLE, "output limit exceeded"
         if outcome.exit_code == 0:
             return ResultCode.OK, "ok"
-        if outcome.signal is not None:
-            return ResultCode.RE, f"program exited due to signal {outcome.signal}"
+        signal = self._signal(outcome)
+        if signal is not None:
+            return ResultCode.RE, f"program exited due to signal {signal}"
         return ResultCode.RE, f"program exited with code {outcome.exit_code}"
 
 
