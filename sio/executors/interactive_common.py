@@ -205,7 +205,7 @@ def _decide(environ: Environ, solution: dict[str, Any], interactor: dict[str, An
             except CheckerError as e:
                 raise InteractorError(f"{e}; {_describe(environ, solution, interactor, lines)}"
                                       ) from e
-            return "OK", limit_result_string(comment), percentage
+            return "OK", limit_result_string(comment), list(percentage)
         return "WA", limit_result_string(comment), [0, 1]
     interactor_sigpipe = _signal(interactor) == signal.SIGPIPE
     if interactor.get("result_code") not in ("OK", "TLE") and not interactor_sigpipe:
