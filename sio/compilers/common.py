@@ -102,6 +102,10 @@ __all__ = [
     "DEFAULT_OUTPUT_LIMIT",
     "DEFAULT_FILE_SIZE_LIMIT",
     "SIZE_LIMIT_MESSAGE",
+    "original_sandbox_name",
+    "DEFAULT_COMPILER_TIME_LIMIT",
+    "DEFAULT_COMPILER_MEM_LIMIT",
+    "DEFAULT_COMPILER_OUTPUT_LIMIT",
 ]
 
 #: ``compilation_time_limit`` default, ms
@@ -115,6 +119,19 @@ DEFAULT_OUTPUT_LIMIT = 5120
 DEFAULT_FILE_SIZE_LIMIT = 64 * 1024 * 1024
 #: ``compiler_output`` of a result bigger than ``compilation_result_size_limit``
 SIZE_LIMIT_MESSAGE = "Compiled file size limit exceeded."
+
+#: The original's names of the three defaults above (ms, KiB, bytes).
+DEFAULT_COMPILER_TIME_LIMIT = DEFAULT_TIME_LIMIT
+DEFAULT_COMPILER_MEM_LIMIT = DEFAULT_MEM_LIMIT
+DEFAULT_COMPILER_OUTPUT_LIMIT = DEFAULT_OUTPUT_LIMIT
+
+
+def original_sandbox_name(sandbox: str | None) -> str | None:
+    """The sandbox of a compiler built the original's way,
+    ``SomeCompiler(sandbox)``: the original named the compiler's sandbox
+    ``compiler-<sandbox>`` (``gcc.4_8_2`` -> ``compiler-gcc.4_8_2``); no
+    name means the system toolchain."""
+    return f"compiler-{sandbox}" if sandbox else None
 
 #: The environment variable that names the compiler behind ``default-<ext>``
 #: (see :func:`default_compiler_name`).

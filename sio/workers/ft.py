@@ -127,6 +127,13 @@ _current: contextvars.ContextVar[Client | None] = contextvars.ContextVar(
 _clients_lock = threading.Lock()
 _clients: dict[Any, Client] = {}
 
+#: The original's public names of the two above: the lock that guards
+#: making clients and the clients made so far (keyed by URL here, by the
+#: URL's hash in the original). For code that inspected them; not a place
+#: to add clients (use :func:`init_instance`).
+lock = _clients_lock
+ft_clients = _clients
+
 
 def _normalize_url(url: str, what: str) -> str:
     from urllib.parse import urlsplit

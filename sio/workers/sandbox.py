@@ -1108,3 +1108,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# The original's module constants SANDBOXES_BASEDIR, SANDBOXES_URL and
+# CHECK_INTERVAL, which it read once at import. Here settings are read when
+# used, so these names give the current value of each setting when looked
+# up (PEP 562), from the same functions the sandboxes use.
+_LEGACY_SETTINGS: dict[str, Callable[[], Any]] = {
+    "SANDBOXES_BASEDIR": lambda: sandboxes_basedir(),
+    "SANDBOXES_URL": lambda: " ".join(sandboxes_urls()),
+    "CHECK_INTERVAL": lambda: check_interval_s(),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """``SANDBOXES_BASEDIR`` (str, absolute), ``SANDBOXES_URL`` (str, the
+    base URLs separated by spaces, empty for none) and ``CHECK_INTERVAL``
+    (int, seconds): the original's names of the settings
+    ``SIO_SANDBOXES_BASEDIR``, ``SIO_SANDBOXES_URL`` and
+    ``SIO_SANDBOXES_CHECK_INTERVAL``, read now."""
+    setting = _LEGACY_SETTINGS.get(name)
+    if setting is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return setting()
