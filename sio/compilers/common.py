@@ -103,6 +103,7 @@ __all__ = [
     "DEFAULT_FILE_SIZE_LIMIT",
     "SIZE_LIMIT_MESSAGE",
     "original_sandbox_name",
+    "OriginalStyleCompiler",
     "DEFAULT_COMPILER_TIME_LIMIT",
     "DEFAULT_COMPILER_MEM_LIMIT",
     "DEFAULT_COMPILER_OUTPUT_LIMIT",
@@ -626,6 +627,34 @@ class Compiler:
             return _EnteredCheck(self.name, sandbox, executor_class(sandbox))
         except Exception as e:
             raise SandboxUnavailable(self.name, sandbox, f"{type(e).__name__}: {e}") from e
+
+
+class OriginalStyleCompiler(Compiler):
+    """A compiler built the original's way, ``SomeCompiler(sandbox=None)``,
+    and configured by class (or instance) attributes, read when compiling:
+    ``lang``, ``compiler`` (the program), ``options``, ``output_file`` (the
+    result) and ``sandbox`` (the original's name, see
+    :func:`original_sandbox_name`; None: the system toolchain). The base of
+    the original's compiler classes (``CStyleCompiler``, ``FPCCompiler``),
+    mixed before a family class that says how to use them."""
+
+    lang: str = ""
+    #: the compiler program
+    compiler: str = ""
+    #: its options
+    options: list[str] = []
+    #: the result's file name in the compile directory
+    output_file: str = ""
+    #: the original's sandbox name (``gcc.4_8_2``); None: the system toolchain
+    sandbox: str | None = None
+
+    def __init__(self, sandbox: str | None = None) -> None:
+        cls = type(self)
+        super().__init__(cls.__name__, cls.lang, cls.compiler,
+                         sandbox=original_sandbox_name(sandbox or cls.sandbox))
+
+    def result_name(self, job: CompileJob) -> str:
+        return self.output_file
 
 
 class _EnteredCheck(BaseExecutor):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from sio.compilers.common import CompileJob, Compiler, original_sandbox_name
+from sio.compilers.common import CompileJob, Compiler, OriginalStyleCompiler
 from sio.workers.executors import BaseExecutor
 
 __all__ = ["FPC", "run", "FPCCompiler", "FLAGS"]
@@ -62,31 +62,19 @@ class FPC(Compiler):
 run = FPC("system-fpc", "pas", "fpc", flags=FLAGS)
 
 
-class FPCCompiler(FPC):
+class FPCCompiler(OriginalStyleCompiler, FPC):
     """The original's Free Pascal compiler class, configured by attributes
-    (read when compiling): ``options`` (default those of ``system-fpc``),
-    ``compiler`` (``fpc``), ``output_file`` (``a``) and ``sandbox`` (the
-    original's name, e.g. ``fpc.2_6_2`` for sandbox ``compiler-fpc.2_6_2``;
-    None: the system ``fpc``). ``FPCCompiler(sandbox=None).compile(environ)``
-    runs ``<compiler> a.pas <options> <extra args>``."""
+    (see :class:`~sio.compilers.common.OriginalStyleCompiler`): ``options``
+    (default those of ``system-fpc``), ``compiler`` (``fpc``),
+    ``output_file`` (``a``) and ``sandbox`` (e.g. ``fpc.2_6_2`` for sandbox
+    ``compiler-fpc.2_6_2``; None: the system ``fpc``).
+    ``FPCCompiler(sandbox=None).compile(environ)`` runs ``<compiler> a.pas
+    <options> <extra args>``."""
 
     lang = "pas"
-    #: the compiler program
-    compiler: str = "fpc"
-    #: its options
-    options: list[str] = list(FLAGS)
-    #: the result's file name
-    output_file: str = "a"
-    #: the original's sandbox name; None: the system toolchain
-    sandbox: str | None = None
-
-    def __init__(self, sandbox: str | None = None) -> None:
-        cls = type(self)
-        super().__init__(cls.__name__, cls.lang, cls.compiler,
-                         sandbox=original_sandbox_name(sandbox or cls.sandbox))
-
-    def result_name(self, job: CompileJob) -> str:
-        return self.output_file
+    compiler = "fpc"
+    options = list(FLAGS)
+    output_file = "a"
 
     def commands(self, job: CompileJob) -> list[list[str]]:
         return [[self.compiler, job.source, *map(str, self.options), *job.extra_args]]

@@ -23,7 +23,7 @@ sandbox ``compiler-gcc.12_2_0``) compiles with them.
 
 from __future__ import annotations
 
-from sio.compilers.common import CompileJob, Compiler, original_sandbox_name
+from sio.compilers.common import CompileJob, Compiler, OriginalStyleCompiler
 
 __all__ = ["GCC", "run_gcc", "run_gplusplus", "CStyleCompiler", "CCompiler", "CPPCompiler"]
 
@@ -47,9 +47,10 @@ run_gcc = GCC("system-gcc", "c", "gcc", flags=C_FLAGS, libs=LIBS)
 run_gplusplus = GCC("system-g++", "cpp", "g++", flags=CPP_FLAGS, libs=LIBS)
 
 
-class CStyleCompiler(GCC):
+class CStyleCompiler(OriginalStyleCompiler, GCC):
     """The original's base of gcc-like compilers, configured by class (or
-    instance) attributes instead of constructor data:
+    instance) attributes instead of constructor data (see
+    :class:`~sio.compilers.common.OriginalStyleCompiler`):
 
     ``lang``
         the source extension (``c``, ``cpp``);
@@ -79,22 +80,8 @@ class CStyleCompiler(GCC):
     """
 
     lang = "c"
-    #: the compiler program
-    compiler: str = "gcc"
-    #: its options
-    options: list[str] = []
-    #: the result's file name
-    output_file: str = "a.out"
-    #: the original's sandbox name (``gcc.4_8_2``), None: the system toolchain
-    sandbox: str | None = None
-
-    def __init__(self, sandbox: str | None = None) -> None:
-        cls = type(self)
-        super().__init__(cls.__name__, cls.lang, cls.compiler,
-                         sandbox=original_sandbox_name(sandbox or cls.sandbox))
-
-    def result_name(self, job: CompileJob) -> str:
-        return self.output_file
+    compiler = "gcc"
+    output_file = "a.out"
 
     def commands(self, job: CompileJob) -> list[list[str]]:
         options = [str(o) for o in self.options]

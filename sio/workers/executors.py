@@ -879,8 +879,6 @@ class PRootExecutor(CompoundSandboxExecutor):
     #: sandbox whose ``proot/proot`` is used when available
     TOOL_SANDBOX: ClassVar[str | None] = "proot-sandbox_amd64-v2.1"
     REAL_TIME_LIMIT_MULTIPLIER: ClassVar[int] = 3
-    #: the job directory inside the sandbox
-    GUEST_TMP: ClassVar[str] = "/tmp"
     #: the root sandbox (always one here)
     chroot: Sandbox
 
@@ -905,19 +903,6 @@ class PRootExecutor(CompoundSandboxExecutor):
 
     def __exit__(self, *exc_info: object) -> None:
         self._stacks.pop().close()
-
-    @property
-    def path(self) -> str:
-        """The sandbox directory on the host."""
-        return self.chroot.path
-
-    @property
-    def rpath(self) -> str:
-        """The sandbox directory as the program sees it: ``/``."""
-        return "/"
-
-    def rcwd(self, subpath: str = "") -> str:
-        return posixpath.join(self.GUEST_TMP, subpath) if subpath else self.GUEST_TMP
 
     def _find_proot(self, stack: Any) -> tuple[SandboxExecutor | None, str]:
         import shutil

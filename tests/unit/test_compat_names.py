@@ -7,10 +7,11 @@ tests/integration/test_compat_names.py."""
 from __future__ import annotations
 
 import importlib
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.unit.test_celery_config import OLD_DEFAULTS, config_module, loaded_conf  # noqa: F401
 
 #: (module, name, kind) of every public module-level name of the original.
 ORIGINAL_NAMES = [
@@ -399,44 +400,13 @@ def test_interactive_names():
 # --------------------------------------------------------------------------
 
 def test_default_config_uppercase_names_have_the_original_values():
-    from sio.celery import default_config as c
+    from sio.celery import default_config
 
-    assert c.CELERY_QUEUES == {"sioworkers": {"exchange": "sioworkers",
-                                              "binding_key": "sioworkers"}}
-    assert (c.CELERY_DEFAULT_QUEUE, c.CELERY_RESULT_BACKEND, c.CELERY_ACKS_LATE,
-            c.CELERY_SEND_EVENTS) == ("sioworkers", "amqp", True, True)
-    assert c.CELERY_IMPORTS == ["sio.celery.job"]
-    assert c.CELERY_ROUTES == {"sio.celery.job.sioworkers_job": {"queue": "sioworkers"}}
-
-
-@pytest.fixture
-def config_module(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
-    made = []
-
-    def make(source: str) -> None:
-        name = f"sio_test_compat_celeryconfig_{len(made)}"
-        (tmp_path / f"{name}.py").write_text(source)
-        made.append(name)
-        monkeypatch.setenv("CELERY_CONFIG_MODULE", name)
-
-    yield make
-    for name in made:
-        sys.modules.pop(name, None)
-
-
-def loaded_conf():
-    import warnings
-
-    from sio.celery.app import SioCelery
-
-    app = SioCelery("t", set_as_current=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        conf = app.conf
-        conf.broker_url  # noqa: B018 - forces the whole load
-    return conf
+    original: dict = {}
+    exec(OLD_DEFAULTS, original)  # the original's default_config, as data
+    for name in [n for n in original if n.isupper()]:
+        assert getattr(default_config, name) == original[name], name
+        assert name in default_config.__all__  # star-imported by old files
 
 
 def test_old_config_files_extend_the_uppercase_defaults(config_module):
