@@ -1,0 +1,81 @@
+/*
+ * The canonical form of one chunk of output, for sio/executors/_compare.py.
+ *
+ * Built as a shared library with the system C compiler on first use (see
+ * _compare.py) and called through ctypes. It does in one pass what the pure
+ * Python fallback does in several (translate, replace until no double
+ * space is left, replace " \n", replace "\n "): every run of whitespace
+ * becomes one space, whitespace before a newline goes, and with STRIP
+ * whitespace at the start of a line goes too. A space that ends the chunk
+ * is held back (PENDING): whether it shows depends on what the next chunk
+ * starts with.
+ */
+#include <stddef.h>
+
+/* Byte classes of the table the caller passes (256 entries). */
+#define WORD 0
+#define SPACE 1
+#define NEWLINE 2
+
+/* Bits of *state, kept by the caller between chunks. */
+#define PENDING 1    /* a space was held back at the end of the last chunk */
+#define LINE_START 2 /* the last byte emitted was '\n', or none was */
+#define STRIP 4      /* whitespace at the start of a line goes */
+
+/*
+ * Write the canonical form of in[0..n) to out (room for n + 1 bytes: the
+ * held-back space of the previous chunk may come first) and return its
+ * length; update *state and add the number of newlines to *newlines.
+ * cls[c] is the class of byte c, tr[c] the byte it stands for (a space for
+ * every separator).
+ *
+ * Every byte is stored, and the output pointer advances or not: whether it
+ * does depends only on the classes of this byte and of the one before,
+ * looked up in a table, so that the loop has no branch that text makes
+ * hard to predict (a mispredicted branch per word costs more than all the
+ * rest). A space is written when its run starts, and taken back when a
+ * newline (a branch, but one per line) or the end of the chunk follows.
+ */
+size_t sio_canonical(const unsigned char *restrict in, size_t n, unsigned char *restrict out,
+                     const unsigned char *restrict cls, const unsigned char *restrict tr,
+                     int *state, size_t *newlines)
+{
+    unsigned char *o = out;
+    int st = *state;
+    /* advance[(class of the byte before << 2) | class of this byte] */
+    const unsigned char advance[12] = {
+        /* after a word */     1, 1, 1, 0,
+        /* after a space */    1, 0, 1, 0,
+        /* after a newline */  1, (st & STRIP) ? 0 : 1, 1, 0,
+    };
+    size_t lines = 0;
+    unsigned prev = NEWLINE;
+    if (st & PENDING) {
+        *o++ = ' ';
+        prev = SPACE;
+    } else if (!(st & LINE_START)) {
+        prev = WORD;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = in[i];
+        unsigned k = cls[c];
+        if (k == NEWLINE) {
+            lines++;
+            if (o > out && o[-1] == ' ')
+                o--;  /* whitespace before a newline goes */
+        }
+        *o = tr[c];
+        o += advance[(prev << 2) | k];
+        prev = k;
+    }
+    st &= STRIP;
+    if (o > out && o[-1] == ' ') {
+        o--;
+        st |= PENDING;
+    }
+    if (o > out ? o[-1] == '\n' : (*state & LINE_START) != 0)
+        st |= LINE_START;
+    *state = st;
+    *newlines += lines;
+    return (size_t)(o - out);
+}
