@@ -55,7 +55,6 @@ and host-side code that reads a sandbox's files resolves its paths with
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import errno
 import fcntl
@@ -74,6 +73,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
+from sio.workers._cli import result_only_stdout
 from sio.workers.errors import SioWorkersError, UsageError
 from sio.workers.util import rmtree
 
@@ -1092,7 +1092,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sandbox = get_sandbox(name, flavor)
             # Standard output is for the paths only (the filetracker client
             # prints protocol notes there).
-            with contextlib.redirect_stdout(sys.stderr):
+            with result_only_stdout():
                 path = sandbox.prepare(refresh=True, progress=_Progress(name))
             print(path, flush=True)
     except UsageError as e:
