@@ -14,10 +14,12 @@ pass of a small C function (``_compare.c``, built with the system C compiler
 on first use like the engine's helpers, :mod:`sio.workers._engine.build`,
 and called through :mod:`ctypes`); without a C compiler the same form comes
 from a few C-level passes of ``bytes`` methods (``translate``, ``replace``),
-about six times slower on outputs whose whitespace differs from the hint's.
-Comparing canonical chunks is ``startswith`` (a ``memcmp``), nothing is split
-into Python objects per token, and memory use is a few chunks whatever the
-file size.
+several times slower on outputs whose whitespace differs from the hint's.
+A chunk that is in canonical form already (most hints: one space between
+words, no trailing whitespace) is recognised by a vectorized check and used
+as it is, without a copy. Comparing canonical chunks is ``startswith`` (a
+``memcmp``), nothing is split into Python objects per token, and memory use
+is a few chunks whatever the file size.
 
 Canonical form, "oicompare" mode (separators space, TAB, VT, CR, NUL):
 words separated by exactly one space, ``\\n`` kept, no space at the start of
@@ -61,6 +63,8 @@ _SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_compare.c")
 
 # Bits of the state sio_canonical() keeps between chunks (see _compare.c).
 _PENDING, _LINE_START, _STRIP = 1, 2, 4
+# What sio_canonical() returns for a chunk that is its own canonical form.
+_UNCHANGED = (1 << (8 * ctypes.sizeof(ctypes.c_size_t))) - 1
 
 _CanonicalFn = Callable[..., int]
 
@@ -87,7 +91,8 @@ def _load_native() -> _CanonicalFn | None:
 
     fallback = "outputs will be compared in pure Python (slower)"
     path = build.find_or_build("compare", _SOURCE,
-                               (["-O2", "-shared", "-fPIC"],), fallback)
+                               (["-O3", "-shared", "-fPIC"], ["-O2", "-shared", "-fPIC"]),
+                               fallback)
     if path is None:
         return None
     try:
@@ -244,6 +249,8 @@ class _Canonical:
         state = self._state.value
         self._pending = bool(state & _PENDING)
         self._line_start = bool(state & _LINE_START)
+        if n == _UNCHANGED:
+            return raw
         with memoryview(self._out) as view:
             return view[:n].tobytes()
 

@@ -409,3 +409,23 @@ def test_without_a_c_compiler_the_comparators_fall_back_to_python(tmp_path, monk
     assert "compared in pure Python" in caplog.text
     assert msg(b"1 2\n3\n", b"1  2\r\n4\n") == 'WRONG: line 2: expected "3", got "4"'
     assert diff_b_equal(io.BytesIO(b"1 2\n"), io.BytesIO(b"1\t2  \n"))
+
+
+def test_whitespace_changes_are_seen_at_every_offset(comparator_impl):
+    # The C helper passes chunks that are already in canonical form through
+    # untouched, checking them in blocks (of 255 and 4096 bytes): a change
+    # on either side of a block edge must still be seen as one.
+    hint = b"".join(b"%d %d\n" % (i, i * 7) for i in range(1200))
+    assert len(hint) > 2 * 4096 + 2
+    spaces = [i for i, c in enumerate(hint) if c == 0x20]
+    for edge in (255, 510, 4095, 4096, 8192):
+        k = min(spaces, key=lambda i: abs(i - edge))
+        for sep in (b"  ", b"\t", b"\r", b"\x00", b" \n"[:1] + b" "):
+            out = hint[:k] + sep + hint[k + 1:]
+            assert cmp(hint, out).ok, (edge, sep)
+        # a newline with a space before it, a space after it
+        j = hint.index(b"\n", edge)
+        assert cmp(hint, hint[:j] + b" \n " + hint[j + 1:]).ok
+        assert diff_b_equal(io.BytesIO(hint), io.BytesIO(hint[:j] + b" \r\n" + hint[j + 1:]))
+        assert not diff_b_equal(io.BytesIO(hint), io.BytesIO(hint[:j] + b"\n " + hint[j + 1:]))
+        assert diff_b_equal(io.BytesIO(hint), io.BytesIO(hint[:k] + b"\t\f" + hint[k + 1:]))
