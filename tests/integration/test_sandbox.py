@@ -421,5 +421,7 @@ def test_cli_installs_from_filetracker(ft_sandboxes):
     ft_sandboxes.put(named(name, "v1"), T0)
     p = get_sandbox_cli(name)
     assert p.returncode == 0, p.stderr
+    # Only the path: what the filetracker client prints goes to stderr.
+    assert len(p.stdout.splitlines()) == 1, p.stdout
     assert open(os.path.join(p.stdout.strip(), "VERSION")).read() == "v1"
     assert f"Filetracker /sandboxes/{name}.tar.gz" in get_sandbox_cli("--list").stdout
