@@ -44,7 +44,7 @@ def comparator_impl(request, monkeypatch):
     from sio.executors import _compare
 
     if request.param == "native":
-        if _compare.native_canonical() is None:
+        if _compare.native_helper() is None:
             from tests.support import missing
 
             missing("a C compiler to build the comparators' helper (sio/executors/_compare.c)")

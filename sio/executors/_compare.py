@@ -66,17 +66,25 @@ _PENDING, _LINE_START, _STRIP = 1, 2, 4
 # What sio_canonical() returns for a chunk that is its own canonical form.
 _UNCHANGED = (1 << (8 * ctypes.sizeof(ctypes.c_size_t))) - 1
 
-_CanonicalFn = Callable[..., int]
+
+@dataclass(frozen=True)
+class NativeHelper:
+    """The functions of ``_compare.c``."""
+
+    #: ``sio_canonical(in, n, out, classes, translation, &state, &newlines)``
+    canonical: Callable[..., int]
+    #: ``sio_count_newlines(in, n)``
+    count_newlines: Callable[[bytes, int], int]
+
 
 _native_lock = threading.Lock()
-_native: list[_CanonicalFn | None] = []  # [the C function or None] once looked for
+_native: list[NativeHelper | None] = []  # [the helper or None] once looked for
 
 
-def native_canonical() -> _CanonicalFn | None:
-    """The C function ``sio_canonical``, built and loaded on first use;
-    ``None`` when it cannot be (no C compiler, a cache directory where
-    nothing may be executed, ...: logged once), and then the comparators
-    use the pure-Python canonical form."""
+def native_helper() -> NativeHelper | None:
+    """The C helper, built and loaded on first use; ``None`` when it cannot
+    be (no C compiler, a cache directory where nothing may be executed,
+    ...: logged once), and then the comparators do the same in Python."""
     if not _native:
         with _native_lock:
             if not _native:
@@ -84,7 +92,7 @@ def native_canonical() -> _CanonicalFn | None:
     return _native[0]
 
 
-def _load_native() -> _CanonicalFn | None:
+def _load_native() -> NativeHelper | None:
     # The engine's builder: one cache, one compiler setting (CC), the same
     # care about concurrent builds and stale binaries.
     from sio.workers._engine import build
@@ -96,15 +104,18 @@ def _load_native() -> _CanonicalFn | None:
     if path is None:
         return None
     try:
-        fn = ctypes.CDLL(path).sio_canonical
+        library = ctypes.CDLL(path)
+        canonical, count = library.sio_canonical, library.sio_count_newlines
     except (OSError, AttributeError) as e:
         logger.warning("Cannot load %s (%s): %s.", path, e, fallback)
         return None
-    fn.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_char_p,
-                   ctypes.c_char_p, ctypes.POINTER(ctypes.c_int),
-                   ctypes.POINTER(ctypes.c_size_t)]
-    fn.restype = ctypes.c_size_t
-    return fn
+    canonical.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_char_p,
+                          ctypes.c_char_p, ctypes.POINTER(ctypes.c_int),
+                          ctypes.POINTER(ctypes.c_size_t)]
+    canonical.restype = ctypes.c_size_t
+    count.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+    count.restype = ctypes.c_size_t
+    return NativeHelper(canonical, count)
 
 
 def _class_table(separators: bytes) -> bytes:
@@ -137,7 +148,7 @@ class _Canonical:
         self._done = False
         self._pushed = b""
         self._spaces = b" " + separators
-        self._native = native_canonical()
+        self._native = native_helper()
         self._classes = _class_table(separators)
         self._out = bytearray()
         self._out_c: ctypes.Array[ctypes.c_char] | None = None
@@ -177,7 +188,8 @@ class _Canonical:
         if not raw:
             return
         if self._count_lines:
-            self.newlines += raw.count(b"\n")
+            self.newlines += (raw.count(b"\n") if self._native is None
+                              else self._native.count_newlines(raw, len(raw)))
         self._last_raw = raw[-1:]
         ends_in_space = raw[-1] in self._spaces
         # Only the end of the chunk matters; look at all of it only when its
@@ -243,7 +255,7 @@ class _Canonical:
                              | (_LINE_START if self._line_start else 0)
                              | (_STRIP if self._strip_line_start else 0))
         self._newlines.value = 0
-        n = self._native(raw, len(raw), self._out_c, self._classes, self._table,
+        n = self._native.canonical(raw, len(raw), self._out_c, self._classes, self._table,
                          ctypes.byref(self._state), ctypes.byref(self._newlines))
         self.newlines += self._newlines.value
         state = self._state.value

@@ -405,7 +405,7 @@ def test_without_a_c_compiler_the_comparators_fall_back_to_python(tmp_path, monk
     monkeypatch.setenv("SIO_ENGINE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
     monkeypatch.setattr(_compare, "_native", [])
-    assert _compare.native_canonical() is None
+    assert _compare.native_helper() is None
     assert "compared in pure Python" in caplog.text
     assert msg(b"1 2\n3\n", b"1  2\r\n4\n") == 'WRONG: line 2: expected "3", got "4"'
     assert diff_b_equal(io.BytesIO(b"1 2\n"), io.BytesIO(b"1\t2  \n"))
