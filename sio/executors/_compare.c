@@ -95,9 +95,10 @@ size_t sio_canonical(const unsigned char *restrict in, size_t n, unsigned char *
     unsigned char *o = out;
     int st = *state;
     /* The two tables the comparators use: NUL is a separator for
-     * oicompare, FF for diff -b. */
+     * oicompare, FF for diff -b; the check knows no other table. */
     unsigned char other_space = cls[0] == SPACE ? 0 : '\f';
-    if (cls[other_space] == SPACE && already_canonical(in, n, st, other_space, newlines)) {
+    int known = cls[other_space] == SPACE && cls[other_space ? 0 : '\f'] == WORD;
+    if (known && already_canonical(in, n, st, other_space, newlines)) {
         if (n > 0)
             *state = (st & STRIP) | (in[n - 1] == '\n' ? LINE_START : 0);
         return (size_t)-1;
