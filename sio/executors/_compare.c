@@ -30,8 +30,8 @@
  * table lookups or early exits inside a block, so that the compiler
  * vectorizes it: several bytes per cycle, against about two cycles per
  * byte for the rewriting loop. A failed check costs one block at most.
- * other_space is the separator that is not whitespace in C (NUL for
- * oicompare) or FF for diff -b; TAB, VT and CR are separators in both.
+ * other_space is the separator besides space, TAB, VT and CR: NUL for
+ * oicompare, FF for diff -b.
  */
 #define BLOCK 4096
 
@@ -144,8 +144,8 @@ size_t sio_canonical(const unsigned char *restrict in, size_t n, unsigned char *
 /*
  * The number of newlines in in[0..n): for stretches of output equal byte
  * for byte in both files, whose lines are only counted. Vectorized (byte
- * counters, emptied every 255 bytes): about four times what a byte loop
- * such as bytes.count does.
+ * counters, emptied every 255 bytes): several times faster than a byte
+ * loop such as bytes.count.
  */
 size_t sio_count_newlines(const unsigned char *restrict in, size_t n)
 {
