@@ -1,0 +1,325 @@
+"""Multi-process mechanism (private): resource groups with joint limits, PID
+namespaces, private mount namespaces, and the ``nsexec`` helper that puts one
+process into them.
+
+Used by :mod:`sio.workflows` (SIO3 execution tasks). The rest of the engine
+does not depend on this module; it knows nothing of environs or workflows.
+
+* :class:`ResourceGroup` is one cgroup (v1: ``memory``, ``pids``,
+  ``cpuacct``, ``cpu`` controllers) per group of processes whose limits apply
+  **jointly**: memory (``memory.limit_in_bytes``, swap through
+  ``memory.memsw``), number of tasks (``pids.max``), and CPU time summed over
+  the group (``cpuacct.usage``, enforced by :meth:`ResourceGroup.check`
+  called by the caller's watchdog), CPU bandwidth (``cpu`` controller,
+  ``cpu.cfs_quota_us``).
+  We are root, so cgroups are created directly under each controller's
+  mount; they are removed in :meth:`ResourceGroup.close`.
+* :class:`PidNamespace` holds a PID namespace open: a tiny init (``nsexec
+  -H``) is its PID 1 and reaps orphans, so that a process that ends does not
+  take the namespace (and processes started after it) down with it.
+* :func:`nsexec_argv` builds the argv that starts one program through
+  ``nsexec`` (``nsexec.c`` beside this file, built once per machine like
+  ``limitexec``): joins cgroups and a PID namespace, creates a mount
+  namespace with a read-only tmpfs root and the given bind mounts and
+  tmpfses, new network/IPC/UTS namespaces, drops to an unprivileged uid,
+  sets ``no_new_privs``, places descriptors at the wanted numbers.
+
+Settings: ``SIO_CGROUP_ROOT`` (default ``/sys/fs/cgroup``) where the v1
+controllers are mounted.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sio.workers._engine import build
+
+__all__ = ["GroupLimits", "ResourceGroup", "PidNamespace", "Mount", "nsexec_path",
+           "nsexec_argv", "mount_tmpfs", "unmount", "GroupUnavailable"]
+
+_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nsexec.c")
+_lock = threading.Lock()
+_helper: list[str | None] = []
+
+#: How often (seconds) the CPU time of a group with a time limit is checked.
+CPU_CHECK_INTERVAL_S = 0.025
+
+
+class GroupUnavailable(RuntimeError):
+    """This machine cannot give joint limits or namespaces (no cgroup v1
+    controllers, not root, no C compiler for ``nsexec``); the message says
+    what is missing."""
+
+
+def nsexec_path() -> str:
+    """Path of the compiled ``nsexec`` helper (built on first use).
+
+    :raises GroupUnavailable: when it cannot be built.
+    """
+    if not _helper:
+        with _lock:
+            if not _helper:
+                _helper.append(build.find_or_build(
+                    "nsexec", _SOURCE, (["-O2", "-static"], ["-O2"]),
+                    "multi-process tasks cannot run"))
+    if _helper[0] is None:
+        raise GroupUnavailable("the nsexec helper cannot be built (is a C compiler installed?)")
+    return _helper[0]
+
+
+def _cgroup_root() -> str:
+    return os.environ.get("SIO_CGROUP_ROOT", "/sys/fs/cgroup")
+
+
+@dataclass(frozen=True)
+class GroupLimits:
+    """Joint limits of a resource group; ``None`` = no limit."""
+
+    cpu_time_ms: int | None = None
+    memory_bytes: int | None = None
+    #: memory + swap; ``None`` or equal to ``memory_bytes`` means no swap
+    memory_swap_bytes: int | None = None
+    #: processes and threads alive at once
+    pids: int | None = None
+    #: CPU bandwidth in % of one CPU (CFS quota), e.g. 50.0 = half a CPU
+    cpu_percent: float | None = None
+
+
+class ResourceGroup:
+    """One cgroup per controller (memory, pids, cpuacct) for a set of
+    processes. Processes join it through ``nsexec -C`` (see
+    :attr:`directories`)."""
+
+    CONTROLLERS = ("memory", "pids", "cpuacct", "cpu")
+
+    def __init__(self, limits: GroupLimits) -> None:
+        self.limits = limits
+        self.name = f"sioworkers-{uuid.uuid4().hex[:16]}"
+        #: why the group was killed by us: "time", "memory", "pids", or an
+        #: outside reason given to :meth:`kill`
+        self.killed: str | None = None
+        root = _cgroup_root()
+        self.directories: list[str] = []
+        try:
+            for controller in self.CONTROLLERS:
+                base = os.path.join(root, controller)
+                if not os.path.isdir(base):
+                    raise GroupUnavailable(f"cgroup v1 controller {controller!r} is not mounted "
+                                           f"at {base}")
+                path = os.path.join(base, self.name)
+                os.mkdir(path)
+                self.directories.append(path)
+            self._memory, self._pids, self._cpu, self._cfs = self.directories
+            if limits.cpu_percent is not None:
+                self._write(self._cfs, "cpu.cfs_period_us", 100000)
+                self._write(self._cfs, "cpu.cfs_quota_us",
+                            max(1000, int(limits.cpu_percent * 1000)))
+            if limits.memory_bytes is not None:
+                self._write(self._memory, "memory.limit_in_bytes", limits.memory_bytes)
+                swap = limits.memory_swap_bytes
+                if swap is None or swap < limits.memory_bytes:
+                    swap = limits.memory_bytes
+                # Not every kernel accounts swap: then there is none to limit.
+                try:
+                    self._write(self._memory, "memory.memsw.limit_in_bytes", swap)
+                except OSError:
+                    pass
+            if limits.pids is not None:
+                self._write(self._pids, "pids.max", limits.pids)
+        except OSError as e:
+            self.close()
+            raise GroupUnavailable(f"cannot create cgroup {self.name}: {e}") from e
+        except BaseException:
+            self.close()
+            raise
+
+    @staticmethod
+    def _write(directory: str, name: str, value: object) -> None:
+        with open(os.path.join(directory, name), "w") as f:
+            f.write(str(value))
+
+    @staticmethod
+    def _read(directory: str, name: str) -> str:
+        try:
+            with open(os.path.join(directory, name)) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def cpu_time_ms(self) -> int:
+        """CPU time (user + system) used by the group so far."""
+        value = self._read(self._cpu, "cpuacct.usage").strip()
+        return int(value) // 1_000_000 if value else 0
+
+    def memory_peak_bytes(self) -> int:
+        value = self._read(self._memory, "memory.max_usage_in_bytes").strip()
+        return int(value) if value else 0
+
+    def oom_killed(self) -> bool:
+        """The kernel's OOM killer acted inside the group (it went over the
+        memory limit)."""
+        for line in self._read(self._memory, "memory.oom_control").splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill" and value.strip() not in ("", "0"):
+                return True
+        return False
+
+    def memory_limit_hit(self) -> bool:
+        if self.limits.memory_bytes is None:
+            return False
+        failcnt = self._read(self._memory, "memory.failcnt").strip()
+        return self.oom_killed() or (failcnt not in ("", "0")
+                                     and self.memory_peak_bytes() >= self.limits.memory_bytes)
+
+    def pids_limit_hit(self) -> bool:
+        events = self._read(self._pids, "pids.events").split()
+        return len(events) == 2 and events[1] != "0"
+
+    def pids(self) -> list[int]:
+        found: set[int] = set()
+        for directory in self.directories:
+            for line in self._read(directory, "cgroup.procs").split():
+                found.add(int(line))
+        return sorted(found)
+
+    def kill(self, reason: str | None = None) -> None:
+        """SIGKILL every process of the group (repeated until none is left
+        or a short while passed: a process may be forking meanwhile)."""
+        if reason is not None and self.killed is None:
+            self.killed = reason
+        for _ in range(50):
+            pids = self.pids()
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.002)
+
+    def check(self) -> bool:
+        """Enforce the CPU time limit once; True when the group was killed."""
+        limit = self.limits.cpu_time_ms
+        if limit is not None and self.killed is None and self.cpu_time_ms() >= limit:
+            self.kill("time")
+            return True
+        return False
+
+    def close(self) -> None:
+        """Kill what is left and remove the cgroups."""
+        if self.directories:
+            self.kill()
+        for directory in reversed(self.directories):
+            for _ in range(100):
+                try:
+                    os.rmdir(directory)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:  # EBUSY: a killed process not yet gone
+                    time.sleep(0.005)
+        self.directories = []
+
+
+class PidNamespace:
+    """A PID namespace kept alive by a reaper init; processes join it with
+    ``nsexec -P`` :attr:`path`. :meth:`close` kills the init, and with it
+    every process of the namespace."""
+
+    def __init__(self) -> None:
+        self._holder = subprocess.Popen([nsexec_path(), "-H"], stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        close_fds=True)
+        assert self._holder.stdout is not None
+        line = self._holder.stdout.readline()
+        try:
+            self.init_pid = int(line)
+        except ValueError:
+            err = self._holder.stderr.read().decode(errors="replace") \
+                if self._holder.stderr else ""
+            self._holder.wait()
+            raise GroupUnavailable(f"cannot create a PID namespace: {err.strip()}") from None
+        self.path = f"/proc/{self.init_pid}/ns/pid"
+
+    def close(self) -> None:
+        try:
+            os.kill(self.init_pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self._holder.wait()
+        for stream in (self._holder.stdout, self._holder.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One mount of a private mount namespace: a bind mount of ``source``
+    (a host file or directory), or a fresh tmpfs when ``source`` is None."""
+
+    target: str
+    source: str | None
+    writable: bool = False
+    #: tmpfs size (0 = the kernel's default)
+    tmpfs_bytes: int = 0
+
+
+def nsexec_argv(argv: Sequence[str], *, cgroups: Sequence[str] = (), pid_namespace: str | None,
+                root_dir: str | None, mounts: Sequence[Mount] = (), cwd: str = "/",
+                user: tuple[int, int] | None = None, fds: dict[int, int] | None = None,
+                isolate_network: bool = True) -> list[str]:
+    """The argv that runs ``argv`` through ``nsexec`` (see its header for
+    the options). ``root_dir`` is an empty host directory on which the new
+    root is mounted (None: no mount namespace); ``fds`` maps the caller's
+    descriptors (passed to the child) to the numbers the program sees."""
+    args = [nsexec_path()]
+    for directory in cgroups:
+        args += ["-C", directory]
+    if pid_namespace is not None:
+        args += ["-P", pid_namespace]
+    if isolate_network:
+        args.append("-N")
+    if root_dir is not None:
+        args += ["-R", root_dir]
+        for m in mounts:
+            if ":" in m.target or (m.source is not None and ":" in m.source):
+                raise ValueError(f"mount paths cannot contain ':': {m.target!r}")
+            if m.source is None:
+                args += ["-T", f"{m.target}:{m.tmpfs_bytes}"]
+            else:
+                args += ["-B", f"{m.source}:{m.target}:{'w' if m.writable else 'r'}"]
+    args += ["-D", cwd]
+    if user is not None:
+        args += ["-U", f"{user[0]}:{user[1]}"]
+    for src, dst in (fds or {}).items():
+        args += ["-F", f"{src}:{dst}"]
+    return [*args, "--", *argv]
+
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def mount_tmpfs(path: str, size_bytes: int) -> None:
+    """Mount a tmpfs of ``size_bytes`` (0 = kernel default) on ``path`` in
+    this (the worker's) mount namespace, so that every process of a task
+    shares it; :func:`unmount` it when the task ends."""
+    opts = f"size={size_bytes},mode=1777" if size_bytes else "mode=1777"
+    if _libc.mount(b"none", os.fsencode(path), b"tmpfs", 0, opts.encode()) != 0:
+        err = ctypes.get_errno()
+        raise GroupUnavailable(f"cannot mount a tmpfs on {path}: {os.strerror(err)}")
+
+
+def unmount(path: str) -> None:
+    # MNT_DETACH: a process still holding a file there must not keep the
+    # mount (and our clean-up) hanging.
+    _libc.umount2(os.fsencode(path), 2)
