@@ -260,7 +260,7 @@ class _Task:
             self.groups.append(ResourceGroup(GroupLimits(
                 cpu_time_ms=g.time_limit or None, memory_bytes=g.memory_limit or None,
                 memory_swap_bytes=swap or None, pids=pids,
-                cpu_percent=g.cpu_usage_limit if g.cpu_usage_limit < 100 * os.cpu_count()
+                cpu_percent=g.cpu_usage_limit if g.cpu_usage_limit < 100 * (os.cpu_count() or 1)
                 else None)))
         for p in t.processes:
             if p.pid_namespace not in self.pidns:
@@ -447,6 +447,23 @@ class _Task:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def _export(t: _Task, exports: dict[str, str]) -> set[str]:
+    out = set()
+    for ns in t.task.mount_namespaces:
+        for mp in ns.mountpoints:
+            prefix = exports.get(mp.target)
+            if prefix is None or t.task.filesystems[mp.source].type != "empty":
+                continue
+            base = t.fs_host[mp.source]
+            for name in sorted(os.listdir(base)):
+                src = os.path.join(base, name)
+                if os.path.isfile(src) and not os.path.islink(src):
+                    handle = prefix + name
+                    shutil.copyfile(src, t.object_path(handle))
+                    out.add(handle)
+    return out
+
+
 class _SetupError(Exception):
     """A process (or the task) cannot be set up: a system error of the task."""
 
@@ -554,10 +571,14 @@ class _Exclusive:
             os.close(self.fd)
 
 
-def run_execution(task: ExecutionTask, object_path: Callable[[str], str],
-                  workdir: str) -> tuple[dict[str, Any], set[str]]:
+def run_execution(task: ExecutionTask, object_path: Callable[[str], str], workdir: str,
+                  exports: dict[str, str] | None = None) -> tuple[dict[str, Any], set[str]]:
     """Run one execution task; returns its report and the handles of the
-    objects it produced."""
+    objects it produced.
+
+    :param exports: mount target → handle prefix: each regular file left in
+        that writable ``empty`` mount becomes object ``<prefix><file name>``.
+    """
     conf = settings()
     t = _Task(task, object_path, workdir, conf)
     produced: set[str] = set()
@@ -592,6 +613,8 @@ def run_execution(task: ExecutionTask, object_path: Callable[[str], str],
     wall_ms = int((time.monotonic() - start) * 1000)
     try:
         report = _report(t, wall_ms, error)
+        if exports and error is None:
+            produced |= _export(t, exports)
     finally:
         t.close()
     for p in task.processes:

@@ -209,7 +209,7 @@ class _At:
             raise self.fail(key, "missing")
         return self.data[key]
 
-    def int(self, key: str, default: int | None = None, minimum: int | None = 0) -> int:
+    def get_int(self, key: str, default: int | None = None, minimum: int | None = 0) -> int:
         if default is not None and not self.has(key):
             return default
         value = self.raw(key)
@@ -229,7 +229,7 @@ class _At:
             raise self.fail(key, f"expected a number, got {value!r}")
         return float(value)
 
-    def str(self, key: str, default: str | None = None) -> str:
+    def get_str(self, key: str, default: str | None = None) -> str:
         if default is not None and not self.has(key):
             return default
         value = self.raw(key)
@@ -237,7 +237,7 @@ class _At:
             raise self.fail(key, f"expected a string, got {value!r}")
         return value
 
-    def bool(self, key: str, default: bool | None = None) -> bool:
+    def get_bool(self, key: str, default: bool | None = None) -> bool:
         if default is not None and not self.has(key):
             return default
         value = self.raw(key)
@@ -245,7 +245,7 @@ class _At:
             raise self.fail(key, f"expected true or false, got {value!r}")
         return value
 
-    def list(self, key: str, default: list[Any] | None = None) -> list[Any]:
+    def get_list(self, key: str, default: list[Any] | None = None) -> list[Any]:
         if default is not None and not self.has(key):
             return default
         value = self.raw(key)
@@ -254,7 +254,7 @@ class _At:
         return value
 
     def ints(self, key: str, default: list[Any] | None = None) -> tuple[int, ...]:
-        items = self.list(key, default)
+        items = self.get_list(key, default)
         out = []
         for i, v in enumerate(items):
             if isinstance(v, bool) or not isinstance(v, (int, float)) \
@@ -264,7 +264,7 @@ class _At:
         return tuple(out)
 
     def strs(self, key: str, default: list[Any] | None = None) -> tuple[str, ...]:
-        items = self.list(key, default)
+        items = self.get_list(key, default)
         for i, v in enumerate(items):
             if not isinstance(v, str):
                 raise self.fail(key, f"item {i} must be a string, got {v!r}")
@@ -272,95 +272,97 @@ class _At:
 
 
 def _index(at: _At, key: str, count: int, what: str) -> int:
-    value = at.int(key)
+    value = at.get_int(key)
     if value >= count:
         raise at.fail(key, f"{what} {value} does not exist (there are {count})")
     return value
 
 
 def _stream(at: _At, task: _At, n_fs: int, n_pipes: int) -> Stream:
-    kind = at.str("type")
+    kind = at.get_str("type")
     if kind == "file":
-        mode = at.str("mode")
+        mode = at.get_str("mode")
         if mode not in FILE_MODES:
             raise at.fail("mode", f"unknown mode {mode!r} (one of {', '.join(FILE_MODES)})")
-        path = at.str("path")
+        path = at.get_str("path")
         return Stream("file", filesystem=_index(at, "filesystem", n_fs, "filesystem"),
                       path=path, mode=mode)
     if kind == "null":
         return Stream("null")
     if kind in ("object_read", "object_write"):
-        handle = at.str("handle")
+        handle = at.get_str("handle")
         if not handle:
             raise at.fail("handle", "must not be empty")
-        return Stream(kind, handle=handle)
+        return Stream("object_read" if kind == "object_read" else "object_write",
+                      handle=handle)
     if kind in ("pipe_read", "pipe_write"):
-        return Stream(kind, pipe=_index(at, "pipe", n_pipes, "pipe"))
+        return Stream("pipe_read" if kind == "pipe_read" else "pipe_write",
+                      pipe=_index(at, "pipe", n_pipes, "pipe"))
     raise at.fail("type", f"unknown stream type {kind!r} (one of file, null, object_read, "
                           f"object_write, pipe_read, pipe_write)")
 
 
 def _execution(at: _At, index: int) -> ExecutionTask:
-    name = at.str("name")
-    pipes = at.int("pipes", 0)
-    pid_namespaces = at.int("pid_namespaces", 1)
+    name = at.get_str("name")
+    pipes = at.get_int("pipes", 0)
+    pid_namespaces = at.get_int("pid_namespaces", 1)
     filesystems = []
-    for i, raw in enumerate(at.list("filesystems", [])):
+    for i, raw in enumerate(at.get_list("filesystems", [])):
         fat = _At(raw, f"{at.where}, filesystem {i}")
-        kind = fat.str("type")
+        kind = fat.get_str("type")
         if kind == "image":
-            filesystems.append(Filesystem("image", image=fat.str("image"),
-                                          path=fat.str("path", "")))
+            filesystems.append(Filesystem("image", image=fat.get_str("image"),
+                                          path=fat.get_str("path", "")))
         elif kind == "empty":
             filesystems.append(Filesystem("empty"))
         elif kind == "object":
-            handle = fat.str("handle")
+            handle = fat.get_str("handle")
             if not handle:
                 raise fat.fail("handle", "must not be empty")
             filesystems.append(Filesystem("object", handle=handle))
         else:
             raise fat.fail("type", f"unknown filesystem type {kind!r} (image, empty, object)")
     namespaces = []
-    for i, raw in enumerate(at.list("mount_namespaces", [])):
+    for i, raw in enumerate(at.get_list("mount_namespaces", [])):
         nat = _At(raw, f"{at.where}, mount namespace {i}")
         mps = []
-        for j, mraw in enumerate(nat.list("mountpoints")):
+        for j, mraw in enumerate(nat.get_list("mountpoints")):
             mat = _At(mraw, f"{nat.where}, mountpoint {j}")
-            target = mat.str("target")
+            target = mat.get_str("target")
             if not target.startswith("/") or ":" in target:
                 raise mat.fail("target", f"must be an absolute path without ':', got "
                                          f"{target!r}")
-            capacity = mat.int("capacity") if mat.has("capacity") else None
+            capacity = mat.get_int("capacity") if mat.has("capacity") else None
             mps.append(Mountpoint(_index(mat, "source", len(filesystems), "filesystem"),
-                                  target, mat.bool("writable"), capacity))
-        root = nat.int("root", 0)
+                                  target, mat.get_bool("writable"), capacity))
+        root = nat.get_int("root", 0)
         namespaces.append(MountNamespace(tuple(mps), root))
     groups = []
-    for i, raw in enumerate(at.list("resource_groups", [])):
+    for i, raw in enumerate(at.get_list("resource_groups", [])):
         gat = _At(raw, f"{at.where}, resource group {i}")
         cpu = gat.number("cpu_usage_limit") if gat.has("cpu_usage_limit") else 100.0
         if not 0 < cpu <= 100 * 1024:
             raise gat.fail("cpu_usage_limit", f"must be a positive percentage, got {cpu}")
         groups.append(ResourceGroupSpec(
             cpu_usage_limit=cpu,
-            instruction_limit=gat.int("instruction_limit", 0),
-            memory_limit=gat.int("memory_limit", 2147483648),
-            oom_terminate_all_tasks=gat.bool("oom_terminate_all_tasks", False),
-            pid_limit=gat.int("pid_limit", 2, minimum=1),
-            swap_limit=gat.int("swap_limit", 0),
-            time_limit=gat.int("time_limit", 0)))
+            instruction_limit=gat.get_int("instruction_limit", 0),
+            memory_limit=gat.get_int("memory_limit", 2147483648),
+            oom_terminate_all_tasks=gat.get_bool("oom_terminate_all_tasks", False),
+            pid_limit=gat.get_int("pid_limit", 2, minimum=1),
+            swap_limit=gat.get_int("swap_limit", 0),
+            time_limit=gat.get_int("time_limit", 0)))
     channels = []
-    for i, raw in enumerate(at.list("channels", [])):
+    for i, raw in enumerate(at.get_list("channels", [])):
         cat = _At(raw, f"{at.where}, channel {i}")
         channels.append(Channel(
-            buffer_size=cat.int("buffer_size", minimum=1),
+            buffer_size=cat.get_int("buffer_size", minimum=1),
             source_pipe=_index(cat, "source_pipe", pipes, "pipe"),
             target_pipe=_index(cat, "target_pipe", pipes, "pipe"),
-            file_buffer_size=cat.int("file_buffer_size") if cat.has("file_buffer_size")
+            file_buffer_size=cat.get_int("file_buffer_size") if cat.has("file_buffer_size")
             else None,
-            limit=cat.int("limit") if cat.has("limit") else None))
+            limit=cat.get_int("limit") if cat.has("limit") else None))
     processes = []
-    raw_processes = at.list("processes")
+    raw_processes = at.get_list("processes")
     for i, raw in enumerate(raw_processes):
         pat = _At(raw, f"{at.where}, process {i}")
         arguments = pat.strs("arguments")
@@ -391,19 +393,19 @@ def _execution(at: _At, index: int) -> ExecutionTask:
             if s >= len(raw_processes) or s == i:
                 raise pat.fail("start_after", f"process {s} is not another process of "
                                               f"this task")
-        wd = pat.str("working_directory", "/")
+        wd = pat.get_str("working_directory", "/")
         if not wd.startswith("/"):
             raise pat.fail("working_directory", f"must be an absolute path, got {wd!r}")
         processes.append(Process(
-            arguments=arguments, environment=tuple(env), image=pat.str("image", ""),
+            arguments=arguments, environment=tuple(env), image=pat.get_str("image", ""),
             mount_namespace=_index(pat, "mount_namespace", len(namespaces), "mount namespace"),
             resource_group=_index(pat, "resource_group", len(groups), "resource group"),
             pid_namespace=_index(pat, "pid_namespace", pid_namespaces, "PID namespace"),
             working_directory=wd, descriptors=tuple(sorted(descriptors)),
             start_after=start_after))
     task = ExecutionTask(
-        index=index, name=name, exclusive=at.bool("exclusive", False),
-        hard_time_limit=at.int("hard_time_limit", 0), output_register=at.int("output_register"),
+        index=index, name=name, exclusive=at.get_bool("exclusive", False),
+        hard_time_limit=at.get_int("hard_time_limit", 0), output_register=at.get_int("output_register"),
         pid_namespaces=pid_namespaces, pipes=pipes, channels=tuple(channels),
         filesystems=tuple(filesystems), mount_namespaces=tuple(namespaces),
         resource_groups=tuple(groups), processes=tuple(processes))
@@ -457,10 +459,10 @@ def _check_execution(task: ExecutionTask, at: _At) -> None:
 
 
 def _script(at: _At, index: int) -> ScriptTask:
-    return ScriptTask(index=index, name=at.str("name"), reactive=at.bool("reactive", False),
+    return ScriptTask(index=index, name=at.get_str("name"), reactive=at.get_bool("reactive", False),
                       input_registers=at.ints("input_registers", []),
                       output_registers=at.ints("output_registers", []),
-                      objects=at.strs("objects", []), script=at.str("script"))
+                      objects=at.strs("objects", []), script=at.get_str("script"))
 
 
 def parse(data: Any) -> Workflow:
@@ -476,19 +478,19 @@ def parse(data: Any) -> Workflow:
             raise WorkflowError(f"the workflow is not valid JSON: {e}") from e
     at = _At(data, "workflow")
     tasks: list[Task] = []
-    for i, raw in enumerate(at.list("tasks")):
+    for i, raw in enumerate(at.get_list("tasks")):
         tat = _At(raw, f"task {i}")
         name = tat.data.get("name")
         if isinstance(name, str):
             tat.where = f"task {i} ({name!r})"
-        kind = tat.str("type")
+        kind = tat.get_str("type")
         if kind == "execution":
             tasks.append(_execution(tat, i))
         elif kind == "script":
             tasks.append(_script(tat, i))
         else:
             raise tat.fail("type", f"unknown task type {kind!r} (execution or script)")
-    observable = at.int("observable_registers", 0)
+    observable = at.get_int("observable_registers", 0)
     used = [observable - 1]
     for t in tasks:
         if isinstance(t, ExecutionTask):
@@ -498,7 +500,7 @@ def parse(data: Any) -> Workflow:
             used.extend(t.output_registers)
     # The declared count is advisory (sio3pack over-counts): recomputed.
     registers = max(used) + 1 if used else 0
-    wf = Workflow(name=at.str("name", "workflow"),
+    wf = Workflow(name=at.get_str("name", "workflow"),
                   external_objects=at.strs("external_objects", []),
                   observable_objects=at.strs("observable_objects", []),
                   observable_registers=observable, registers=registers, tasks=tuple(tasks))

@@ -59,7 +59,8 @@ def normalise(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     for ti, task in enumerate(tasks):
         if not isinstance(task, dict):
             continue
-        name = task.get("name") if isinstance(task.get("name"), str) else ""
+        raw_name = task.get("name")
+        name = raw_name if isinstance(raw_name, str) else ""
         if task.get("type") == "execution":
             _compile_output(task, ti, name, notes)
             _solution_memory(task, ti, name, notes)

@@ -69,7 +69,8 @@ Progress = Callable[[str, dict[str, Any]], None]
 
 
 def run_workflow(wf: Workflow, *, fetch: Callable[[str, str], None], workdir: str,
-                 progress: Progress | None = None) -> WorkflowResult:
+                 progress: Progress | None = None,
+                 exports: dict[str, dict[str, str]] | None = None) -> WorkflowResult:
     """Run ``wf``.
 
     :param fetch: ``fetch(handle, path)`` stores external object ``handle``
@@ -78,7 +79,12 @@ def run_workflow(wf: Workflow, *, fetch: Callable[[str, str], None], workdir: st
     :param workdir: an existing private directory for objects and tasks.
     :param progress: called as ``progress(event, task_info)`` with events
         ``start`` and ``end`` (the info has ``state`` then).
+    :param exports: task name → {mount target → handle prefix}: files left
+        in that writable ``empty`` mount become objects, reported with the
+        observable ones (sio3pack's ingen writes tests into ``/inputs``).
     """
+    exports = exports or {}
+    exported: list[str] = []
     store = ObjectStore(os.path.join(workdir, "objects"))
     registers: dict[int, Any] = {}
     for handle in wf.external_objects:
@@ -89,7 +95,7 @@ def run_workflow(wf: Workflow, *, fetch: Callable[[str, str], None], workdir: st
         except Exception as e:
             raise WorkflowError(f"external object {handle!r} cannot be fetched: {e}") from e
         store.available.add(handle)
-    infos = [{"index": t.index, "name": t.name,
+    infos: list[dict[str, Any]] = [{"index": t.index, "name": t.name,
               "type": "execution" if isinstance(t, ExecutionTask) else "script",
               "state": "not_run", "error": None, "log": []} for t in wf.tasks]
     done: set[int] = set()
@@ -117,7 +123,11 @@ def run_workflow(wf: Workflow, *, fetch: Callable[[str, str], None], workdir: st
                 if not t.reads() <= store.available:
                     continue
                 emit("start", i)
-                report, produced = run_execution(t, store.path, workdir)
+                report, produced = run_execution(t, store.path, workdir,
+                                                 exports.get(t.name))
+                exported += sorted(h for h in produced if h not in wf.observable_objects
+                                   and any(h.startswith(p) for p in
+                                           exports.get(t.name, {}).values()))
                 store.available |= produced
                 registers[t.output_register] = report
                 if report["error"] is not None:
@@ -165,7 +175,7 @@ def run_workflow(wf: Workflow, *, fetch: Callable[[str, str], None], workdir: st
         info.pop("started", None)
     failed = [info for info in infos if info["state"] == "failed"]
     objects: dict[str, dict[str, Any]] = {}
-    for handle in wf.observable_objects:
+    for handle in list(wf.observable_objects) + exported:
         path = store.get(handle)
         if path is None or not os.path.exists(path):
             objects[handle] = {"present": False, "size": None, "sha256": None, "path": None}
