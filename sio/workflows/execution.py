@@ -248,15 +248,12 @@ class _Task:
             self.fs_host.append(host)
             self.fs_writable.append(writable)
         floors: dict[int, int] = {}
-        members: dict[int, int] = {}
         for p in t.processes:
             floor = images.process_image(p.image).pid_floor
             floors[p.resource_group] = max(floors.get(p.resource_group, 1), floor)
-            members[p.resource_group] = members.get(p.resource_group, 0) + 1
         for gi, g in enumerate(t.resource_groups):
             swap = g.memory_limit + g.swap_limit
-            # +1 per member: its nsexec waiter is in the group too.
-            pids = max(g.pid_limit, floors.get(gi, 1)) + members.get(gi, 0)
+            pids = max(g.pid_limit, floors.get(gi, 1))
             self.groups.append(ResourceGroup(GroupLimits(
                 cpu_time_ms=g.time_limit or None, memory_bytes=g.memory_limit or None,
                 memory_swap_bytes=swap or None, pids=pids,

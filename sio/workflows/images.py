@@ -48,9 +48,9 @@ from dataclasses import dataclass, field
 
 from sio.workers._engine import build
 from sio.workers._engine.groups import Mount
-from sio.workflows.model import WorkflowError
+from sio.workflows.model import ExecutionTask, Workflow, WorkflowError
 
-__all__ = ["ProcessImage", "base_mounts", "process_image", "filesystem_image",
+__all__ = ["ProcessImage", "base_mounts", "process_image", "filesystem_image", "check_images",
            "register_process_image", "register_filesystem_image"]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -200,3 +200,27 @@ def filesystem_image(name: str, path: str) -> str:
     if not full.startswith(os.path.realpath(base) + os.sep) or not os.path.exists(full):
         raise WorkflowError(f"filesystem image {name!r} has no path {path!r}")
     return full
+
+
+def check_images(wf: Workflow) -> None:
+    """Every image the workflow names is known here.
+
+    :raises WorkflowError: naming the task, process or filesystem.
+    """
+    for t in wf.tasks:
+        if not isinstance(t, ExecutionTask):
+            continue
+        for pi, p in enumerate(t.processes):
+            try:
+                process_image(p.image)
+            except WorkflowError as e:
+                raise WorkflowError(f"task {t.index} ({t.name!r}), process {pi}, field "
+                                    f"'image': {e}") from None
+        for fi, fs in enumerate(t.filesystems):
+            if fs.type == "image":
+                assert fs.image is not None
+                try:
+                    filesystem_image(fs.image, fs.path)
+                except WorkflowError as e:
+                    raise WorkflowError(f"task {t.index} ({t.name!r}), filesystem {fi}: "
+                                        f"{e}") from None

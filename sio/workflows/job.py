@@ -52,7 +52,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from sio.workers.errors import MissingEnvironKey, UsageError
-from sio.workflows.model import WorkflowError, parse
+from sio.workflows.images import check_images
+from sio.workflows.model import Workflow, WorkflowError, parse
 from sio.workflows.normalise import normalise
 from sio.workflows.runner import Progress, WorkflowResult, run_workflow
 
@@ -66,8 +67,12 @@ __all__ = ["run", "main", "load", "Exports"]
 Exports = dict[str, dict[str, str]]
 
 
-def load(data: Any, *, repair: bool = True) -> tuple[Any, list[str]]:
-    """Parse (and first normalise) workflow JSON; returns (workflow, notes)."""
+def load(data: Any, *, repair: bool = True) -> tuple[Workflow, list[str]]:
+    """Normalise (unless ``repair`` is false), parse and check workflow JSON
+    (a dict or text); returns (workflow, normalisation notes).
+
+    :raises WorkflowError: malformed, or an image unknown here.
+    """
     if isinstance(data, (str, bytes)):
         try:
             data = json.loads(data)
@@ -76,7 +81,9 @@ def load(data: Any, *, repair: bool = True) -> tuple[Any, list[str]]:
     notes: list[str] = []
     if repair and isinstance(data, dict):
         data, notes = normalise(data)
-    return parse(data), notes
+    wf = parse(data)
+    check_images(wf)
+    return wf, notes
 
 
 def _exports(value: Any) -> Exports:

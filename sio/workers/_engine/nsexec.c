@@ -5,8 +5,9 @@
  * this order, because each needs the privilege the next one drops:
  *
  *   -C DIR          join cgroup DIR (write our pid to DIR/cgroup.procs);
- *                   repeatable (one per controller). Joined before any fork,
- *                   so every process of the program is counted.
+ *                   repeatable (one per controller). Joined by the program
+ *                   before it starts anything, so all it starts is counted;
+ *                   the waiter of -P stays outside.
  *   -P PATH         join the PID namespace PATH (/proc/N/ns/pid). setns()
  *                   only moves future children, so we fork: the child goes
  *                   on, this process waits and exits with its status.
@@ -173,14 +174,6 @@ int main(int argc, char **argv) {
     if (saved >= 0) err_fd = saved;
     if (i >= argc) die_msg("no program");
 
-    char buf[4096];
-    for (int c = 0; c < ncg; c++) {
-        snprintf(buf, sizeof buf, "%s/cgroup.procs", cgroups[c]);
-        int fd = open(buf, O_WRONLY | O_CLOEXEC);
-        if (fd < 0) die("open", buf);
-        if (dprintf(fd, "%d\n", (int)getpid()) < 0) die("join cgroup", cgroups[c]);
-        close(fd);
-    }
     if (pidns) {
         int fd = open(pidns, O_RDONLY | O_CLOEXEC);
         if (fd < 0) die("open", pidns);
@@ -197,6 +190,17 @@ int main(int argc, char **argv) {
             mirror(child);
         }
         prctl(PR_SET_PDEATHSIG, SIGKILL);
+    }
+    /* Only the program joins the cgroups, not the waiter above: killing
+     * the group leaves the waiter to reap the program (its CPU time comes
+     * back in the waiter's rusage) and to report how it ended. */
+    char buf[4096];
+    for (int c = 0; c < ncg; c++) {
+        snprintf(buf, sizeof buf, "%s/cgroup.procs", cgroups[c]);
+        int fd = open(buf, O_WRONLY | O_CLOEXEC);
+        if (fd < 0) die("open", buf);
+        if (dprintf(fd, "%d\n", (int)getpid()) < 0) die("join cgroup", cgroups[c]);
+        close(fd);
     }
     if (newnet && unshare(CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS) < 0)
         die("unshare(net, ipc, uts)", NULL);
