@@ -192,7 +192,7 @@ def _summary(result: WorkflowResult) -> str:
     for i, value in enumerate(result.registers):
         if isinstance(value, dict) and value.get("version") and "processes" in value:
             value = {"status": value["status"], "wall_time_ms": value["wall_time_ms"]}
-        lines.append(f"register {i}: {json.dumps(value)}")
+        lines.append(f"register {i}: {json.dumps(value, sort_keys=True)}")
     for handle, info in result.objects.items():
         lines.append(f"object {handle}: " + (f"{info['size']} bytes" if info["present"]
                                              else "not produced"))
