@@ -191,8 +191,9 @@ class _Task:
     """The state of one running execution task."""
 
     def __init__(self, task: ExecutionTask, object_path: Callable[[str], str],
-                 workdir: str, conf: Settings) -> None:
+                 workdir: str, conf: Settings, network_of: int | None) -> None:
         self.task = task
+        self.network_of = network_of
         self.object_path = object_path
         self.conf = conf
         self.dir = tempfile.mkdtemp(prefix="task-", dir=workdir)
@@ -259,9 +260,14 @@ class _Task:
                 memory_swap_bytes=swap or None, pids=pids,
                 cpu_percent=g.cpu_usage_limit if g.cpu_usage_limit < 100 * (os.cpu_count() or 1)
                 else None)))
+        # A namespace of one process is made by nsexec for it (the program
+        # is its PID 1); one shared by several is held open by a reaper.
+        members: dict[int, int] = {}
         for p in t.processes:
-            if p.pid_namespace not in self.pidns:
-                self.pidns[p.pid_namespace] = PidNamespace()
+            members[p.pid_namespace] = members.get(p.pid_namespace, 0) + 1
+        for ns_index, n in members.items():
+            if n > 1:
+                self.pidns[ns_index] = PidNamespace()
         for _ in range(t.pipes):
             r, w = os.pipe2(os.O_CLOEXEC)
             self.pipes.append((r, w))
@@ -365,7 +371,8 @@ class _Task:
             mapping, opened, handed = self._open(pi, p)
             try:
                 ns = self.task.mount_namespaces[p.mount_namespace]
-                mounts = images.base_mounts() + list(image.mounts)
+                base = images.base_root()
+                mounts = list(base.mounts) + list(image.mounts)
                 for mp in ns.mountpoints:
                     writable = mp.writable and self.fs_writable[mp.source]
                     mounts.append(Mount(mp.target, self.fs_host[mp.source], writable))
@@ -378,10 +385,14 @@ class _Task:
                 env = dict(image.env)
                 env.update(p.environment)
                 group = self.groups[p.resource_group]
+                holder = self.pidns.get(p.pid_namespace)
                 argv = nsexec_argv(
                     p.arguments, cgroups=group.directories,
-                    pid_namespace=self.pidns[p.pid_namespace].path, root_dir=root,
-                    mounts=mounts, cwd=p.working_directory, user=(uid, uid), fds=mapping)
+                    pid_namespace=holder.path if holder else None,
+                    own_pid_namespace=holder is None, network_of=self.network_of,
+                    isolate_network=self.network_of is None, root_dir=root, mounts=mounts,
+                    links=base.links, devices=True, cwd=p.working_directory,
+                    user=(uid, uid), fds=mapping)
 
                 def spawned() -> None:
                     st.started = True
@@ -569,15 +580,20 @@ class _Exclusive:
 
 
 def run_execution(task: ExecutionTask, object_path: Callable[[str], str], workdir: str,
-                  exports: dict[str, str] | None = None) -> tuple[dict[str, Any], set[str]]:
+                  exports: dict[str, str] | None = None,
+                  network_of: int | None = None) -> tuple[dict[str, Any], set[str]]:
     """Run one execution task; returns its report and the handles of the
     objects it produced.
 
     :param exports: mount target → handle prefix: each regular file left in
         that writable ``empty`` mount becomes object ``<prefix><file name>``.
+    :param network_of: the pid of a namespace holder
+        (:class:`~sio.workers._engine.groups.PidNamespace` with ``network``)
+        whose network, IPC and UTS namespaces the processes join; None: each
+        process gets new ones.
     """
     conf = settings()
-    t = _Task(task, object_path, workdir, conf)
+    t = _Task(task, object_path, workdir, conf, network_of)
     produced: set[str] = set()
     start = time.monotonic()
     error = None

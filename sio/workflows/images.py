@@ -50,13 +50,12 @@ from sio.workers._engine import build
 from sio.workers._engine.groups import Mount
 from sio.workflows.model import ExecutionTask, Workflow, WorkflowError
 
-__all__ = ["ProcessImage", "base_mounts", "process_image", "filesystem_image", "check_images",
+__all__ = ["ProcessImage", "BaseRoot", "base_root", "process_image", "filesystem_image", "check_images",
            "register_process_image", "register_filesystem_image"]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
 _SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/alternatives")
-_DEVICES = ("/dev/null", "/dev/zero", "/dev/random", "/dev/urandom")
 _PATH = "/usr/local/bin:/usr/bin:/bin"
 #: where an image's own tools are mounted (first in PATH)
 TOOLS_DIR = "/sio/bin"
@@ -92,20 +91,42 @@ def register_filesystem_image(name: str, host_path: str) -> None:
         _fs_images[name] = host_path
 
 
-def base_mounts() -> list[Mount]:
-    """The base root every process sees (read-only, devices writable)."""
-    mounts = []
+@dataclass(frozen=True)
+class BaseRoot:
+    """The base root every process sees: read-only bind mounts, and symbolic
+    links where the host has them between system directories (``/bin`` ->
+    ``usr/bin`` on merged-/usr systems: a link costs less than a mount). The
+    devices ``null``, ``zero``, ``random``, ``urandom`` are added as nodes."""
+
+    mounts: tuple[Mount, ...]
+    links: tuple[tuple[str, str], ...]
+
+
+_base: list[BaseRoot] = []
+
+
+def base_root() -> BaseRoot:
+    """The base root (computed once)."""
+    if _base:
+        return _base[0]
+    mounts, links = [], []
     for d in _SYSTEM_DIRS:
-        real = os.path.realpath(d)  # /bin -> /usr/bin on merged-/usr systems
+        if os.path.islink(d):
+            target = os.readlink(d)
+            real = os.path.realpath(d)
+            if os.path.isdir(real) and any(real == os.path.realpath(o) or
+                                           real.startswith(os.path.realpath(o) + "/")
+                                           for o in _SYSTEM_DIRS if not os.path.islink(o)):
+                links.append((d, target))
+                continue
+        real = os.path.realpath(d)
         if os.path.isdir(real):
             mounts.append(Mount(d, real))
     for f in _SYSTEM_FILES:
         if os.path.exists(f):
             mounts.append(Mount(f, os.path.realpath(f)))
-    for dev in _DEVICES:
-        if os.path.exists(dev):
-            mounts.append(Mount(dev, dev, writable=True))
-    return mounts
+    _base.append(BaseRoot(tuple(mounts), tuple(links)))
+    return _base[0]
 
 
 def _tools_dir() -> str:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sio.workers._engine.groups import PidNamespace
 from sio.workflows.execution import run_execution
 from sio.workflows.model import ExecutionTask, ScriptTask, Workflow, WorkflowError
 from sio.workflows.scripts import ScriptFailed, run_script
@@ -112,8 +113,17 @@ def run_workflow(wf: Workflow, *, fetch: Callable[[str, str], None], workdir: st
         done.add(i)
         emit("end", i)
 
-    progressed = True
-    while progressed:
+    # One network/IPC/UTS namespace (empty: loopback down) for the whole run:
+    # made once, joined by every process at no cost.
+    network: list[PidNamespace] = []
+
+    def network_pid() -> int:
+        if not network:
+            network.append(PidNamespace(network=True))
+        return network[0].init_pid
+
+    def step() -> bool:
+        """One pass over the tasks: run every ready one; False when none was."""
         progressed = False
         for t in wf.tasks:
             i = t.index
@@ -124,10 +134,10 @@ def run_workflow(wf: Workflow, *, fetch: Callable[[str, str], None], workdir: st
                     continue
                 emit("start", i)
                 report, produced = run_execution(t, store.path, workdir,
-                                                 exports.get(t.name))
-                exported += sorted(h for h in produced if h not in wf.observable_objects
-                                   and any(h.startswith(p) for p in
-                                           exports.get(t.name, {}).values()))
+                                                 exports.get(t.name), network_pid())
+                exported.extend(sorted(h for h in produced if h not in wf.observable_objects
+                                       and any(h.startswith(p) for p in
+                                               exports.get(t.name, {}).values())))
                 store.available |= produced
                 registers[t.output_register] = report
                 if report["error"] is not None:
@@ -149,7 +159,7 @@ def run_workflow(wf: Workflow, *, fetch: Callable[[str, str], None], workdir: st
             elif not complete:
                 continue
             seen_inputs[i] = have
-            if i not in {j for j in range(len(infos)) if infos[j].get("started")}:
+            if not infos[i].get("started"):
                 infos[i]["started"] = True
                 emit("start", i)
             try:
@@ -171,6 +181,14 @@ def run_workflow(wf: Workflow, *, fetch: Callable[[str, str], None], workdir: st
             elif complete:
                 missing = [r for r in t.output_registers if r not in registers]
                 fail(i, f"the script ended with output register(s) {missing} unset")
+        return progressed
+
+    try:
+        while step():
+            pass
+    finally:
+        for holder in network:
+            holder.close()
     for info in infos:
         info.pop("started", None)
     failed = [info for info in infos if info["state"] == "failed"]

@@ -234,12 +234,17 @@ class ResourceGroup:
 class PidNamespace:
     """A PID namespace kept alive by a reaper init; processes join it with
     ``nsexec -P`` :attr:`path`. :meth:`close` kills the init, and with it
-    every process of the namespace."""
+    every process of the namespace.
 
-    def __init__(self) -> None:
-        self._holder = subprocess.Popen([nsexec_path(), "-H"], stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        close_fds=True)
+    With ``network``, the init also holds new network, IPC and UTS
+    namespaces, which processes join with ``nsexec -J`` :attr:`init_pid`
+    (creating a network namespace costs milliseconds; joining one does not).
+    """
+
+    def __init__(self, network: bool = False) -> None:
+        self._holder = subprocess.Popen([nsexec_path(), "-H", *(["-N"] if network else [])],
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, close_fds=True)
         assert self._holder.stdout is not None
         line = self._holder.stdout.readline()
         try:
@@ -274,20 +279,38 @@ class Mount:
     tmpfs_bytes: int = 0
 
 
-def nsexec_argv(argv: Sequence[str], *, cgroups: Sequence[str] = (), pid_namespace: str | None,
-                root_dir: str | None, mounts: Sequence[Mount] = (), cwd: str = "/",
-                user: tuple[int, int] | None = None, fds: dict[int, int] | None = None,
-                isolate_network: bool = True) -> list[str]:
+def nsexec_argv(argv: Sequence[str], *, cgroups: Sequence[str] = (),
+                pid_namespace: str | None = None, own_pid_namespace: bool = False,
+                network_of: int | None = None, isolate_network: bool = False,
+                root_dir: str | None = None, mounts: Sequence[Mount] = (),
+                links: Sequence[tuple[str, str]] = (), devices: bool = False, cwd: str = "/",
+                user: tuple[int, int] | None = None,
+                fds: dict[int, int] | None = None) -> list[str]:
     """The argv that runs ``argv`` through ``nsexec`` (see its header for
-    the options). ``root_dir`` is an empty host directory on which the new
-    root is mounted (None: no mount namespace); ``fds`` maps the caller's
-    descriptors (passed to the child) to the numbers the program sees."""
+    the options).
+
+    :param pid_namespace: join this PID namespace (``PidNamespace.path``);
+    :param own_pid_namespace: or create one for this program alone;
+    :param network_of: join the network/IPC/UTS namespaces of this holder
+        (``PidNamespace(network=True).init_pid``);
+    :param isolate_network: or create new ones (costs milliseconds);
+    :param root_dir: an empty host directory on which the new root is
+        mounted (None: no mount namespace), with ``mounts``, symbolic
+        ``links`` (path, target) and, with ``devices``, the device nodes
+        null, zero, random, urandom;
+    :param fds: maps the caller's descriptors (passed to the child) to the
+        numbers the program sees.
+    """
     args = [nsexec_path()]
     for directory in cgroups:
         args += ["-C", directory]
     if pid_namespace is not None:
         args += ["-P", pid_namespace]
-    if isolate_network:
+    elif own_pid_namespace:
+        args.append("-p")
+    if network_of is not None:
+        args += ["-J", str(network_of)]
+    elif isolate_network:
         args.append("-N")
     if root_dir is not None:
         args += ["-R", root_dir]
@@ -298,6 +321,10 @@ def nsexec_argv(argv: Sequence[str], *, cgroups: Sequence[str] = (), pid_namespa
                 args += ["-T", f"{m.target}:{m.tmpfs_bytes}"]
             else:
                 args += ["-B", f"{m.source}:{m.target}:{'w' if m.writable else 'r'}"]
+        for link, target in links:
+            args += ["-S", f"{link}:{target}"]
+        if devices:
+            args.append("-V")
     args += ["-D", cwd]
     if user is not None:
         args += ["-U", f"{user[0]}:{user[1]}"]

@@ -11,16 +11,27 @@
  *   -P PATH         join the PID namespace PATH (/proc/N/ns/pid). setns()
  *                   only moves future children, so we fork: the child goes
  *                   on, this process waits and exits with its status.
- *   -H              hold mode: create a PID namespace, fork its init (a
- *                   reaper that never exits by itself), print the init's
- *                   host pid on stdout, wait for it. Nothing else is done.
+ *   -p              a new PID namespace for this program alone: fork, the
+ *                   program is its PID 1 (cheaper than -P when nothing else
+ *                   joins the namespace).
+ *   -H              hold mode: create a PID namespace (with -N also network,
+ *                   IPC and UTS namespaces), fork its init (a reaper that
+ *                   never exits by itself), print the init's host pid on
+ *                   stdout, wait for it. Nothing else is done.
  *   -N              new network, IPC and UTS namespaces.
+ *   -J PID          join the network, IPC and UTS namespaces of process PID
+ *                   (a holder made with -H -N): no per-run cost.
  *   -R DIR          new mount namespace whose root becomes a fresh tmpfs
  *                   mounted on DIR (an empty directory of the caller).
  *   -B SRC:DST:MODE bind SRC (host path) at DST (path in the new root);
  *                   MODE r = read-only, w = writable. The mount point is
  *                   created (a file for a file, a directory otherwise).
  *   -T DST:BYTES    a writable tmpfs of BYTES at DST (0 = kernel default).
+ *   -S LINK:TARGET  a symbolic link LINK (in the new root) to TARGET, e.g.
+ *                   /bin -> usr/bin on merged-/usr systems (cheaper than a
+ *                   bind mount).
+ *   -V              device nodes /dev/null, zero, random, urandom in the
+ *                   new root (mknod: cheaper than bind mounts).
  *   -D DIR          working directory inside the new root.
  *   -U UID:GID      drop to this user and group (no supplementary groups).
  *   -F SRC:DST      descriptor SRC becomes DST in the program; every other
@@ -44,6 +55,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -88,8 +100,9 @@ static void close_from(unsigned lo, unsigned hi) {
 
 static void on_child(int sig) { (void)sig; }
 
-static void hold(void) {
-    if (unshare(CLONE_NEWPID) < 0) die("unshare(CLONE_NEWPID)", NULL);
+static void hold(int newnet) {
+    int flags = CLONE_NEWPID | (newnet ? CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS : 0);
+    if (unshare(flags) < 0) die("unshare(pid, net, ipc, uts)", NULL);
     pid_t init = fork();
     if (init < 0) die("fork", NULL);
     if (init == 0) {
@@ -128,8 +141,9 @@ static void mount_point(const char *root, const char *dst, int is_dir, char *out
 }
 
 int main(int argc, char **argv) {
-    const char *cgroups[MAX_ITEMS], *binds[MAX_ITEMS], *tmpfss[MAX_ITEMS];
-    int ncg = 0, nb = 0, nt = 0, nf = 0;
+    const char *cgroups[MAX_ITEMS], *binds[MAX_ITEMS], *tmpfss[MAX_ITEMS], *links[MAX_ITEMS];
+    int ncg = 0, nb = 0, nt = 0, nf = 0, nl = 0, devices = 0, ownpid = 0;
+    const char *joinns = NULL;
     int fsrc[MAX_ITEMS], fdst[MAX_ITEMS];
     const char *pidns = NULL, *root = NULL, *cwd = NULL, *user = NULL;
     int holdmode = 0, newnet = 0, i;
@@ -141,6 +155,8 @@ int main(int argc, char **argv) {
         char o = a[1];
         if (o == 'H') { holdmode = 1; continue; }
         if (o == 'N') { newnet = 1; continue; }
+        if (o == 'V') { devices = 1; continue; }
+        if (o == 'p') { ownpid = 1; continue; }
         if (i + 1 >= argc) die_msg("option without a value");
         const char *v = argv[++i];
         switch (o) {
@@ -149,6 +165,8 @@ int main(int argc, char **argv) {
         case 'R': root = v; break;
         case 'B': if (nb < MAX_ITEMS) binds[nb++] = v; break;
         case 'T': if (nt < MAX_ITEMS) tmpfss[nt++] = v; break;
+        case 'S': if (nl < MAX_ITEMS) links[nl++] = v; break;
+        case 'J': joinns = v; break;
         case 'D': cwd = v; break;
         case 'U': user = v; break;
         case 'F':
@@ -158,7 +176,7 @@ int main(int argc, char **argv) {
         default: die_msg("unknown option");
         }
     }
-    if (holdmode) hold();
+    if (holdmode) hold(newnet);
     /* Copies of the sources go above every target; descriptors such as
      * 2137 or 65534 may need a higher RLIMIT_NOFILE than the default. */
     int high = 1024;
@@ -174,11 +192,26 @@ int main(int argc, char **argv) {
     if (saved >= 0) err_fd = saved;
     if (i >= argc) die_msg("no program");
 
-    if (pidns) {
-        int fd = open(pidns, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) die("open", pidns);
-        if (setns(fd, CLONE_NEWPID) < 0) die("setns", pidns);
-        close(fd);
+    if (joinns) {
+        static const char *kinds[] = {"net", "ipc", "uts"};
+        static const int types[] = {CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS};
+        for (int k = 0; k < 3; k++) {
+            char path[64];
+            snprintf(path, sizeof path, "/proc/%s/ns/%s", joinns, kinds[k]);
+            int fd = open(path, O_RDONLY | O_CLOEXEC);
+            if (fd < 0 || setns(fd, types[k]) < 0) die("join namespace", path);
+            close(fd);
+        }
+    }
+    if (pidns || ownpid) {
+        if (pidns) {
+            int fd = open(pidns, O_RDONLY | O_CLOEXEC);
+            if (fd < 0) die("open", pidns);
+            if (setns(fd, CLONE_NEWPID) < 0) die("setns", pidns);
+            close(fd);
+        } else if (unshare(CLONE_NEWPID) < 0) {
+            die("unshare(CLONE_NEWPID)", NULL);
+        }
         pid_t child = fork();
         if (child < 0) die("fork", NULL);
         if (child > 0) {
@@ -224,6 +257,29 @@ int main(int argc, char **argv) {
             if (*mode == 'r' &&
                 mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID, NULL) < 0)
                 die("read-only remount", target);
+        }
+        for (int l = 0; l < nl; l++) {
+            char spec[4096], path[4096];
+            snprintf(spec, sizeof spec, "%s", links[l]);
+            char *target = strchr(spec, ':');
+            if (!target) die_msg("bad -S");
+            *target++ = 0;
+            if (snprintf(path, sizeof path, "%s%s", root, spec) >= (int)sizeof path)
+                die_msg("path too long");
+            make_parents(path);
+            if (symlink(target, path) < 0) die("symlink", path);
+        }
+        if (devices) {
+            static const char *names[] = {"null", "zero", "random", "urandom"};
+            static const int minors[] = {3, 5, 8, 9};
+            char path[4096];
+            snprintf(path, sizeof path, "%s/dev", root);
+            if (mkdir(path, 0755) < 0 && errno != EEXIST) die("mkdir", path);
+            for (int d = 0; d < 4; d++) {
+                snprintf(path, sizeof path, "%s/dev/%s", root, names[d]);
+                if (mknod(path, S_IFCHR | 0666, makedev(1, minors[d])) < 0) die("mknod", path);
+                chmod(path, 0666);  /* despite the umask */
+            }
         }
         for (int t = 0; t < nt; t++) {
             char spec[4096], target[4096], opts[64];
