@@ -12,7 +12,7 @@ solution. Both ways do the same work:
   workflow's namespace, 50 runs, 50 ``checkers:oicompare`` runs, 50 + 10 + 1
   Lua grading scripts.
 
-The two are interleaved (3 rounds); the best round of each is printed, and
+The two are interleaved (5 rounds); the best round of each is printed, and
 the ratio workflow / jobs (target <= 1.3).
 
 Needs root and cgroup v1 (the workflow's resource groups), g++, sio3pack.
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sio.workers import runner  # noqa: E402
 
-ROUNDS = 3
+ROUNDS = 5
 
 
 class _Patch:

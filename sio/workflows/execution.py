@@ -196,8 +196,11 @@ class _Task:
         self.network_of = network_of
         self.object_path = object_path
         self.conf = conf
-        self.dir = tempfile.mkdtemp(prefix="task-", dir=workdir)
-        os.chmod(self.dir, 0o711)
+        self.workdir = workdir
+        self._dir: str | None = None
+        # Every process's new root is a tmpfs mounted, in its own mount
+        # namespace, on this one empty directory of the host.
+        self.root = os.path.join(workdir, "root")
         self.tmpfs: list[str] = []
         self.groups: list[ResourceGroup] = []
         self.pidns: dict[int, PidNamespace] = {}
@@ -211,6 +214,15 @@ class _Task:
         self.channels = [_ChannelState() for _ in task.channels]
         self.stop = threading.Event()
         self.hard_killed = False
+
+    @property
+    def dir(self) -> str:
+        """A private directory of the task (made when first needed: most
+        tasks need none)."""
+        if self._dir is None:
+            self._dir = tempfile.mkdtemp(prefix="task-", dir=self.workdir)
+            os.chmod(self._dir, 0o711)
+        return self._dir
 
     # -- set-up ------------------------------------------------------------
 
@@ -255,7 +267,7 @@ class _Task:
         for gi, g in enumerate(t.resource_groups):
             swap = g.memory_limit + g.swap_limit
             pids = max(g.pid_limit, floors.get(gi, 1))
-            self.groups.append(ResourceGroup(GroupLimits(
+            self.groups.append(ResourceGroup.acquire(GroupLimits(
                 cpu_time_ms=g.time_limit or None, memory_bytes=g.memory_limit or None,
                 memory_swap_bytes=swap or None, pids=pids,
                 cpu_percent=g.cpu_usage_limit if g.cpu_usage_limit < 100 * (os.cpu_count() or 1)
@@ -376,8 +388,7 @@ class _Task:
                 for mp in ns.mountpoints:
                     writable = mp.writable and self.fs_writable[mp.source]
                     mounts.append(Mount(mp.target, self.fs_host[mp.source], writable))
-                root = os.path.join(self.dir, f"root{pi}")
-                os.mkdir(root)
+                os.makedirs(self.root, exist_ok=True)
                 uid = self.conf.uid_base + pi
                 for handle in self.new_objects:
                     path = self.object_path(handle)
@@ -390,7 +401,7 @@ class _Task:
                     p.arguments, cgroups=group.directories,
                     pid_namespace=holder.path if holder else None,
                     own_pid_namespace=holder is None, network_of=self.network_of,
-                    isolate_network=self.network_of is None, root_dir=root, mounts=mounts,
+                    isolate_network=self.network_of is None, root_dir=self.root, mounts=mounts,
                     links=base.links, devices=True, cwd=p.working_directory,
                     user=(uid, uid), fds=mapping)
 
@@ -400,7 +411,7 @@ class _Task:
                         self.take(fd)
 
                 st.outcome = run_process(
-                    argv, cwd=self.dir, env=env, stderr=CAPTURE, pass_fds=list(mapping),
+                    argv, cwd=self.workdir, env=env, stderr=CAPTURE, pass_fds=list(mapping),
                     limits=Limits(output_bytes=self.conf.output_limit_bytes,
                                   capture_bytes=4096),
                     on_spawn=spawned)
@@ -440,7 +451,7 @@ class _Task:
     def close(self) -> None:
         self.stop.set()
         for g in self.groups:
-            g.close()
+            g.release()
         for ns in self.pidns.values():
             try:
                 ns.close()
@@ -452,7 +463,8 @@ class _Task:
             self.owned.clear()
         for path in self.tmpfs:
             unmount(path)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
 
 
 def _export(t: _Task, exports: dict[str, str]) -> set[str]:

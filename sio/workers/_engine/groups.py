@@ -30,6 +30,7 @@ controllers are mounted.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import ctypes.util
 import os
@@ -94,6 +95,106 @@ class GroupLimits:
     cpu_percent: float | None = None
 
 
+class _KeepAlive:
+    """Keeps cgroup migration cheap while resource groups are in use.
+
+    A program joins its cgroups by writing its pid to ``cgroup.procs``. In
+    cgroup v1 every such write takes a lock that, when none was taken for a
+    while, first waits for an RCU grace period: 1-15 ms on these machines,
+    more than the program itself. While groups are in use (and
+    :data:`KEEPALIVE_LINGER_S` after), a thread re-writes the pid of an idle
+    process of ours into the cgroup it is already in, every
+    ``SIO_CGROUP_KEEPALIVE_MS`` (default 5; 0 turns this off), so the lock
+    stays in its fast mode: what the kernel's ``favordynmods`` option does.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.users = 0
+        self.last_use = 0.0
+        self.thread: threading.Thread | None = None
+        self.idle: subprocess.Popen[bytes] | None = None
+
+    def enter(self) -> None:
+        interval_ms = int(os.environ.get("SIO_CGROUP_KEEPALIVE_MS", "5"))
+        with self.lock:
+            self.users += 1
+            if interval_ms <= 0 or (self.thread is not None and self.thread.is_alive()):
+                return
+            if self.idle is None or self.idle.poll() is not None:
+                self.idle = subprocess.Popen(["sleep", "infinity"], stdin=subprocess.DEVNULL,
+                                             stdout=subprocess.DEVNULL, close_fds=True,
+                                             start_new_session=True)
+            self.thread = threading.Thread(target=self._run, args=(interval_ms / 1000,),
+                                           name="cgroup-keepalive", daemon=True)
+            self.thread.start()
+
+    def exit(self) -> None:
+        with self.lock:
+            self.users -= 1
+            self.last_use = time.monotonic()
+
+    def _run(self, interval: float) -> None:
+        idle = self.idle
+        assert idle is not None
+        path = os.path.join(_cgroup_root(), "pids", "cgroup.procs")
+        try:
+            with open(f"/proc/{idle.pid}/cgroup") as f:
+                for line in f:
+                    _, controllers, where = line.strip().split(":", 2)
+                    if "pids" in controllers.split(","):
+                        path = os.path.join(_cgroup_root(), "pids", where.lstrip("/"),
+                                            "cgroup.procs")
+        except (OSError, ValueError):
+            return
+        while True:
+            with self.lock:
+                if self.users == 0 and time.monotonic() - self.last_use > KEEPALIVE_LINGER_S:
+                    self.thread = None
+                    return
+            try:
+                with open(path, "w") as f:
+                    f.write(str(idle.pid))
+            except OSError:
+                return
+            time.sleep(interval)
+
+    def close(self) -> None:
+        if self.idle is not None:
+            self.idle.kill()
+            self.idle.wait()
+            self.idle = None
+
+
+#: how long (seconds) the keep-alive runs after the last group was released
+KEEPALIVE_LINGER_S = 2.0
+_keepalive = _KeepAlive()
+atexit.register(_keepalive.close)
+
+_pool_lock = threading.Lock()
+_pool: list["ResourceGroup"] = []
+_POOL_SIZE = 16
+
+
+@atexit.register
+def _remove_pooled() -> None:
+    with _pool_lock:
+        groups, _pool[:] = list(_pool), []
+    for group in groups:
+        group.close()
+
+
+def _forget_pool_in_child() -> None:
+    # A forked worker (Celery's pool) must not share the parent's idle groups.
+    global _pool_lock, _keepalive
+    _pool_lock = threading.Lock()
+    _pool.clear()
+    _keepalive = _KeepAlive()
+
+
+os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
 class ResourceGroup:
     """One cgroup per controller (memory, pids, cpuacct) for a set of
     processes. Processes join it through ``nsexec -C`` (see
@@ -102,11 +203,7 @@ class ResourceGroup:
     CONTROLLERS = ("memory", "pids", "cpuacct", "cpu")
 
     def __init__(self, limits: GroupLimits) -> None:
-        self.limits = limits
         self.name = f"sioworkers-{uuid.uuid4().hex[:16]}"
-        #: why the group was killed by us: "time", "memory", "pids", or an
-        #: outside reason given to :meth:`kill`
-        self.killed: str | None = None
         root = _cgroup_root()
         self.directories: list[str] = []
         try:
@@ -119,28 +216,111 @@ class ResourceGroup:
                 os.mkdir(path)
                 self.directories.append(path)
             self._memory, self._pids, self._cpu, self._cfs = self.directories
-            if limits.cpu_percent is not None:
-                self._write(self._cfs, "cpu.cfs_period_us", 100000)
-                self._write(self._cfs, "cpu.cfs_quota_us",
-                            max(1000, int(limits.cpu_percent * 1000)))
-            if limits.memory_bytes is not None:
-                self._write(self._memory, "memory.limit_in_bytes", limits.memory_bytes)
-                swap = limits.memory_swap_bytes
-                if swap is None or swap < limits.memory_bytes:
-                    swap = limits.memory_bytes
-                # Not every kernel accounts swap: then there is none to limit.
-                try:
-                    self._write(self._memory, "memory.memsw.limit_in_bytes", swap)
-                except OSError:
-                    pass
-            if limits.pids is not None:
-                self._write(self._pids, "pids.max", limits.pids)
+            self._set(limits)
         except OSError as e:
             self.close()
             raise GroupUnavailable(f"cannot create cgroup {self.name}: {e}") from e
         except BaseException:
             self.close()
             raise
+
+    def _set(self, limits: GroupLimits) -> None:
+        """Apply ``limits`` and start counting afresh."""
+        self.limits = limits
+        #: why the group was killed by us: "time", "memory", "pids", or an
+        #: outside reason given to :meth:`kill`
+        self.killed: str | None = None
+        # Counters that cannot be reset are remembered, and only what comes
+        # after counts.
+        self._pids_events = self._pids_max_events()
+        self._oom_kills = self._oom_kill_count()
+        usage = self._read(self._memory, "memory.usage_in_bytes").strip()
+        self._memory_base = int(usage) if usage else 0
+        # memory+swap first unlimited: the limit may be raised or lowered,
+        # and the kernel refuses memsw below the memory limit at any moment.
+        self._write_quietly(self._memory, "memory.memsw.limit_in_bytes", -1)
+        self._write(self._memory, "memory.limit_in_bytes",
+                    -1 if limits.memory_bytes is None else limits.memory_bytes)
+        if limits.memory_bytes is not None:
+            swap = limits.memory_swap_bytes
+            if swap is None or swap < limits.memory_bytes:
+                swap = limits.memory_bytes
+            # Not every kernel accounts swap: then there is none to limit.
+            self._write_quietly(self._memory, "memory.memsw.limit_in_bytes", swap)
+        self._write(self._pids, "pids.max", "max" if limits.pids is None else limits.pids)
+        self._write(self._cfs, "cpu.cfs_period_us", 100000)
+        self._write(self._cfs, "cpu.cfs_quota_us", -1 if limits.cpu_percent is None
+                    else max(1000, int(limits.cpu_percent * 1000)))
+
+    def _reset(self) -> None:
+        """Forget what the last user did (all its processes are gone)."""
+        # What the last processes left charged (page cache of the files
+        # they wrote) stays: reclaiming it (memory.force_empty) costs tens of
+        # milliseconds. It is reclaimable, so it never makes the next user
+        # go over its limit, and it is subtracted from the next peak.
+        self._write(self._memory, "memory.max_usage_in_bytes", 0)
+        self._write(self._memory, "memory.failcnt", 0)
+        self._write(self._cpu, "cpuacct.usage", 0)
+
+    @staticmethod
+    def _write_quietly(directory: str, name: str, value: object) -> None:
+        try:
+            ResourceGroup._write(directory, name, value)
+        except OSError:
+            pass
+
+    def _pids_max_events(self) -> int:
+        events = self._read(self._pids, "pids.events").split()
+        return int(events[1]) if len(events) == 2 else 0
+
+    def _oom_kill_count(self) -> int:
+        for line in self._read(self._memory, "memory.oom_control").splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill" and value.strip():
+                return int(value)
+        return 0
+
+    @classmethod
+    def acquire(cls, limits: GroupLimits) -> ResourceGroup:
+        """A group with ``limits``: an idle one from the pool (cgroups are
+        kept between tasks: creating and removing four of them costs about
+        as much as running a small program), or a new one."""
+        _keepalive.enter()
+        try:
+            with _pool_lock:
+                group = _pool.pop() if _pool else None
+            if group is None:
+                return cls(limits)
+            try:
+                group._set(limits)
+            except OSError:
+                group.close()
+                return cls(limits)
+            return group
+        except BaseException:
+            _keepalive.exit()
+            raise
+
+    def release(self) -> None:
+        """Kill what is left and give the group back to the pool (or remove
+        it when the pool is full or it cannot be reset). Only for groups
+        from :meth:`acquire`."""
+        _keepalive.exit()
+        self.kill()
+        if not self.directories:
+            return
+        try:
+            if self.pids():
+                raise OSError("processes left")
+            self._reset()
+        except OSError:
+            self.close()
+            return
+        with _pool_lock:
+            if len(_pool) < _POOL_SIZE:
+                _pool.append(self)
+                return
+        self.close()
 
     @staticmethod
     def _write(directory: str, name: str, value: object) -> None:
@@ -161,17 +341,16 @@ class ResourceGroup:
         return int(value) // 1_000_000 if value else 0
 
     def memory_peak_bytes(self) -> int:
+        """Peak memory charged to the group (processes, kernel memory,
+        page cache of files written) since it was last set up, less what an
+        earlier user left charged."""
         value = self._read(self._memory, "memory.max_usage_in_bytes").strip()
-        return int(value) if value else 0
+        return max(0, int(value) - self._memory_base) if value else 0
 
     def oom_killed(self) -> bool:
         """The kernel's OOM killer acted inside the group (it went over the
         memory limit)."""
-        for line in self._read(self._memory, "memory.oom_control").splitlines():
-            key, _, value = line.partition(" ")
-            if key == "oom_kill" and value.strip() not in ("", "0"):
-                return True
-        return False
+        return self._oom_kill_count() > self._oom_kills
 
     def memory_limit_hit(self) -> bool:
         if self.limits.memory_bytes is None:
@@ -181,8 +360,7 @@ class ResourceGroup:
                                      and self.memory_peak_bytes() >= self.limits.memory_bytes)
 
     def pids_limit_hit(self) -> bool:
-        events = self._read(self._pids, "pids.events").split()
-        return len(events) == 2 and events[1] != "0"
+        return self._pids_max_events() > self._pids_events
 
     def pids(self) -> list[int]:
         found: set[int] = set()
