@@ -343,6 +343,14 @@ def _execution(at: _At, index: int) -> ExecutionTask:
         cpu = gat.number("cpu_usage_limit") if gat.has("cpu_usage_limit") else 100.0
         if not 0 < cpu <= 100 * 1024:
             raise gat.fail("cpu_usage_limit", f"must be a positive percentage, got {cpu}")
+        if gat.get_int("instruction_limit", 0) > 0 and gat.get_int("time_limit", 0) == 0:
+            # Instruction counts are not enforced (no hardware counters; see
+            # docs/workflows.rst): with a time limit beside it (sio3pack
+            # always writes both) the time limit bounds the group; alone, it
+            # would be a limit silently not applied.
+            raise gat.fail("instruction_limit", "instruction limits cannot be enforced here "
+                                                "(no hardware performance counters); give a "
+                                                "time_limit instead")
         groups.append(ResourceGroupSpec(
             cpu_usage_limit=cpu,
             instruction_limit=gat.get_int("instruction_limit", 0),

@@ -20,7 +20,15 @@ from typing import Any
 import pytest
 
 from tests.support import missing
-from tests.workflow_support import dump, load, run_workflow_json, use_our_lua, write_package
+from tests.workflow_support import (
+    SOLUTIONS,
+    SUM_MODEL,
+    dump,
+    load,
+    run_workflow_json,
+    use_our_lua,
+    write_package,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.privileged]
 
@@ -103,9 +111,7 @@ def test_custom_checker_and_per_test_limits(tmp_path):
           1a: 32768
         """
     pkg = write_package(tmp_path, "chk", checker=True, config=config,
-                        solutions={k: v for k, v in __import__(
-                            "tests.workflow_support", fromlist=["SOLUTIONS"]).SOLUTIONS.items()
-                            if k in ("", "b1")})
+                        solutions={k: SOLUTIONS[k] for k in ("", "b1")})
     # Unpack stage 0 compiles the checker; it is observable and stored under
     # its handle, where the run workflows find it as an external object.
     op = load(pkg).get_unpack_operation()
@@ -155,9 +161,8 @@ int main() { int a, b; if (scanf("%d %d", &a, &b) != 2 || a > 100 || b > 100) re
 def test_unpack_with_ingen_outgen_and_inwer(tmp_path):
     from sio3pack.workflow.workflow_op import WorkflowOperation
 
-    pkg = write_package(tmp_path, "gen", tests={}, solutions={"": (
-        Path(__file__).parents[1] / "workflow_support.py").read_text().split('SUM_MODEL = r"""')[1]
-        .split('"""')[0]}, extra_prog={"geningen.cpp": INGEN, "geninwer.cpp": INWER})
+    pkg = write_package(tmp_path, "gen", tests={}, solutions={"": SUM_MODEL},
+                        extra_prog={"geningen.cpp": INGEN, "geninwer.cpp": INWER})
     package = load(pkg)
     op = package.get_unpack_operation()
     stages = op.get_workflow()

@@ -117,6 +117,9 @@ MALFORMED = [
     ("start_after itself", broken((*P, "start_after"), [0]), "field 'start_after'"),
     ("filesystem type", broken(("tasks", 0, "filesystems", 0, "type"), "nfs"),
      "unknown filesystem type"),
+    ("instruction limit alone", broken(("tasks", 0, "resource_groups", 0, "time_limit"), 0),
+     "resource group 0, field 'instruction_limit': instruction limits cannot be enforced "
+     "here"),
 ]
 
 
