@@ -86,6 +86,8 @@ def write_package(root: Path, name: str = "sum", *, checker: bool = False,
 
 
 def _get_script(name: str, templates: dict[str, str] | None = None) -> str:
+    if name in ("verify_outgen", "verify_inwer"):
+        name = "verify"
     script = (LUA / f"{name}.lua").read_text()
     for key, value in (templates or {}).items():
         script = script.replace(key, value)

@@ -124,35 +124,32 @@ class ExecutionTask:
     resource_groups: tuple[ResourceGroupSpec, ...]
     processes: tuple[Process, ...]
 
+    def _objects(self, stream: str, writable: bool) -> set[str]:
+        """Handles of ``stream`` descriptors and of object mounts that are
+        (or are not) ``writable``."""
+        out: set[str] = set()
+        for p in self.processes:
+            for _, s in p.descriptors:
+                if s.type == stream and s.handle is not None:
+                    out.add(s.handle)
+        for ns in self.mount_namespaces:
+            for mp in ns.mountpoints:
+                fs = self.filesystems[mp.source]
+                if fs.type == "object" and mp.writable == writable and fs.handle is not None:
+                    out.add(fs.handle)
+        return out
+
     def reads(self) -> set[str]:
         """Objects that must exist before the task starts: ``object_read``
         descriptors and read-only object mounts, except those a process of
         this task produces (encoder/decoder: the decoder reads what the
         encoder wrote, after ``start_after``)."""
-        out: set[str] = set()
-        for p in self.processes:
-            for _, s in p.descriptors:
-                if s.type == "object_read" and s.handle is not None:
-                    out.add(s.handle)
-        for ns in self.mount_namespaces:
-            for mp in ns.mountpoints:
-                fs = self.filesystems[mp.source]
-                if fs.type == "object" and not mp.writable and fs.handle is not None:
-                    out.add(fs.handle)
-        return out - self.writes()
+        return self._objects("object_read", False) - self.writes()
 
     def writes(self) -> set[str]:
-        out: set[str] = set()
-        for p in self.processes:
-            for _, s in p.descriptors:
-                if s.type == "object_write" and s.handle is not None:
-                    out.add(s.handle)
-        for ns in self.mount_namespaces:
-            for mp in ns.mountpoints:
-                fs = self.filesystems[mp.source]
-                if fs.type == "object" and mp.writable and fs.handle is not None:
-                    out.add(fs.handle)
-        return out
+        """Objects the task produces: ``object_write`` descriptors and
+        writable object mounts."""
+        return self._objects("object_write", True)
 
 
 @dataclass(frozen=True)

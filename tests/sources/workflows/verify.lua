@@ -1,4 +1,5 @@
--- Verify the outgen runs: every run must have status OK.
+-- Verify the outgen or inwer runs (sio3pack's "Verify outgen", "Verify inwer"):
+-- every run must have status OK.
 local runs = <LUA_MAP_TEST_ID_REG>
 local failed = {}
 for id, reg in pairs(runs) do
