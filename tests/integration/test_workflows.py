@@ -457,3 +457,50 @@ def test_sio_run_workflow_command(sum_pkg, tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip() == ("sio-run-workflow: error: task 0, field 'type': unknown task "
                                    "type 'nope' (execution or script)")
+
+
+def test_file_and_null_streams_on_a_shared_empty_filesystem(tmp_path):
+    w = put(tmp_path, "w.py", "import os\nos.write(3, b'first ')\nos.write(4, b'second')\n"
+                               "print('to null')\n")
+    r = put(tmp_path, "r.py", "import os\nprint(os.read(0, 100).decode(), os.listdir('/box'))\n")
+    box = {"type": "empty"}
+    t = task("files", [
+        proc(0, {3: {"type": "file", "filesystem": 2, "path": "/sub/../out.txt",
+                     "mode": "write_truncate"},
+                 4: {"type": "file", "filesystem": 2, "path": "out.txt",
+                     "mode": "read_write_append"},
+                 1: {"type": "null"}}),
+        proc(1, {0: {"type": "file", "filesystem": 2, "path": "out.txt", "mode": "read"},
+                 1: {"type": "object_write", "handle": "seen"}}, ns=1, after=(0,)),
+    ], [w, r], extra_fs=[box],
+        extra_mounts=[{"ns": 1, "source": 2, "target": "/box", "writable": False}])
+    env = run_job(workflow([t], [w, r], observable_objects=["seen"]),
+                  workflow_output_dir=str(tmp_path / "out"))
+    assert env["workflow_registers"][0]["status"] == "OK", env["workflow_registers"]
+    assert Path(env["workflow_objects_out"]["seen"]).read_text() == \
+        "first second ['out.txt']\n"
+    # a path that leaves its filesystem is refused when the process starts
+    bad = task("escape", [proc(0, {0: {"type": "file", "filesystem": 1, "path": "../../etc",
+                                        "mode": "read"}})], [w], extra_fs=[box])
+    env = run_job(workflow([bad], [w]))
+    assert env["workflow_status"] == "system_error"
+    assert "leaves filesystem 1" in env["workflow_result"]["error"]
+
+
+FORKER = "import os, sys\nfor i in range(8):\n    if os.fork() == 0:\n" \
+         "        import time; time.sleep(0.5); os._exit(0)\n"
+SPIN = "import time\nwhile time.process_time() < 0.15: pass\n"
+
+
+def test_pid_limit_and_cpu_usage_limit_of_a_group(tmp_path):
+    f, s = put(tmp_path, "f.py", FORKER), put(tmp_path, "s.py", SPIN)
+    forks = task("forks", [proc(0, {})], [f], groups=[group(pid_limit=3)])
+    slow = task("throttled", [proc(0, {})], [s], reg=1,
+                groups=[group(cpu_usage_limit=25.0, time_limit=2000)])
+    env = run_job(workflow([forks, slow], [f, s], observable_registers=2))
+    forked, throttled = env["workflow_registers"]
+    assert forked["status"] == "RE" and forked["processes"][0]["killed_by"] == "pid_limit"
+    assert forked["resource_groups"][0]["limit_exceeded"] == "pids"
+    assert throttled["status"] == "OK"
+    # 150 ms of CPU time at a quarter of a CPU take at least ~600 ms
+    assert throttled["processes"][0]["wall_time_ms"] >= 450, throttled
