@@ -27,6 +27,7 @@ from typing import Any
 
 from sio.workers._engine.groups import (
     GroupLimits,
+    GroupUsage,
     Mount,
     PidNamespace,
     ResourceGroup,
@@ -371,7 +372,10 @@ class _Task:
             raise _SetupError(f"fd {fd}: cannot open {path!r} in filesystem {fs}: "
                               f"{e.strerror}") from None
 
-    def run_process(self, pi: int) -> None:
+    def run_process(self, pi: int, watchdog: Limits | None = None) -> None:
+        """Run process ``pi`` to its end (in its own thread, or, with
+        ``watchdog``, in the caller's: then the engine's own watchdog
+        enforces those CPU and wall limits, see :meth:`run_alone`)."""
         p = self.task.processes[pi]
         st = self.procs[pi]
         try:
@@ -413,7 +417,9 @@ class _Task:
                 st.outcome = run_process(
                     argv, cwd=self.workdir, env=env, stderr=CAPTURE, pass_fds=list(mapping),
                     limits=Limits(output_bytes=self.conf.output_limit_bytes,
-                                  capture_bytes=4096),
+                                  capture_bytes=4096,
+                                  cpu_time_ms=watchdog.cpu_time_ms if watchdog else None,
+                                  wall_time_ms=watchdog.wall_time_ms if watchdog else None),
                     on_spawn=spawned)
                 if st.outcome.exit_code == 127 and st.outcome.stderr \
                         and st.outcome.stderr.startswith(b"nsexec: "):
@@ -431,6 +437,21 @@ class _Task:
             st.done.set()
 
     # -- watchdog and tear-down ----------------------------------------------
+
+    def run_alone(self, hard_ms: int) -> None:
+        """The common case of one process and no channel, without threads:
+        the engine's watchdog of :func:`run_process` enforces the group's CPU
+        time (its process tree is the whole group) and the hard limit, and
+        its kill reasons are mapped to the group's."""
+        spec = self.task.resource_groups[self.task.processes[0].resource_group]
+        self.run_process(0, Limits(cpu_time_ms=spec.time_limit or None, wall_time_ms=hard_ms))
+        outcome = self.procs[0].outcome
+        group = self.groups[self.task.processes[0].resource_group]
+        if outcome is not None and outcome.killed is KillReason.CPU_TIME:
+            group.killed = "time"
+        elif outcome is not None and outcome.killed is KillReason.WALL_TIME:
+            self.hard_killed = True
+            group.killed = "hard_time_limit"
 
     def watch(self, threads: list[threading.Thread], deadline: float) -> None:
         while any(th.is_alive() for th in threads):
@@ -492,10 +513,10 @@ class _SetupError(Exception):
 # The report
 # --------------------------------------------------------------------------
 
-def _process_report(t: _Task, pi: int) -> dict[str, Any]:
+def _process_report(t: _Task, pi: int, usage: list[GroupUsage]) -> dict[str, Any]:
     st = t.procs[pi]
     p = t.task.processes[pi]
-    group = t.groups[p.resource_group] if t.groups else None
+    group = usage[p.resource_group] if usage else None
     out = st.outcome
     killed_by = None
     status = "OK"
@@ -505,7 +526,7 @@ def _process_report(t: _Task, pi: int) -> dict[str, Any]:
         status, killed_by = ("TLE", "hard_time_limit") if t.hard_killed else ("SE", None)
     elif group is not None and group.killed == "time":
         status, killed_by = "TLE", "time_limit"
-    elif group is not None and out.signal is not None and group.memory_limit_hit():
+    elif group is not None and out.signal is not None and group.memory_limit_hit:
         status, killed_by = "MLE", "memory_limit"
     elif group is not None and group.killed == "memory":
         status, killed_by = "MLE", "oom_group"
@@ -516,7 +537,7 @@ def _process_report(t: _Task, pi: int) -> dict[str, Any]:
         status, killed_by = "TLE", "hard_time_limit"
     elif out.signal is not None or out.exit_code:
         status = "RE"
-    if status == "RE" and group is not None and group.pids_limit_hit():
+    if status == "RE" and group is not None and group.pids_limit_hit:
         killed_by = "pid_limit"
     return {
         "started": st.started,
@@ -531,7 +552,9 @@ def _process_report(t: _Task, pi: int) -> dict[str, Any]:
 
 
 def _report(t: _Task, wall_ms: int, error: str | None) -> dict[str, Any]:
-    processes = [_process_report(t, i) for i in range(len(t.task.processes))]
+    usage = [g.usage() for g in t.groups] if len(t.groups) == len(t.task.resource_groups) \
+        else []
+    processes = [_process_report(t, i, usage) for i in range(len(t.task.processes))]
     status = "OK"
     if error is not None:
         status = "SE"
@@ -541,19 +564,19 @@ def _report(t: _Task, wall_ms: int, error: str | None) -> dict[str, Any]:
                 status = pr["status"]
                 break
     groups = []
-    for gi, spec in enumerate(t.task.resource_groups):
-        g = t.groups[gi] if gi < len(t.groups) else None
+    for gi in range(len(t.task.resource_groups)):
+        u = usage[gi] if usage else None
         exceeded = None
-        if g is not None:
-            if g.killed == "time":
+        if u is not None:
+            if u.killed == "time":
                 exceeded = "time"
-            elif g.memory_limit_hit() or g.killed == "memory":
+            elif u.memory_limit_hit or u.killed == "memory":
                 exceeded = "memory"
-            elif g.pids_limit_hit():
+            elif u.pids_limit_hit:
                 exceeded = "pids"
         groups.append({
-            "cpu_time_ms": g.cpu_time_ms() if g else 0,
-            "memory_peak_bytes": g.memory_peak_bytes() if g else 0,
+            "cpu_time_ms": u.cpu_time_ms if u else 0,
+            "memory_peak_bytes": u.memory_peak_bytes if u else 0,
             "instructions": None,
             "limit_exceeded": exceeded,
         })
@@ -612,17 +635,21 @@ def run_execution(task: ExecutionTask, object_path: Callable[[str], str], workdi
     try:
         with _Exclusive(conf.exclusive_lock, task.exclusive):
             t.prepare()
-            relays = t.start_channels()
-            deadline = time.monotonic() + hard_time_limit_ms(task, conf.hard_time_cap_ms) / 1000
-            threads = [threading.Thread(target=t.run_process, args=(i,), daemon=True,
-                                        name=f"process-{i}")
-                       for i in range(len(task.processes))]
-            for th in threads:
-                th.start()
-            t.watch(threads, deadline)
-            t.stop.set()
-            for th in relays:
-                th.join(5)
+            hard_ms = hard_time_limit_ms(task, conf.hard_time_cap_ms)
+            if len(task.processes) == 1 and not task.channels:
+                t.run_alone(hard_ms)
+            else:
+                relays = t.start_channels()
+                deadline = time.monotonic() + hard_ms / 1000
+                threads = [threading.Thread(target=t.run_process, args=(i,), daemon=True,
+                                            name=f"process-{i}")
+                           for i in range(len(task.processes))]
+                for th in threads:
+                    th.start()
+                t.watch(threads, deadline)
+                t.stop.set()
+                for th in relays:
+                    th.join(5)
         errors = [s.error for s in t.procs if s.error]
         if errors:
             error = "; ".join(errors)

@@ -29,9 +29,11 @@ structure, so hand-written workflows pass through unchanged. The steps
 
 from __future__ import annotations
 
-import copy
+import json
 import re
 from typing import Any
+
+from sio.workflows.model import WorkflowError
 
 __all__ = ["normalise", "SIO3PACK_DEFAULT_MEMORY", "COMPILE_OUTPUT_PATH"]
 
@@ -50,7 +52,12 @@ def normalise(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     Malformed input is left for :func:`sio.workflows.model.parse` to report:
     this pass skips anything that does not have the expected shape.
     """
-    data = copy.deepcopy(data)
+    # A JSON round trip: a deep copy of JSON data, several times faster
+    # than copy.deepcopy.
+    try:
+        data = json.loads(json.dumps(data))
+    except (TypeError, ValueError) as e:
+        raise WorkflowError(f"the workflow is not JSON data: {e}") from e
     notes: list[str] = []
     tasks = data.get("tasks")
     if not isinstance(tasks, list):

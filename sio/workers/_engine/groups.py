@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 from sio.workers._engine import build
 
-__all__ = ["GroupLimits", "ResourceGroup", "PidNamespace", "Mount", "nsexec_path",
+__all__ = ["GroupLimits", "GroupUsage", "ResourceGroup", "PidNamespace", "Mount", "nsexec_path",
            "nsexec_argv", "mount_tmpfs", "unmount", "GroupUnavailable"]
 
 _SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nsexec.c")
@@ -169,7 +169,25 @@ class _KeepAlive:
 #: how long (seconds) the keep-alive runs after the last group was released
 KEEPALIVE_LINGER_S = 2.0
 _keepalive = _KeepAlive()
-atexit.register(_keepalive.close)
+
+
+@atexit.register
+def _close_keepalive() -> None:
+    _keepalive.close()  # this process's (a forked child has its own)
+
+@dataclass(frozen=True)
+class GroupUsage:
+    """What a resource group used, and which limits it hit."""
+
+    cpu_time_ms: int
+    memory_peak_bytes: int
+    #: the OOM killer acted, or the usage reached the limit
+    memory_limit_hit: bool
+    #: a fork or clone was refused at ``pids.max``
+    pids_limit_hit: bool
+    #: why we killed it (see :attr:`ResourceGroup.killed`)
+    killed: str | None
+
 
 _pool_lock = threading.Lock()
 _pool: list["ResourceGroup"] = []
@@ -204,6 +222,8 @@ class ResourceGroup:
 
     def __init__(self, limits: GroupLimits) -> None:
         self.name = f"sioworkers-{uuid.uuid4().hex[:16]}"
+        #: the limits written to the cgroup files (None: unknown)
+        self._applied: GroupLimits | None = None
         root = _cgroup_root()
         self.directories: list[str] = []
         try:
@@ -236,6 +256,9 @@ class ResourceGroup:
         self._oom_kills = self._oom_kill_count()
         usage = self._read(self._memory, "memory.usage_in_bytes").strip()
         self._memory_base = int(usage) if usage else 0
+        if self._applied == limits:
+            return  # a pooled group used with the same limits as last time
+        self._applied = None
         # memory+swap first unlimited: the limit may be raised or lowered,
         # and the kernel refuses memsw below the memory limit at any moment.
         self._write_quietly(self._memory, "memory.memsw.limit_in_bytes", -1)
@@ -251,6 +274,7 @@ class ResourceGroup:
         self._write(self._cfs, "cpu.cfs_period_us", 100000)
         self._write(self._cfs, "cpu.cfs_quota_us", -1 if limits.cpu_percent is None
                     else max(1000, int(limits.cpu_percent * 1000)))
+        self._applied = limits
 
     def _reset(self) -> None:
         """Forget what the last user did (all its processes are gone)."""
@@ -288,7 +312,19 @@ class ResourceGroup:
         _keepalive.enter()
         try:
             with _pool_lock:
-                group = _pool.pop() if _pool else None
+                # One last used with the same limits needs no writes; while
+                # the pool is not full, a new one is made rather than one
+                # rewritten, so that tasks with alternating limits (a run,
+                # then a checker) each find theirs.
+                same = [g for g in _pool if g._applied == limits]
+                if same:
+                    group: ResourceGroup | None = same[-1]
+                elif _pool and len(_pool) >= _POOL_SIZE // 2:
+                    group = _pool[0]
+                else:
+                    group = None
+                if group is not None:
+                    _pool.remove(group)
             if group is None:
                 return cls(limits)
             try:
@@ -352,6 +388,13 @@ class ResourceGroup:
         memory limit)."""
         return self._oom_kill_count() > self._oom_kills
 
+    def usage(self) -> GroupUsage:
+        """What the group used and hit, read once."""
+        return GroupUsage(cpu_time_ms=self.cpu_time_ms(),
+                          memory_peak_bytes=self.memory_peak_bytes(),
+                          memory_limit_hit=self.memory_limit_hit(),
+                          pids_limit_hit=self.pids_limit_hit(), killed=self.killed)
+
     def memory_limit_hit(self) -> bool:
         if self.limits.memory_bytes is None:
             return False
@@ -363,11 +406,11 @@ class ResourceGroup:
         return self._pids_max_events() > self._pids_events
 
     def pids(self) -> list[int]:
-        found: set[int] = set()
-        for directory in self.directories:
-            for line in self._read(directory, "cgroup.procs").split():
-                found.add(int(line))
-        return sorted(found)
+        """The processes of the group. A program joins the memory cgroup
+        first (see ``nsexec -C``), so that one lists every member."""
+        if not self.directories:
+            return []
+        return sorted(int(p) for p in self._read(self._memory, "cgroup.procs").split())
 
     def kill(self, reason: str | None = None) -> None:
         """SIGKILL every process of the group (repeated until none is left
