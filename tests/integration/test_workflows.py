@@ -399,13 +399,17 @@ def test_joint_memory_of_two_processes_over_the_group_limit(tmp_path):
 def test_hard_time_limit_kills_every_process(tmp_path):
     s = put(tmp_path, "s.py", SLEEPER)
     t = task("sleepy", [proc(0, {}), proc(0, {}, after=(0,))], [s], hard_time_limit=700)
+    alone = task("sleepy alone", [proc(0, {})], [s], hard_time_limit=500, reg=1)
     start = time.monotonic()
-    env = run_job(workflow([t], [s]))
-    assert time.monotonic() - start < 10
-    report = env["workflow_registers"][0]
+    env = run_job(workflow([t, alone], [s], observable_registers=2))
+    assert time.monotonic() - start < 15
+    report, single = env["workflow_registers"]
     assert report["status"] == "TLE" and report["hard_time_limit_exceeded"]
     assert [p["killed_by"] for p in report["processes"]] == ["hard_time_limit"] * 2
     assert [p["started"] for p in report["processes"]] == [True, False]
+    assert single["status"] == "TLE" and single["hard_time_limit_exceeded"]
+    assert single["processes"][0]["killed_by"] == "hard_time_limit"
+    assert 500 <= single["processes"][0]["wall_time_ms"] < 5000
 
 
 def test_group_cpu_time_limit_and_lua_failure_make_a_system_error(tmp_path):

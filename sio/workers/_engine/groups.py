@@ -13,7 +13,13 @@ does not depend on this module; it knows nothing of environs or workflows.
   called by the caller's watchdog), CPU bandwidth (``cpu`` controller,
   ``cpu.cfs_quota_us``).
   We are root, so cgroups are created directly under each controller's
-  mount; they are removed in :meth:`ResourceGroup.close`.
+  mount. :meth:`ResourceGroup.acquire` / :meth:`ResourceGroup.release` keep
+  idle groups in a small pool (counters reset, limits rewritten only when
+  they change): making and removing four cgroups costs about as much as
+  running a small program. While groups are in use, a keep-alive keeps
+  cgroup migration cheap (see :class:`_KeepAlive`). Pooled groups are removed
+  at exit; a worker killed with SIGKILL leaves its idle ``sioworkers-*``
+  cgroups behind (empty, harmless, removable with ``rmdir``).
 * :class:`PidNamespace` holds a PID namespace open: a tiny init (``nsexec
   -H``) is its PID 1 and reaps orphans, so that a process that ends does not
   take the namespace (and processes started after it) down with it.
