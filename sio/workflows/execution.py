@@ -285,6 +285,19 @@ class _Task:
             r, w = os.pipe2(os.O_CLOEXEC)
             self.pipes.append((r, w))
             self.owned |= {r, w}
+        # An end nobody owns is closed at once: a writer whose pipe has no
+        # reader gets EPIPE, a reader with no writer end of file, instead
+        # of waiting for the hard time limit.
+        used = {(c.source_pipe, 0) for c in t.channels} | {(c.target_pipe, 1)
+                                                            for c in t.channels}
+        for p in t.processes:
+            for _, s in p.descriptors:
+                if s.type in ("pipe_read", "pipe_write") and s.pipe is not None:
+                    used.add((s.pipe, 0 if s.type == "pipe_read" else 1))
+        for index, ends in enumerate(self.pipes):
+            for side in (0, 1):
+                if (index, side) not in used:
+                    self.take(ends[side])
 
     def take(self, fd: int) -> None:
         """Our copy of a pipe end went to its owner: close it, so that the

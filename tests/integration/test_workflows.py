@@ -508,3 +508,14 @@ def test_pid_limit_and_cpu_usage_limit_of_a_group(tmp_path):
     assert throttled["status"] == "OK"
     # 150 ms of CPU time at a quarter of a CPU take at least ~600 ms
     assert throttled["processes"][0]["wall_time_ms"] >= 450, throttled
+
+
+def test_a_pipe_without_a_reader_gives_the_writer_epipe(tmp_path):
+    w = put(tmp_path, "w.py", WRITER)
+    t = task("no reader", [proc(0, {3: {"type": "pipe_write", "pipe": 0}})], [w], pipes=1,
+             hard_time_limit=20000)
+    start = time.monotonic()
+    env = run_job(workflow([t], [w]))
+    assert time.monotonic() - start < 10
+    (writer,) = env["workflow_registers"][0]["processes"]
+    assert writer["status"] == "RE" and writer["killed_by"] is None
