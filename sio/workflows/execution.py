@@ -415,7 +415,7 @@ class _Task:
                 group = self.groups[p.resource_group]
                 holder = self.pidns.get(p.pid_namespace)
                 argv = nsexec_argv(
-                    p.arguments, cgroups=group.directories,
+                    p.arguments, cgroups=group.joined,
                     pid_namespace=holder.path if holder else None,
                     own_pid_namespace=holder is None, network_of=self.network_of,
                     isolate_network=self.network_of is None, root_dir=self.root, mounts=mounts,

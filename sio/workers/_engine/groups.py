@@ -394,6 +394,15 @@ class ResourceGroup:
         memory limit)."""
         return self._oom_kill_count() > self._oom_kills
 
+    @property
+    def joined(self) -> list[str]:
+        """The cgroups a program joins (``nsexec -C``): memory first (see
+        :meth:`pids`), the ``cpu`` one only when it has a quota (one
+        write less per program)."""
+        if self._applied is not None and self._applied.cpu_percent is None:
+            return self.directories[:3]
+        return self.directories
+
     def usage(self) -> GroupUsage:
         """What the group used and hit, read once."""
         return GroupUsage(cpu_time_ms=self.cpu_time_ms(),
