@@ -519,3 +519,25 @@ def test_a_pipe_without_a_reader_gives_the_writer_epipe(tmp_path):
     assert time.monotonic() - start < 10
     (writer,) = env["workflow_registers"][0]["processes"]
     assert writer["status"] == "RE" and writer["killed_by"] is None
+
+
+def test_groups_left_by_a_dead_worker_are_removed():
+    from sio.workers._engine import groups
+
+    dead = "sioworkers-999999999-0123456789ab"  # above any pid_max
+    made = []
+    for controller in groups.ResourceGroup.CONTROLLERS:
+        path = f"/sys/fs/cgroup/{controller}/{dead}"
+        os.mkdir(path)
+        made.append(path)
+    mine = groups.ResourceGroup(groups.GroupLimits())  # a live owner: kept
+    try:
+        groups._swept.clear()
+        groups._sweep_orphans()
+        assert [os.path.exists(p) for p in made] == [False] * len(made)
+        assert all(os.path.isdir(d) for d in mine.directories)
+    finally:
+        mine.close()
+        for path in made:
+            if os.path.exists(path):
+                os.rmdir(path)

@@ -18,8 +18,9 @@ does not depend on this module; it knows nothing of environs or workflows.
   they change): making and removing four cgroups costs about as much as
   running a small program. While groups are in use, a keep-alive keeps
   cgroup migration cheap (see :class:`_KeepAlive`). Pooled groups are removed
-  at exit; a worker killed with SIGKILL leaves its idle ``sioworkers-*``
-  cgroups behind (empty, harmless, removable with ``rmdir``).
+  at exit; those of a worker that could not (killed, or a pool process
+  ended by ``os._exit``) are removed by the next process that uses groups
+  (each group's name holds its owner's pid).
 * :class:`PidNamespace` holds a PID namespace open: a tiny init (``nsexec
   -H``) is its PID 1 and reaps orphans, so that a process that ends does not
   take the namespace (and processes started after it) down with it.
@@ -181,6 +182,38 @@ _keepalive = _KeepAlive()
 def _close_keepalive() -> None:
     _keepalive.close()  # this process's (a forked child has its own)
 
+_swept: list[bool] = []
+
+
+def _sweep_orphans() -> None:
+    """Once per process: remove the empty groups of workers that are gone
+    (their pid, in the group's name, is not a live process)."""
+    if _swept:
+        return
+    _swept.append(True)
+    base = os.path.join(_cgroup_root(), ResourceGroup.CONTROLLERS[0])
+    try:
+        names = [n for n in os.listdir(base) if n.startswith("sioworkers-")]
+    except OSError:
+        return
+    for name in names:
+        try:
+            owner = int(name.split("-")[1])
+            os.kill(owner, 0)
+            continue  # alive (or not ours to judge)
+        except (ValueError, IndexError):
+            continue
+        except PermissionError:
+            continue
+        except ProcessLookupError:
+            pass
+        for controller in reversed(ResourceGroup.CONTROLLERS):
+            try:
+                os.rmdir(os.path.join(_cgroup_root(), controller, name))
+            except OSError:
+                pass  # not empty (still in use after all), or gone
+
+
 @dataclass(frozen=True)
 class GroupUsage:
     """What a resource group used, and which limits it hit."""
@@ -214,6 +247,7 @@ def _forget_pool_in_child() -> None:
     _pool_lock = threading.Lock()
     _pool.clear()
     _keepalive = _KeepAlive()
+    _swept.clear()
 
 
 os.register_at_fork(after_in_child=_forget_pool_in_child)
@@ -227,7 +261,10 @@ class ResourceGroup:
     CONTROLLERS = ("memory", "pids", "cpuacct", "cpu")
 
     def __init__(self, limits: GroupLimits) -> None:
-        self.name = f"sioworkers-{uuid.uuid4().hex[:16]}"
+        # The owner's pid in the name: a group of a worker that died without
+        # removing its pool (killed, or a pool process ended by os._exit)
+        # is removed by the next worker that starts (see _sweep_orphans).
+        self.name = f"sioworkers-{os.getpid()}-{uuid.uuid4().hex[:12]}"
         #: the limits written to the cgroup files (None: unknown)
         self._applied: GroupLimits | None = None
         root = _cgroup_root()
@@ -315,6 +352,7 @@ class ResourceGroup:
         """A group with ``limits``: an idle one from the pool (cgroups are
         kept between tasks: creating and removing four of them costs about
         as much as running a small program), or a new one."""
+        _sweep_orphans()
         _keepalive.enter()
         try:
             with _pool_lock:
