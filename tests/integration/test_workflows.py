@@ -541,3 +541,15 @@ def test_groups_left_by_a_dead_worker_are_removed():
         for path in made:
             if os.path.exists(path):
                 os.rmdir(path)
+
+
+def test_python_solution_through_the_python_image(tmp_path):
+    pkg = write_package(tmp_path, "pys", solutions={}, tests={"1a": ("2 3\n", "5\n"),
+                                                                "2a": ("4 4\n", "8\n")})
+    (pkg / "prog" / "pys.py").write_text("a, b = map(int, input().split())\nprint(a + b)\n")
+    (pkg / "prog" / "pysb1.py").write_text("print(0)\n")
+    good = run_job(run_workflow_json(pkg, "pys.py"))
+    assert good["workflow_registers"][1] == {"status": "OK", "score": 100,
+                                             "groups": {"1": "OK", "2": "OK"}}
+    wrong = run_job(run_workflow_json(pkg, "pysb1.py"))
+    assert wrong["workflow_registers"][1]["status"] == "WA"
