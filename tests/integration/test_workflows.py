@@ -208,6 +208,11 @@ def test_user_out_and_test_run(sum_pkg, tmp_path):
     assert env["workflow_registers"][1]["status"] == "OK"
     stored = env["workflow_objects_out"]["user_out_2a"]
     assert Path(stored).read_text() == "100\n"
+    env = run_job(dump(next(iter(package.get_test_run_operation(model["file"], test.in_file)
+                                 .get_workflow()))),
+                  workflow_output_dir=str(tmp_path))
+    assert env["workflow_registers"][1]["status"] == "OK"
+    assert Path(env["workflow_objects_out"]["test_run_sum.cpp"]).read_text() == "100\n"
 
 
 # --------------------------------------------------------------------------
