@@ -93,6 +93,13 @@ CLONE_FORBIDDEN = (0x00800000 | 0x00008000 | 0x00020000 | 0x02000000 | 0x0400000
 MAP_FIXED = 0x10
 
 WATCHDOG_PERIOD = 0.05  # seconds: the longest the watchdog sleeps
+#: The most ptrace stops the event loop handles before it looks at the
+#: clocks, the worker's socket and the captured output again (it also stops
+#: early when a deadline comes): threads that keep a stop always pending
+#: must not keep the watchdog from running.
+STOPS_PER_TURN = 64
+#: seconds: how often an idle spawner checks that its worker is alive
+IDLE_CHECK = 0.5
 #: the key of the default seccomp filter (see Spawner.seccomp_filter)
 NO_EXTRAS: tuple = ((), ())
 #: exit status of a warm child that could not execute the stub
@@ -172,6 +179,9 @@ class Spawner:
 
     def __init__(self, sock: _socket.socket, stub: str | None = None) -> None:
         self.sock = sock
+        #: the worker: when our parent is another process, it has died (see
+        #: worker_gone)
+        self.worker = os.getppid()
         #: the compiled execstub.c the warm children become, or None: they
         #: then stay Python (see _warm_child)
         self.stub = stub
@@ -214,6 +224,9 @@ class Spawner:
                     self.prefork()
                 except OSError:
                     pass  # no fork now: the run tries again, and reports it
+                while not select.select([self.sock], [], [], IDLE_CHECK)[0]:
+                    if self.worker_gone():
+                        return
                 msg = _wire.recv(self.sock)
                 if msg is None:
                     return
@@ -239,6 +252,14 @@ class Spawner:
                 os.close(fd)
         _wire.send(self.sock, answer)
         return True
+
+    def worker_gone(self) -> bool:
+        """Whether the worker that started us has died. Its end of our socket
+        normally tells (end of stream), but a copy of that descriptor may
+        outlive it (a process it forked); being re-parented cannot be
+        missed. Not PR_SET_PDEATHSIG: it fires when the *thread* that forked
+        us ends, and any thread of the worker may have started its spawner."""
+        return os.getppid() != self.worker
 
     # --- the warm child -------------------------------------------------------
 
@@ -444,12 +465,15 @@ class Run:
         self.last_memory_sample = 0.0
         self.last_cpu_ns = 0
         self.leader_status: int | None = None
+        self.end_time: float | None = None  # time.monotonic() when the leader was reaped
         self.rusage: resource.struct_rusage | None = None
         self.killed: str | None = None
         self.violation: str | None = None
         self.mem_peak_kib = 0
         self.rss_peak_kib = 0
         self.stops = 0
+        #: time.monotonic() at which the loop must run the watchdog again
+        self.check_at = 0.0
         self.captures: dict[int, str] = {}  # open read end -> stream name
         self.captured: dict[str, bytearray] = {}
         self.written: dict[str, int] = {}  # bytes read from each captured stream
@@ -704,12 +728,19 @@ class Run:
     # --- the event loop -------------------------------------------------------
 
     def _loop(self) -> None:
+        """Until the program has ended: turns of (the watchdog, a wait for
+        anything to do, at most STOPS_PER_TURN stops). Whatever the program
+        does, every turn ends within a stop's handling of the next deadline
+        (see _reap), so the limits and the worker's death are acted on in
+        time even when its threads keep a stop pending all the time."""
         sp = self.sp
+        more = False  # stops may be pending that no new SIGCHLD will announce
         while self.leader_status is None:
             timeout = self._watchdog()
+            self.check_at = time.monotonic() + timeout
             watch = [sp.sigfd, sp.sock.fileno(), *self.captures]
-            ready, _, _ = select.select(watch, [], [], timeout)
-            if sp.sock.fileno() in ready:
+            ready, _, _ = select.select(watch, [], [], 0 if more else timeout)
+            if sp.sock.fileno() in ready or sp.worker_gone():
                 # The worker went away (or broke the protocol): nobody will
                 # read the outcome, so end the program and the spawner.
                 self._kill(WALL_TIME)
@@ -719,30 +750,39 @@ class Run:
                 if fd in self.captures:
                     self._read_capture(fd)
             if sp.sigfd in ready:
+                # Drained before reaping: a stop that comes after this read
+                # signals again.
                 try:
                     while os.read(sp.sigfd, 128 * 16):
                         pass
                 except BlockingIOError:
                     pass
-            self._reap()
+            more = self._reap()
         self._reap_all()
 
-    def _reap(self) -> None:
-        while True:
+    def _reap(self) -> bool:
+        """Handle what is pending: at most STOPS_PER_TURN stops, and none
+        once the watchdog is due (``check_at``). True when it stopped early
+        (more may be pending)."""
+        for _ in range(STOPS_PER_TURN):
             try:
                 pid, status, ru = os.wait4(-1, os.WNOHANG | WALL)
             except ChildProcessError:
-                return
+                return False
             if pid == 0:
-                return
+                return False
             if os.WIFSTOPPED(status):
                 self._on_stop(pid, status)
+                if time.monotonic() >= self.check_at:
+                    return True
                 continue
             self.tids.discard(pid)
             self.pending_clones.discard(pid)
             if pid == self.leader:
-                self.leader_status = status
-                self.rusage = ru
+                self.leader_status, self.rusage = status, ru
+                self.end_time = time.monotonic()
+                return False
+        return True
 
     def _reap_all(self) -> None:
         """Make sure nothing of the run is left. The leader of a thread group
@@ -768,6 +808,7 @@ class Run:
             self.tids.discard(pid)
             if pid == self.leader and self.leader_status is None:
                 self.leader_status, self.rusage = status, ru
+                self.end_time = time.monotonic()
         self.tids.clear()
         while True:  # orphans adopted as subreaper, if any
             try:
@@ -1048,6 +1089,13 @@ class Run:
             # depends on the kernel: read its memory while it surely can.
             self._sample_memory(self.leader)
             self._cpu_now()
+        # The whole program at once, never one thread after another: SIGKILL
+        # to the leader ends its thread group (and, were the leader the init
+        # of a PID namespace of its own, everything in it), its process
+        # group catches anything else it might have started. Both are ids
+        # of our unreaped child, so they cannot name another process. Tasks
+        # in a ptrace stop are woken by SIGKILL; nothing here waits for the
+        # program to be quiet.
         for kill in (os.kill, os.killpg):
             try:
                 kill(self.leader, signal.SIGKILL)
@@ -1086,7 +1134,7 @@ class Run:
             while self._read_capture(fd):
                 pass
         status = self.leader_status or 0
-        end = time.monotonic()
+        end = self.end_time if self.end_time is not None else time.monotonic()
         start = self.exec_time if self.exec_time is not None else self.fork_time
         out: dict = {
             "exit_code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
@@ -1132,6 +1180,10 @@ class Run:
                     cpu_ns > self.cpu_limit_ns or sig == signal.SIGXCPU
                     or (sig == signal.SIGKILL and cpu_ns >= self.cpu_limit_ns)):
                 killed = CPU_TIME
+            elif self.wall_limit_s is not None and end - start > self.wall_limit_s:
+                # Ended after its wall-clock limit before the watchdog came
+                # round to it: over the limit all the same.
+                killed = WALL_TIME
             elif self.output_limit is not None and (
                     sig == signal.SIGXFSZ or self._files_over_limit(stdio)):
                 killed = OUTPUT
