@@ -7,8 +7,8 @@ runs with the compiled stub and with Python children."""
 
 from __future__ import annotations
 
+import errno
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -87,3 +87,39 @@ def test_killing_the_worker_during_a_flood_ends_everything_within_a_second(
         if worker.poll() is None:
             worker.kill()
             worker.wait()
+
+
+# --- no channel between runs, no rewriting of the output ------------------------
+
+def test_record_locks_on_a_shared_input_are_refused(job):
+    """Two concurrent runs on one input (as a hard link of Filetracker's
+    cache is): every lock either tries fails, so neither can see the
+    other's."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = job.dir / "in"
+    data.write_text("1 2\n")
+
+    def run(_):
+        with open(data, "rb") as f:
+            return job.run("hostile_locks", "300", stdin=f.fileno())
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(run, range(2)))
+    for outcome, result in results:
+        assert result == ("OK", "ok"), outcome
+        lines = dict(line.split() for line in outcome.stdout.decode().splitlines())
+        assert set(lines) == {"F_SETLK", "F_SETLKW", "F_GETLK", "F_OFD_SETLK",
+                              "F_OFD_SETLKW", "F_OFD_GETLK", "flock"}
+        assert set(lines.values()) == {str(errno.ENOLCK)}, lines
+
+
+def test_the_output_cannot_be_rewritten(job):
+    out = job.dir / "out"
+    out.write_bytes(b"")
+    with open(out, "ab") as f:
+        outcome, result = job.run("hostile_append", stdout=f.fileno(), stderr=CAPTURE)
+    assert result == ("OK", "ok"), outcome
+    # F_SETFL keeps O_APPEND (harmless), the others are refused (EPERM)
+    assert outcome.stderr == b"setfl 0 append 1 ftruncate 1 pwritev2 1\n"
+    assert out.read_bytes() == b"first\nXX"

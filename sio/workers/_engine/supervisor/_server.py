@@ -108,6 +108,10 @@ STUB_FAILED = 126
 STUB_READY = b"R"
 
 
+#: the registers of the system call arguments, in order
+_ARG_REGS = ("rdi", "rsi", "rdx", "r10", "r8", "r9")
+
+
 class _ClientGone(Exception):
     """The worker closed its end of the socket during a run."""
 
@@ -896,6 +900,7 @@ class Run:
             Stop.CLONE: self._decide_clone,
             Stop.SIGNAL: self._decide_signal,
             Stop.MEMORY: self._decide_memory,
+            Stop.SETFL: self._decide_setfl,
         }.get(stop)
         decision = handler(tid, name, regs) if handler else ("violate", name)
         kind = decision[0]
@@ -905,6 +910,16 @@ class Run:
             # Skip the call (nr -1) and make it return -errno.
             regs.orig_rax = (1 << 64) - 1
             regs.rax = (1 << 64) - decision[1]
+            try:
+                L.set_regs(tid, regs)
+            except OSError:
+                return
+            self._cont(tid)
+        elif kind == "args":
+            # The call goes ahead with changed arguments (the kernel runs
+            # the filter again on them).
+            for i, value in decision[1].items():
+                setattr(regs, _ARG_REGS[i], value)
             try:
                 L.set_regs(tid, regs)
             except OSError:
@@ -1010,6 +1025,14 @@ class Run:
             "rt_tgsigqueueinfo": a0 == self.leader and a1 in self.tids,
         }.get(name, False)
         return ("allow",) if own else ("violate", name)
+
+    def _decide_setfl(self, tid: int, name: str, regs: L.Regs) -> tuple:
+        """fcntl(fd, F_SETFL, flags) without O_APPEND: with it. The output
+        is opened for appending; whichever descriptor this is by the time
+        the kernel runs the call (another thread may dup2() the output onto
+        it meanwhile), the flag stays. On pipes, the input and the other
+        descriptors a program has, O_APPEND changes nothing."""
+        return ("args", {2: regs.arg(2) | bpf.O_APPEND})
 
     def _decide_memory(self, tid: int, name: str, regs: L.Regs) -> tuple:
         if self.mem_limit_kib is None:

@@ -74,6 +74,7 @@ class Stop:
     CLONE = 7       #: threads up to a limit, never a new process
     SIGNAL = 8      #: kill/tgkill/...: only at the program itself
     MEMORY = 9      #: a large mmap/mremap: would it exceed the memory limit?
+    SETFL = 10      #: fcntl(F_SETFL) without O_APPEND: O_APPEND is kept
 
 
 def _trace(stop: int) -> int:
@@ -89,8 +90,8 @@ def _errno(code: int) -> int:
 ALLOWED: tuple[str, ...] = (
     # I/O on descriptors it was given
     "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev",
-    "preadv2", "pwritev2", "lseek", "close", "fstat", "dup", "dup2", "dup3",
-    "fsync", "fdatasync", "ftruncate", "fadvise64", "sendfile", "splice", "tee",
+    "preadv2", "lseek", "close", "fstat", "dup", "dup2", "dup3",
+    "fsync", "fdatasync", "fadvise64", "sendfile", "splice", "tee",
     "getdents", "getdents64", "fstatfs", "close_range", "pipe", "pipe2",
     "poll", "ppoll", "select", "pselect6", "epoll_create", "epoll_create1", "epoll_ctl",
     "epoll_wait", "epoll_pwait", "epoll_pwait2", "eventfd", "eventfd2",
@@ -134,6 +135,8 @@ REFUSED: dict[str, int] = {
     "munlock": errno.EPERM, "munlockall": errno.EPERM,
     "chdir": errno.EPERM, "fchdir": errno.EPERM,
     "flock": errno.ENOLCK,          # no locks on shared inodes (a side channel)
+    # The output is appended to (O_APPEND, see fcntl below): not cut either.
+    "ftruncate": errno.EPERM,
     "statfs": errno.EACCES,
     "mbind": errno.EPERM, "set_mempolicy": errno.EPERM, "get_mempolicy": errno.ENOSYS,
 }
@@ -156,6 +159,16 @@ PRCTL_ALLOWED = (15, 16)  # PR_SET_NAME, PR_GET_NAME
 #: fcntl commands refused (EPERM): F_SETOWN, F_SETSIG, F_SETOWN_EX would let
 #: SIGIO signal another process; F_SETLEASE, F_NOTIFY watch shared inodes.
 FCNTL_REFUSED = (8, 10, 15, 1024, 1026)
+#: fcntl record locks, refused (ENOLCK) like flock: concurrent runs share
+#: inodes (an input is a hard link of Filetracker's cache), and a lock one
+#: run takes another can see, a channel between them. F_GETLK, F_SETLK,
+#: F_SETLKW (the same numbers as their 64-bit forms on x86-64), F_OFD_GETLK,
+#: F_OFD_SETLK, F_OFD_SETLKW.
+FCNTL_LOCKS = (5, 6, 7, 36, 37, 38)
+F_SETFL = 4
+O_APPEND = 0o2000
+#: pwritev2 flag: write at the offset even on an O_APPEND descriptor (Linux 6.9)
+RWF_NOAPPEND = 0x20
 
 #: mmap/mremap sizes from which the tracer checks the memory limit. Smaller
 #: ones are left to RLIMIT_AS, whose margin they cannot jump over (so it
@@ -234,7 +247,7 @@ def _numbers(names: Iterable[str]) -> list[int]:
 
 
 #: Calls whose arguments decide (see build_filter, step 4).
-ARGUMENT_CHECKED = ("mmap", "mremap", "prlimit64", "prctl", "fcntl")
+ARGUMENT_CHECKED = ("mmap", "mremap", "prlimit64", "prctl", "fcntl", "pwritev2")
 
 
 #: Numbers above every real x86-64 call (the range search needs an upper end).
@@ -399,9 +412,27 @@ def build_filter(extra_allowed: Iterable[str] = (),
     #    prctl(option, ...): thread names only.
     asm.label("prctl")
     _one_of(asm, 0, PRCTL_ALLOWED, listed="allow", other="eperm")
-    #    fcntl(fd, cmd, ...): everything but signal ownership and leases.
+    #    fcntl(fd, cmd, arg): everything but signal ownership, leases and
+    #    locks; F_SETFL only keeping O_APPEND (the output is opened for
+    #    appending, so that no program rewrites what it wrote: the tracer
+    #    adds O_APPEND to any F_SETFL without it, a race-free change of an
+    #    argument; no program needs to take it off).
     asm.label("fcntl")
-    _one_of(asm, 1, FCNTL_REFUSED, listed="eperm", other="allow")
+    _one_of(asm, 1, FCNTL_REFUSED, listed="eperm", other="fcntl_locks")
+    asm.label("fcntl_locks")
+    _one_of(asm, 1, FCNTL_LOCKS, listed="enolck", other="fcntl_setfl")
+    asm.label("fcntl_setfl")
+    asm.jump("==", F_SETFL, false="allow")
+    asm.load(off_arg_lo(2))
+    asm.jump("&", O_APPEND, true="allow", false="trace_setfl")
+    #    pwritev2(fd, iov, iovcnt, pos_l, pos_h, flags): not past O_APPEND.
+    asm.label("pwritev2")
+    asm.load(off_arg_lo(5))
+    asm.jump("&", RWF_NOAPPEND, true="eperm", false="allow")
+    asm.label("enolck")
+    asm.ret(_errno(errno.ENOLCK))
+    asm.label("trace_setfl")
+    asm.ret(_trace(Stop.SETFL))
     asm.label("allow")
     asm.ret(SECCOMP_RET_ALLOW)
     asm.label("eperm")
