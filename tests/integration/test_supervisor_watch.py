@@ -123,3 +123,62 @@ def test_the_output_cannot_be_rewritten(job):
     # F_SETFL keeps O_APPEND (harmless), the others are refused (EPERM)
     assert outcome.stderr == b"setfl 0 append 1 ftruncate 1 pwritev2 1\n"
     assert out.read_bytes() == b"first\nXX"
+
+
+# --- fake_time ------------------------------------------------------------------
+
+def _times_of(stdout: bytes) -> dict[str, list[str]]:
+    return {line.split()[0]: line.split()[1:] for line in stdout.decode().splitlines()}
+
+
+def _times(outcome) -> dict[str, list[str]]:
+    return _times_of(outcome.stdout)
+
+
+@pytest.mark.parametrize("program", ["sup_fake_time", "sup_fake_time.dyn"])
+def test_fake_time(job, program):
+    """RDTSC, RDTSCP and the clocks (through the vDSO of a dynamic program
+    too): real with "off", all 0 with "zero", the same increasing sequence
+    in every run with "random"."""
+    runs = {}
+    for mode in ("off", "zero", "random", "random"):
+        outcome, result = job.run(program, policy=Policy(fake_time=mode))
+        assert result == ("OK", "ok"), outcome
+        runs.setdefault(mode, []).append(_times(outcome))
+    real = runs["off"][0]
+    assert set(real) == {"rdtsc", "rdtscp", "monotonic", "realtime", "gettimeofday", "time"}
+    assert int(real["rdtsc"][0]) > 0 and float(real["realtime"][0]) > 1.6e9  # after 2020
+    for source, values in runs["zero"][0].items():
+        assert all(float(v) == 0 for v in values), (source, values)
+    first, second = runs["random"]
+    assert first == second
+    for source, (a, b) in first.items():
+        assert 0 < float(a) <= float(b), (source, a, b)
+        if not source.startswith("rdtsc"):
+            assert float(b) < 1.6e9, (source, b)  # not the real time
+    assert first["rdtsc"][0] != first["rdtsc"][1]
+
+
+def test_fake_time_is_a_policy_of_three_modes():
+    with pytest.raises(ValueError, match="fake_time"):
+        Policy(fake_time="on")
+
+
+def test_the_supervised_executor_reads_fake_time_from_the_environ(job):
+    """As SIO2 sends it: an unprefixed environ key, whatever the prefix of
+    the limits."""
+    from sio.workers.errors import UsageError
+    from sio.workers.executors import SupervisedExecutor
+
+    program = job.programs["sup_fake_time"]
+    with SupervisedExecutor() as ex:
+        renv = ex([program], capture_output=True, cwd=str(job.dir),
+                  environ={"fake_time": "zero", "exec_time_limit": 2000},
+                  environ_prefix="exec_")
+        assert renv["result_code"] == "OK"
+        assert _times_of(renv["stdout"])["rdtsc"] == ["0", "0"]
+        renv = ex([program], capture_output=True, cwd=str(job.dir),
+                  environ={"fake_time": "off"})
+        assert _times_of(renv["stdout"])["rdtsc"] != ["0", "0"]
+        with pytest.raises(UsageError, match="fake_time"):
+            ex([program], cwd=str(job.dir), environ={"fake_time": "yes"})

@@ -92,6 +92,14 @@ CLONE_FORBIDDEN = (0x00800000 | 0x00008000 | 0x00020000 | 0x02000000 | 0x0400000
                    | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000)
 MAP_FIXED = 0x10
 
+#: fake_time "random": the seed of the sequence, the range of the clock's
+#: start (ns, about 13 days) and the largest step at a read (ns)
+FAKE_TIME_SEED = 0x5105_2026_F4CE_713E
+FAKE_TIME_START_RANGE = 1 << 50
+FAKE_TIME_STEP_NS = 1 << 16
+# auxiliary vector entry types (the program's initial stack)
+AT_NULL, AT_IGNORE, AT_SYSINFO_EHDR = 0, 1, 33
+
 WATCHDOG_PERIOD = 0.05  # seconds: the longest the watchdog sleeps
 #: The most ptrace stops the event loop handles before it looks at the
 #: clocks, the worker's socket and the captured output again (it also stops
@@ -101,7 +109,7 @@ STOPS_PER_TURN = 64
 #: seconds: how often an idle spawner checks that its worker is alive
 IDLE_CHECK = 0.5
 #: the key of the default seccomp filter (see Spawner.seccomp_filter)
-NO_EXTRAS: tuple = ((), ())
+NO_EXTRAS: tuple = ((), (), False)
 #: exit status of a warm child that could not execute the stub
 STUB_FAILED = 126
 #: what the stub writes on its socket once it runs (see execstub.c)
@@ -390,8 +398,9 @@ class Spawner:
         """The filter for ``key`` = (extra allowed calls, (name, errno) pairs of
         extra refused ones), built once."""
         if key not in self._filters:
-            extra, refused = key
-            self._filters[key] = L.make_fprog(bpf.build_filter(extra, dict(refused)))
+            extra, refused, fake_time = key
+            self._filters[key] = L.make_fprog(bpf.build_filter(extra, dict(refused),
+                                                               fake_time))
         return self._filters[key][0]
 
     def seccomp_program(self, key: tuple) -> bytes:
@@ -437,9 +446,16 @@ class Run:
         self.quiet_denials: bool = policy.get("quiet_denials", False)
         self.read_own_proc: bool = policy.get("read_own_proc", False)
         #: the seccomp filter's key (see Spawner.seccomp_filter)
+        #: Policy.fake_time ("off", "zero", "random"); see _fake_ns()
+        self.fake_time: str = policy.get("fake_time", "off")
+        self.fake_ns = 0
+        self.fake_state = FAKE_TIME_SEED
+        if self.fake_time == "random":
+            self.fake_ns = self._fake_random() % FAKE_TIME_START_RANGE
         self.filter_key: tuple = (
             tuple(policy["extra_syscalls"]),
-            tuple((name, code) for name, code in policy.get("refused_syscalls", ())))
+            tuple((name, code) for name, code in policy.get("refused_syscalls", ())),
+            self.fake_time != "off")
         self.max_threads: int = policy["max_threads"] if spawner.landlock_abi else 1
         self.drop_uid: bool = spawner.caps["root"] and policy["drop_uid"]
         roots = list(spawner.system_roots)
@@ -537,6 +553,7 @@ class Run:
                                   * 1024),
                 "filter_key": self.filter_key,
                 "landlock": ruleset is not None,
+                "fake_tsc": self.fake_time != "off",
             }
             fds = stdio + ([ruleset] if ruleset is not None else [])
             try:
@@ -857,6 +874,8 @@ class Run:
             except OSError:
                 pass
             self._violate("fork")
+        elif sig == signal.SIGSEGV and self.fake_time != "off" and self._emulate_tsc(tid):
+            pass  # an RDTSC/RDTSCP, answered
         elif event == L.PTRACE_EVENT_STOP:
             # A new thread's initial stop, or a group-stop (SIGSTOP to
             # itself): keep it running; a stopped program would only wait for
@@ -875,6 +894,8 @@ class Run:
             # CPU time spent before this point was the spawner's set-up in
             # the child, not the program's: subtracted from its time.
             self.exec_cpu_ns = self.last_cpu_ns = self._cpu_now()
+            if self.fake_time != "off":
+                self._hide_vdso(tid)
         self._cont(tid)
 
     # --- decisions ------------------------------------------------------------
@@ -901,6 +922,7 @@ class Run:
             Stop.SIGNAL: self._decide_signal,
             Stop.MEMORY: self._decide_memory,
             Stop.SETFL: self._decide_setfl,
+            Stop.CLOCK: self._decide_clock,
         }.get(stop)
         decision = handler(tid, name, regs) if handler else ("violate", name)
         kind = decision[0]
@@ -910,6 +932,15 @@ class Run:
             # Skip the call (nr -1) and make it return -errno.
             regs.orig_rax = (1 << 64) - 1
             regs.rax = (1 << 64) - decision[1]
+            try:
+                L.set_regs(tid, regs)
+            except OSError:
+                return
+            self._cont(tid)
+        elif kind == "return":
+            # Skip the call; it returns this value.
+            regs.orig_rax = (1 << 64) - 1
+            regs.rax = decision[1] & ((1 << 64) - 1)
             try:
                 L.set_regs(tid, regs)
             except OSError:
@@ -1033,6 +1064,114 @@ class Run:
         it meanwhile), the flag stays. On pipes, the input and the other
         descriptors a program has, O_APPEND changes nothing."""
         return ("args", {2: regs.arg(2) | bpf.O_APPEND})
+
+    # --- fake_time ------------------------------------------------------------
+
+    def _fake_random(self) -> int:
+        """The next 64-bit value of the run's pseudo-random sequence
+        (splitmix64 from a fixed seed: the same sequence in every run)."""
+        self.fake_state = state = (self.fake_state + 0x9E3779B97F4A7C15) & _U64_MASK
+        z = ((state ^ (state >> 30)) * 0xBF58476D1CE4E5B9) & _U64_MASK
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _U64_MASK
+        return z ^ (z >> 31)
+
+    def _fake_clock(self) -> int:
+        """The program's virtual time in ns, read once: 0 with "zero"; with
+        "random" it moves on by 1 ns to FAKE_TIME_STEP_NS at each read, so
+        that a program waiting for time to pass does not wait forever."""
+        if self.fake_time == "random" and self.exec_time is not None:
+            self.fake_ns += 1 + self._fake_random() % FAKE_TIME_STEP_NS
+        return self.fake_ns
+
+    def _decide_clock(self, tid: int, name: str, regs: L.Regs) -> tuple:
+        """clock_gettime, gettimeofday, time, times, getrusage with
+        fake_time: answered with the virtual clock (every clock id reads
+        the same), the call itself never made."""
+        ns = self._fake_clock()
+        sec, nsec = divmod(ns, 1_000_000_000)
+        value = 0
+        # (address, bytes, whether a NULL address is EFAULT)
+        if name == "clock_gettime":
+            clock = _signed32(regs.arg(0))
+            if clock >= 0 and (clock > 11 or clock == 10):
+                return ("errno", errno.EINVAL)  # no such clock (10: removed)
+            writes = [(regs.arg(1), struct.pack("<qq", sec, nsec), True)]
+        elif name == "gettimeofday":
+            writes = [(regs.arg(0), struct.pack("<qq", sec, nsec // 1000), False),
+                      (regs.arg(1), bytes(8), False)]  # struct timezone: UTC
+        elif name == "time":
+            writes, value = [(regs.arg(0), struct.pack("<q", sec), False)], sec
+        elif name == "times":
+            value = ns // 10_000_000  # USER_HZ = 100
+            writes = [(regs.arg(0), struct.pack("<qqqq", value, 0, 0, 0), False)]
+        else:  # getrusage: its user time; the rest reads 0
+            writes = [(regs.arg(1), struct.pack("<qq", sec, nsec // 1000) + bytes(128), True)]
+        for address, data, required in writes:
+            if address == 0:
+                if required:
+                    return ("errno", errno.EFAULT)
+                continue
+            try:
+                L.write_memory(tid, address, data)
+            except OSError:
+                return ("errno", errno.EFAULT)
+        return ("return", value)
+
+    def _emulate_tsc(self, tid: int) -> bool:
+        """At a SIGSEGV of a program under PR_TSC_SIGSEGV: if it is an
+        RDTSC (0f 31) or RDTSCP (0f 01 f9), do what it would with the
+        virtual clock (edx:eax, and ecx = TSC_AUX 0 for RDTSCP), step over
+        it and drop the signal. Any other SIGSEGV is the program's."""
+        try:
+            regs = L.get_regs(tid)
+            code = L.read_memory(tid, regs.rip, 3)
+        except OSError:
+            return False
+        if code[:2] == b"\x0f\x31":
+            size = 2
+        elif code == b"\x0f\x01\xf9":
+            size = 3
+            regs.rcx = 0
+        else:
+            return False
+        value = self._fake_clock()
+        regs.rax, regs.rdx = value & 0xFFFFFFFF, (value >> 32) & 0xFFFFFFFF
+        regs.rip += size
+        try:
+            L.set_regs(tid, regs)
+        except OSError:
+            return True  # killed meanwhile
+        self._cont(tid)
+        return True
+
+    def _hide_vdso(self, tid: int) -> None:
+        """At the program's exec: take the vDSO's address out of its
+        auxiliary vector (AT_SYSINFO_EHDR becomes AT_IGNORE), so that its C
+        library makes real clock calls, which the filter sends here,
+        instead of reading the clock in user space."""
+        try:
+            rsp = L.get_regs(tid).rsp
+            size = 1 << 14
+            while size <= 1 << 20:
+                data = L.read_memory(tid, rsp, size)
+                words = struct.unpack(f"<{len(data) // 8}Q", data[:len(data) // 8 * 8])
+                i = 1 + words[0] + 1  # argc, argv[], NULL
+                while i < len(words) and words[i]:
+                    i += 1  # envp[]
+                i += 1
+                while i + 1 < len(words) and words[i] != AT_NULL:
+                    if words[i] == AT_SYSINFO_EHDR:
+                        L.write_memory(tid, rsp + 8 * i, struct.pack("<Q", AT_IGNORE))
+                        return
+                    i += 2
+                if i + 1 < len(words) or len(data) < size:
+                    return  # no vDSO (or the end of the stack)
+                size *= 4
+        except (OSError, IndexError, struct.error):
+            # Cannot read or write it: the program will see real time
+            # through the vDSO; say so rather than judge it on that.
+            self.system_error = "fake_time: cannot hide the vDSO from the program"
+            self._kill(SYSCALL)
 
     def _decide_memory(self, tid: int, name: str, regs: L.Regs) -> tuple:
         if self.mem_limit_kib is None:
@@ -1231,7 +1370,7 @@ class Run:
 
 
 _STUB_MAGIC = 0x53494F53
-_STUB_DROP_UID, _STUB_LANDLOCK, _STUB_ADDRESS_SPACE = 1, 2, 4
+_STUB_DROP_UID, _STUB_LANDLOCK, _STUB_ADDRESS_SPACE, _STUB_FAKE_TSC = 1, 2, 4, 8
 _U32 = struct.Struct("<I")
 _U64_MASK = (1 << 64) - 1
 
@@ -1245,7 +1384,8 @@ def _pack_setup(setup: dict, program: bytes) -> bytes:
 
     flags = ((_STUB_DROP_UID if setup["drop_uid"] else 0)
              | (_STUB_LANDLOCK if setup["landlock"] else 0)
-             | (_STUB_ADDRESS_SPACE if setup["address_space"] is not None else 0))
+             | (_STUB_ADDRESS_SPACE if setup["address_space"] is not None else 0)
+             | (_STUB_FAKE_TSC if setup["fake_tsc"] else 0))
     parts = [struct.pack("<IiIQI", _STUB_MAGIC, setup["cpu"], flags,
                          (setup["address_space"] or 0) & _U64_MASK, len(setup["rlimits"]))]
     for res, soft, hard in setup["rlimits"]:
@@ -1326,6 +1466,10 @@ def _become_program(sp: Spawner, ctl: _socket.socket, setup: dict, fds: list[int
             # needs CAP_SYS_RESOURCE, which containers often drop even for
             # root.
             resource.setrlimit(resource.RLIMIT_AS, (setup["address_space"],) * 2)
+        if setup["fake_tsc"]:
+            # fake_time: RDTSC/RDTSCP fault from here on (across the exec
+            # too) and the tracer emulates them. Nothing below reads a clock.
+            L.prctl(L.PR_SET_TSC, L.PR_TSC_SIGSEGV)
         L.seccomp_set_filter(fprog, spec_allow=True)
         # From here on every call goes through the filter: this execveat is
         # the one exec the tracer allows.

@@ -75,6 +75,7 @@ class Stop:
     SIGNAL = 8      #: kill/tgkill/...: only at the program itself
     MEMORY = 9      #: a large mmap/mremap: would it exceed the memory limit?
     SETFL = 10      #: fcntl(F_SETFL) without O_APPEND: O_APPEND is kept
+    CLOCK = 11      #: with fake_time, a clock read the tracer answers
 
 
 def _trace(stop: int) -> int:
@@ -153,6 +154,10 @@ TRACED: dict[str, int] = {
     "kill": Stop.SIGNAL, "tkill": Stop.SIGNAL, "tgkill": Stop.SIGNAL,
     "rt_sigqueueinfo": Stop.SIGNAL, "rt_tgsigqueueinfo": Stop.SIGNAL,
 }
+
+#: The calls that read a clock, answered by the tracer when time is faked
+#: (see Policy.fake_time); otherwise allowed like the rest of ALLOWED.
+CLOCK_CALLS: tuple[str, ...] = ("clock_gettime", "gettimeofday", "time", "times", "getrusage")
 
 #: prctl options that are allowed (thread names); every other one is refused.
 PRCTL_ALLOWED = (15, 16)  # PR_SET_NAME, PR_GET_NAME
@@ -254,13 +259,16 @@ ARGUMENT_CHECKED = ("mmap", "mremap", "prlimit64", "prctl", "fcntl", "pwritev2")
 _NR_END = X32_SYSCALL_BIT
 
 
-def _actions(extra: list[str], refused: Mapping[str, int] | None = None
-             ) -> dict[int, int | str]:
+def _actions(extra: list[str], refused: Mapping[str, int] | None = None,
+             fake_time: bool = False) -> dict[int, int | str]:
     """What each listed call number does: a SECCOMP_RET value, or the label of
     a block that looks at the arguments. Unlisted numbers are forbidden. When
     a name is in several tables, the first of ALLOWED (with ``extra``), the
     argument checks, ``refused``, REFUSED, TRACED wins."""
     actions: dict[int, int | str] = {}
+    if fake_time:
+        for name in CLOCK_CALLS:
+            actions[NUMBERS[name]] = _trace(Stop.CLOCK)
     for nr in _numbers(list(ALLOWED) + [n for n in extra if n not in ALLOWED]):
         actions.setdefault(nr, SECCOMP_RET_ALLOW)
     for name in ARGUMENT_CHECKED:
@@ -310,7 +318,8 @@ def _one_of(asm: Assembler, arg: int, values: Iterable[int], *, listed: str,
 
 
 def build_filter(extra_allowed: Iterable[str] = (),
-                 extra_refused: Mapping[str, int] | None = None) -> bytes:
+                 extra_refused: Mapping[str, int] | None = None,
+                 fake_time: bool = False) -> bytes:
     """The packed ``struct sock_filter`` array of a supervised run.
 
     ``extra_allowed`` names more system calls to allow in the kernel (for
@@ -326,6 +335,9 @@ def build_filter(extra_allowed: Iterable[str] = (),
     (the seccomp action cache, Linux >= 5.11). With a list of ~200
     comparisons that set-up cost ~0.2 ms per supervised run; with the
     search, about a fifth of it. The actions are the same.
+
+    ``fake_time``: the clock reads of :data:`CLOCK_CALLS` stop in the
+    tracer, which answers them (they cannot be listed in ``extra_allowed``).
     """
     extra = list(extra_allowed)
     traced_extra = [n for n in extra if n in TRACED or n in ARGUMENT_CHECKED]
@@ -357,7 +369,7 @@ def build_filter(extra_allowed: Iterable[str] = (),
     #    ending follows the whole tree, and the program stays well below 256
     #    instructions, so every jump is within the 8-bit range (the
     #    assembler checks).
-    runs = _ranges(_actions(extra, refused))
+    runs = _ranges(_actions(extra, refused, fake_time))
     # Shared endings; the argument blocks below return through the first three.
     endings: dict[int | str, str] = {SECCOMP_RET_ALLOW: "allow", _errno(errno.EPERM): "eperm",
                                      _trace(Stop.MEMORY): "trace_memory"}
