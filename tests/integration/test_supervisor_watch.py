@@ -142,9 +142,17 @@ def test_fake_time(job, program):
     in every run with "random"."""
     runs = {}
     for mode in ("off", "zero", "random", "random"):
-        outcome, result = job.run(program, policy=Policy(fake_time=mode))
+        # It reads its /proc/self/maps: the vDSO and its data pages are gone.
+        outcome, result = job.run(program, "maps",
+                                  policy=Policy(fake_time=mode, read_own_proc=True))
         assert result == ("OK", "ok"), outcome
         runs.setdefault(mode, []).append(_times(outcome))
+    for mode, seen in runs.items():
+        for vdso in [each.pop("vdso") for each in seen]:
+            if mode == "off":  # [vdso], [vvar] (and [vvar_vclock] on Linux >= 6.13)
+                assert vdso[0] == "1" and int(vdso[1]) >= 2, vdso
+            else:
+                assert vdso == ["0", "0"], (mode, vdso)
     real = runs["off"][0]
     assert set(real) == {"rdtsc", "rdtscp", "monotonic", "realtime", "gettimeofday", "time"}
     assert int(real["rdtsc"][0]) > 0 and float(real["realtime"][0]) > 1.6e9  # after 2020

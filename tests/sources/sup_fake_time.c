@@ -1,14 +1,19 @@
 /* Reads the time-stamp counter and the clocks twice each and prints what
  * it saw, one line per source: "rdtsc A B", "rdtscp A B",
  * "monotonic S.N S.N", "realtime S.N S.N", "gettimeofday S.U S.U",
- * "time T T". With fake_time the supervisor decides these values. */
+ * "time T T". With fake_time the supervisor decides these values. Then
+ * "vdso N": 1 if its auxiliary vector gives it a vDSO, plus (with argument
+ * "maps", which needs its own /proc entry) the number of [vdso] and [vvar]
+ * mappings it has. */
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/auxv.h>
 #include <sys/time.h>
 #include <time.h>
 #include <x86intrin.h>
 
-int main(void) {
+int main(int argc, char **argv) {
     unsigned aux;
     uint64_t t1 = __rdtsc(), t2 = __rdtsc();
     printf("rdtsc %llu %llu\n", (unsigned long long)t1, (unsigned long long)t2);
@@ -31,5 +36,13 @@ int main(void) {
            (long long)v.tv_sec, (long)v.tv_usec);
     time_t x = time(NULL), y = time(NULL);
     printf("time %lld %lld\n", (long long)x, (long long)y);
+    int mapped = 0;
+    if (argc > 1 && strcmp(argv[1], "maps") == 0) {
+        char line[512];
+        FILE *f = fopen("/proc/self/maps", "r");
+        while (f && fgets(line, sizeof line, f))
+            mapped += strstr(line, "[vdso]") || strstr(line, "[vvar");
+    }
+    printf("vdso %d %d\n", getauxval(AT_SYSINFO_EHDR) != 0, mapped);
     return 0;
 }

@@ -97,6 +97,7 @@ MAP_FIXED = 0x10
 FAKE_TIME_SEED = 0x5105_2026_F4CE_713E
 FAKE_TIME_START_RANGE = 1 << 50
 FAKE_TIME_STEP_NS = 1 << 16
+NUMBERS_MUNMAP = 11
 # auxiliary vector entry types (the program's initial stack)
 AT_NULL, AT_IGNORE, AT_SYSINFO_EHDR = 0, 1, 33
 
@@ -894,8 +895,12 @@ class Run:
             # CPU time spent before this point was the spawner's set-up in
             # the child, not the program's: subtracted from its time.
             self.exec_cpu_ns = self.last_cpu_ns = self._cpu_now()
-            if self.fake_time != "off":
-                self._hide_vdso(tid)
+            if self.fake_time != "off" and not self._hide_vdso(tid):
+                # Cannot: the program would read real time through the
+                # vDSO. Say so rather than judge it on that.
+                self.system_error = "fake_time: cannot hide the vDSO from the program"
+                self._kill(SYSCALL)
+                return
         self._cont(tid)
 
     # --- decisions ------------------------------------------------------------
@@ -1144,34 +1149,98 @@ class Run:
         self._cont(tid)
         return True
 
-    def _hide_vdso(self, tid: int) -> None:
-        """At the program's exec: take the vDSO's address out of its
-        auxiliary vector (AT_SYSINFO_EHDR becomes AT_IGNORE), so that its C
-        library makes real clock calls, which the filter sends here,
-        instead of reading the clock in user space."""
+    def _hide_vdso(self, tid: int) -> bool:
+        """At the program's exec (``tid`` stopped there): make the vDSO
+        unreachable, so that every clock read is a system call that the
+        filter sends here. Its address is taken out of the auxiliary vector
+        (AT_SYSINFO_EHDR becomes AT_IGNORE: the C library then makes real
+        calls), and it and its data pages ([vvar], which hold the kernel's
+        clock, readable without any call) are unmapped, so that a program
+        that searches its memory finds nothing either. False on failure."""
         try:
-            rsp = L.get_regs(tid).rsp
-            size = 1 << 14
-            while size <= 1 << 20:
-                data = L.read_memory(tid, rsp, size)
-                words = struct.unpack(f"<{len(data) // 8}Q", data[:len(data) // 8 * 8])
-                i = 1 + words[0] + 1  # argc, argv[], NULL
-                while i < len(words) and words[i]:
-                    i += 1  # envp[]
-                i += 1
-                while i + 1 < len(words) and words[i] != AT_NULL:
-                    if words[i] == AT_SYSINFO_EHDR:
-                        L.write_memory(tid, rsp + 8 * i, struct.pack("<Q", AT_IGNORE))
-                        return
-                    i += 2
-                if i + 1 < len(words) or len(data) < size:
-                    return  # no vDSO (or the end of the stack)
-                size *= 4
+            if not self._drop_auxv_vdso(tid):
+                return False
+            with open(f"/proc/{tid}/maps", "rb") as f:
+                maps = [line.split() for line in f]
         except (OSError, IndexError, struct.error):
-            # Cannot read or write it: the program will see real time
-            # through the vDSO; say so rather than judge it on that.
-            self.system_error = "fake_time: cannot hide the vDSO from the program"
-            self._kill(SYSCALL)
+            return False
+        ranges = []
+        for fields in maps:
+            if len(fields) >= 6 and fields[5] in (b"[vvar]", b"[vvar_vclock]", b"[vdso]"):
+                lo, hi = (int(x, 16) for x in fields[0].split(b"-"))
+                ranges.append((fields[5] == b"[vdso]", lo, hi))
+        ranges.sort()  # the data pages first: the vDSO holds the syscall used
+        vdso = [r for r in ranges if r[0]]
+        if not vdso:
+            return True
+        try:
+            code = L.read_memory(tid, vdso[0][1], vdso[0][2] - vdso[0][1])
+            gadget = code.find(b"\x0f\x05")  # a `syscall` instruction
+            if gadget < 0:
+                return False
+            return self._munmap_in(tid, vdso[0][1] + gadget, [(lo, hi) for _, lo, hi in ranges])
+        except OSError:
+            return False
+
+    @staticmethod
+    def _drop_auxv_vdso(tid: int) -> bool:
+        """Turn AT_SYSINFO_EHDR into AT_IGNORE in the initial stack of
+        ``tid``, at its exec: argc, argv[], NULL, envp[], NULL, auxv."""
+        rsp = L.get_regs(tid).rsp
+        size = 1 << 14
+        while size <= 1 << 20:
+            data = L.read_memory(tid, rsp, size)
+            words = struct.unpack(f"<{len(data) // 8}Q", data[:len(data) // 8 * 8])
+            i = 1 + words[0] + 1
+            while i < len(words) and words[i]:
+                i += 1
+            i += 1
+            while i + 1 < len(words) and words[i] != AT_NULL:
+                if words[i] == AT_SYSINFO_EHDR:
+                    L.write_memory(tid, rsp + 8 * i, struct.pack("<Q", AT_IGNORE))
+                    return True
+                i += 2
+            if i + 1 < len(words) or len(data) < size:
+                return True  # no vDSO given
+            size *= 4
+        return False
+
+    def _munmap_in(self, tid: int, gadget: int, ranges: list[tuple[int, int]]) -> bool:
+        """Make ``tid`` (stopped at its exec) call munmap() on each range,
+        through the ``syscall`` instruction at ``gadget``, before its first
+        instruction, then let it start as it would have."""
+        # A single step from the exec stop stops again as the call returns
+        # to user space, before the program's first instruction.
+        if not self._single_step(tid):
+            return False
+        saved = L.get_regs(tid)
+        for lo, hi in ranges:
+            regs = L.Regs.from_buffer_copy(saved)
+            regs.rip, regs.rax, regs.orig_rax = gadget, NUMBERS_MUNMAP, (1 << 64) - 1
+            regs.rdi, regs.rsi = lo, hi - lo
+            L.set_regs(tid, regs)
+            if not self._single_step(tid) or L.get_regs(tid).rax != 0:
+                return False
+        L.set_regs(tid, saved)
+        return True
+
+    def _single_step(self, tid: int) -> bool:
+        """One PTRACE_SINGLESTEP of ``tid``, waited for: True when it stopped
+        with its SIGTRAP (anything else, e.g. a kill, is left to the loop)."""
+        L.ptrace(L.PTRACE_SINGLESTEP, tid, 0, 0)
+        while True:
+            pid, status, ru = os.wait4(tid, WALL)
+            if not os.WIFSTOPPED(status):
+                self.tids.discard(pid)
+                if pid == self.leader:
+                    self.leader_status, self.rusage = status, ru
+                    self.end_time = time.monotonic()
+                return False
+            if os.WSTOPSIG(status) == signal.SIGTRAP and status >> 16 == 0:
+                return True
+            if status >> 16 == L.PTRACE_EVENT_STOP:
+                continue  # not expected; keep waiting for the step
+            return False
 
     def _decide_memory(self, tid: int, name: str, regs: L.Regs) -> tuple:
         if self.mem_limit_kib is None:
