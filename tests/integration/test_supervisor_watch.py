@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -88,6 +89,39 @@ def test_killing_the_worker_during_a_flood_ends_everything_within_a_second(
             worker.kill()
             worker.wait()
 
+
+
+_IDLE_WORKER = """
+import os, subprocess, sys, time
+from sio.workers._engine.supervisor import _client, run_supervised
+run_supervised([sys.argv[1]], cwd=sys.argv[2], env={})
+spawner = _client._idle[0]
+# A copy of the worker's end of the socket that outlives the worker (as one
+# inherited by a process it started could): no end of stream for the spawner.
+copy = os.dup(spawner.sock.fileno())
+holder = subprocess.Popen(["sleep", "30"], pass_fds=(copy,))
+print(spawner.proc.pid, holder.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def test_an_idle_spawner_ends_when_its_worker_dies_even_if_its_socket_lives_on(job, child_kind):
+    env = dict(os.environ)
+    if child_kind == "python":
+        env["SIO_ENGINE_STUB"] = "off"
+    worker = subprocess.Popen([sys.executable, "-c", _IDLE_WORKER, job.programs["sup_behave"],
+                               str(job.dir)], env=env, stdout=subprocess.PIPE)
+    try:
+        spawner, holder = map(int, worker.stdout.readline().split())
+        worker.kill()
+        worker.wait()
+        assert _gone(spawner, timeout=1)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+        worker.stdout.close()
+    os.kill(holder, signal.SIGKILL)
 
 # --- no channel between runs, no rewriting of the output ------------------------
 
