@@ -315,13 +315,15 @@ class Spawner:
         the signals we ignore, an empty signal mask, and only stdio and its
         socket as fd 3 (every other descriptor of ours is close-on-exec).
         None if the stub cannot be executed: Python children from now on."""
+        stub = self.stub
+        assert stub is not None
         fd = theirs.fileno()
         moved = None
         if fd == 3:  # dup2(3, 3) would leave it close-on-exec
             moved = fd = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 4)
         try:
             return os.posix_spawn(
-                self.stub, [b"sio-execstub"], {},
+                stub, [b"sio-execstub"], {},
                 file_actions=[(os.POSIX_SPAWN_DUP2, fd, 3)], setsid=True,
                 setsigmask=(), setsigdef=(signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT))
         except OSError:
@@ -388,8 +390,9 @@ class Spawner:
             pass
 
     def _warm_child(self, ctl: _socket.socket) -> None:
-        """In a warm child without the stub (forked): drop everything inherited from the spawner that
-        the program must not have, wait for a run, become its program. Never
+        """In a warm child without the stub (a fork of the spawner): drop
+        everything inherited from the spawner that the program must not
+        have, wait for a run, become its program. Never
         returns. The spawner keeps the other end of ``ctl``: if the spawner
         goes away, the child sees end-of-file and exits."""
         try:
@@ -472,13 +475,14 @@ class Run:
         # .get: a worker of an older version may send a policy without them
         self.quiet_denials: bool = policy.get("quiet_denials", False)
         self.read_own_proc: bool = policy.get("read_own_proc", False)
-        #: the seccomp filter's key (see Spawner.seccomp_filter)
-        #: Policy.fake_time ("off", "zero", "random"); see _fake_ns()
+        #: Policy.fake_time ("off", "zero", "random"), the virtual clock (ns)
+        #: and the state of its pseudo-random sequence; see _fake_clock()
         self.fake_time: str = policy.get("fake_time", "off")
         self.fake_ns = 0
         self.fake_state = FAKE_TIME_SEED
         if self.fake_time == "random":
             self.fake_ns = self._fake_random() % FAKE_TIME_START_RANGE
+        #: the seccomp filter's key (see Spawner.seccomp_filter)
         self.filter_key: tuple = (
             tuple(policy["extra_syscalls"]),
             tuple((name, code) for name, code in policy.get("refused_syscalls", ())),
@@ -912,7 +916,8 @@ class Run:
             except OSError:
                 pass
             self._violate("fork")
-        elif sig == signal.SIGSEGV and self.fake_time != "off" and self._emulate_tsc(tid):
+        elif (event == 0 and sig == signal.SIGSEGV and self.fake_time != "off"
+              and self._emulate_tsc(tid)):
             pass  # an RDTSC/RDTSCP, answered
         elif event == L.PTRACE_EVENT_STOP:
             # A new thread's initial stop, or a group-stop (SIGSTOP to
@@ -1254,21 +1259,18 @@ class Run:
 
     def _single_step(self, tid: int) -> bool:
         """One PTRACE_SINGLESTEP of ``tid``, waited for: True when it stopped
-        with its SIGTRAP (anything else, e.g. a kill, is left to the loop)."""
+        with its SIGTRAP."""
         L.ptrace(L.PTRACE_SINGLESTEP, tid, 0, 0)
-        while True:
-            pid, status, ru = os.wait4(tid, WALL)
-            if not os.WIFSTOPPED(status):
-                self.tids.discard(pid)
-                if pid == self.leader:
-                    self.leader_status, self.rusage = status, ru
-                    self.end_time = time.monotonic()
-                return False
-            if os.WSTOPSIG(status) == signal.SIGTRAP and status >> 16 == 0:
-                return True
-            if status >> 16 == L.PTRACE_EVENT_STOP:
-                continue  # not expected; keep waiting for the step
+        pid, status, ru = os.wait4(tid, WALL)
+        if not os.WIFSTOPPED(status):
+            self.tids.discard(pid)
+            if pid == self.leader:
+                self.leader_status, self.rusage = status, ru
+                self.end_time = time.monotonic()
             return False
+        # Anything but the step's SIGTRAP (a group-stop, another signal) is
+        # not waited out here: the caller gives up.
+        return os.WSTOPSIG(status) == signal.SIGTRAP and status >> 16 == 0
 
     def _decide_memory(self, tid: int, name: str, regs: L.Regs) -> tuple:
         if self.mem_limit_kib is None:
