@@ -17,10 +17,9 @@ from dataclasses import replace
 
 import pytest
 
-from sio.workers._engine.supervisor import Policy, run_supervised, verdict
-from sio.workers._engine.types import CAPTURE, KillReason, Limits
+from sio.workers._engine.supervisor import Policy
+from sio.workers._engine.types import CAPTURE, KillReason
 from tests.integration.test_supervisor import (  # noqa: F401 (fixtures)
-    ENV,
     LIMITS,
     _children,
     _gone,
@@ -90,7 +89,6 @@ def test_killing_the_worker_during_a_flood_ends_everything_within_a_second(
             worker.wait()
 
 
-
 _IDLE_WORKER = """
 import os, subprocess, sys, time
 from sio.workers._engine.supervisor import _client, run_supervised
@@ -111,6 +109,7 @@ def test_an_idle_spawner_ends_when_its_worker_dies_even_if_its_socket_lives_on(j
         env["SIO_ENGINE_STUB"] = "off"
     worker = subprocess.Popen([sys.executable, "-c", _IDLE_WORKER, job.programs["sup_behave"],
                                str(job.dir)], env=env, stdout=subprocess.PIPE)
+    holder = None
     try:
         spawner, holder = map(int, worker.stdout.readline().split())
         worker.kill()
@@ -121,7 +120,8 @@ def test_an_idle_spawner_ends_when_its_worker_dies_even_if_its_socket_lives_on(j
             worker.kill()
             worker.wait()
         worker.stdout.close()
-    os.kill(holder, signal.SIGKILL)
+        if holder is not None:
+            os.kill(holder, signal.SIGKILL)
 
 # --- no channel between runs, no rewriting of the output ------------------------
 
