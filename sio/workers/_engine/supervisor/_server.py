@@ -966,33 +966,20 @@ class Run:
         kind = decision[0]
         if kind == "allow":
             self._cont(tid)
-        elif kind == "errno":
-            # Skip the call (nr -1) and make it return -errno.
-            regs.orig_rax = (1 << 64) - 1
-            regs.rax = (1 << 64) - decision[1]
+        elif kind in ("errno", "return", "args"):
+            if kind == "args":
+                # The call goes ahead with changed arguments (the kernel
+                # runs the filter again on them).
+                for i, value in decision[1].items():
+                    setattr(regs, _ARG_REGS[i], value)
+            else:
+                # Skip the call (nr -1); it returns the value, or -errno.
+                regs.orig_rax = _U64_MASK
+                regs.rax = (-decision[1] if kind == "errno" else decision[1]) & _U64_MASK
             try:
                 L.set_regs(tid, regs)
             except OSError:
-                return
-            self._cont(tid)
-        elif kind == "return":
-            # Skip the call; it returns this value.
-            regs.orig_rax = (1 << 64) - 1
-            regs.rax = decision[1] & ((1 << 64) - 1)
-            try:
-                L.set_regs(tid, regs)
-            except OSError:
-                return
-            self._cont(tid)
-        elif kind == "args":
-            # The call goes ahead with changed arguments (the kernel runs
-            # the filter again on them).
-            for i, value in decision[1].items():
-                setattr(regs, _ARG_REGS[i], value)
-            try:
-                L.set_regs(tid, regs)
-            except OSError:
-                return
+                return  # killed meanwhile
             self._cont(tid)
         elif kind == "memory":
             self.mem_peak_kib = max(self.mem_peak_kib, decision[1])
