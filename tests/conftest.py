@@ -314,7 +314,7 @@ def sup_programs(tmp_path_factory):
     for src in sorted(SOURCES.glob("hostile_*.c")) + sorted(SOURCES.glob("sup_*.c")):
         jobs.append((src.stem, [gcc, "-O2", "-static", "-pthread", "-o", str(out / src.stem),
                                 str(src)]))
-    for name in ("sup_behave", "hostile_open", "hostile_threads"):
+    for name in ("sup_behave", "hostile_open", "hostile_threads", "sup_fake_time"):
         jobs.append((name + ".dyn", [gcc, "-O2", "-pthread", "-o", str(out / (name + ".dyn")),
                                      str(SOURCES / (name + ".c"))]))
 

@@ -16,8 +16,9 @@ else, a comment, a score in percent). There is no ``check_output``.
 
 Environ keys read:
 
-``exe_file``, ``in_file``, ``exec_info``, ``extra_execution_files``, ``extra_execution_args``
-    as in :mod:`sio.executors.common`.
+``exe_file``, ``in_file``, ``exec_info``, ``extra_execution_files``, ``extra_execution_args``, ``fake_time``
+    as in :mod:`sio.executors.common` (``fake_time`` applies to the solution
+    and to the interactor where they run under the supervisor).
 ``interactor_file`` (required)
     the interactor (a native executable).
 ``num_processes`` (int, default 1)

@@ -324,6 +324,9 @@ class ExecRequest:
     ignore_errors: bool = False
     extra_ignore_errors: tuple[int, ...] = ()
     pass_fds: tuple[int, ...] = ()
+    #: the environ's ``fake_time`` (``off``, ``zero``, ``random``); only the
+    #: supervised executor can fake a program's time, the others ignore it
+    fake_time: str = "off"
     #: other keyword options, for subclasses (e.g. ``use_path``, ``binds``)
     options: dict[str, Any] = field(default_factory=dict)
     #: to call right after the program started (closes ``fds_to_close``);
@@ -342,6 +345,19 @@ class ExecRequest:
 # --------------------------------------------------------------------------
 # Executors
 # --------------------------------------------------------------------------
+
+def _fake_time(environ: Mapping[str, Any] | None) -> str:
+    """The environ's ``fake_time``, checked (absent or None: ``off``)."""
+    from sio.workers._engine.supervisor.policy import FAKE_TIME_MODES
+
+    value = (environ or {}).get("fake_time")
+    if value is None:
+        return "off"
+    if value not in FAKE_TIME_MODES:
+        raise UsageError(f"fake_time must be one of {', '.join(FAKE_TIME_MODES)}, "
+                         f"not {value!r}")
+    return str(value)
+
 
 class BaseExecutor:
     """Base of all executors: a callable context manager.
@@ -392,7 +408,9 @@ class BaseExecutor:
             (``<prefix>real_time_limit`` wins).
         :param output_limit: output limit, bytes (``<prefix>output_limit``
             wins).
-        :param environ: the job environ to read limits from.
+        :param environ: the job environ to read limits from, and
+            ``fake_time`` (without the prefix, as SIO2 sends it: ``off``,
+            ``zero`` or ``random``; see :class:`SupervisedExecutor`).
         :param environ_prefix: prefix of those keys, e.g. ``'exec_'``.
         :param cwd: the working directory (default :func:`tempcwd`).
         :param pass_fds: more descriptors the program inherits.
@@ -428,6 +446,7 @@ class BaseExecutor:
                 ignore_errors=bool(ignore_errors),
                 extra_ignore_errors=tuple(extra_ignore_errors),
                 pass_fds=tuple(pass_fds),
+                fake_time=_fake_time(environ),
                 options=dict(kwargs),
                 after_spawn=closer.close if closer.fds else None,
             )
@@ -1092,6 +1111,11 @@ class SupervisedExecutor(_SIOSupervisorContract, UnprotectedExecutor):
     (``VmHWM``) rather than the peak virtual memory, for a runtime that
     reserves far more address space than it uses.
 
+    Environ key (without the prefix, as SIO2 sends it): ``fake_time``:
+    ``off`` (default), ``zero`` or ``random``, the program's view of time
+    (RDTSC/RDTSCP and the clock calls; exactly what is faked is in
+    :doc:`supervisor`).
+
     Writes (renv): ``result_code`` (``OK`` ``RE`` ``TLE`` ``MLE`` ``OLE``
     ``RV`` ``SE``), ``result_string`` (``ok``, ``time limit exceeded``,
     ``real time limit exceeded``, ``memory limit exceeded``, ``output limit
@@ -1152,6 +1176,8 @@ class SupervisedExecutor(_SIOSupervisorContract, UnprotectedExecutor):
                 f"command as a list without noquote pieces (got {request.shell_line!r})")
         policy = self.policy
         changes = dict(request.options.get("policy_changes") or {})
+        if request.fake_time != "off":
+            changes.setdefault("fake_time", request.fake_time)
         extra = tuple(os.path.abspath(os.path.join(request.cwd, p))
                       for p in request.options.get("read_paths") or ())
         if extra:
