@@ -36,6 +36,11 @@ setup(
             "mypy",
             "filetracker[server]>=2.2",
             "redis",
+            "psycopg[binary]>=3.1",
+        ],
+        # PostgreSQL as the store of sioworkersd (--database postgresql://...).
+        "postgresql": [
+            "psycopg[binary]>=3.1",
         ],
         # Redis as the Celery broker or result backend.
         "redis": [
@@ -52,6 +57,7 @@ setup(
             "sio-celery-worker = sio.celery.worker:main",
             "sio-get-sandbox = sio.workers.sandbox:main",
             "sio-compile = sio.compilers.job:main",
+            "sioworkersd = sio.sioworkersd.main:main",
         ],
         "sio.jobs": [
             "ping = sio.workers.ping:run",

@@ -17,6 +17,10 @@ Environment variables (read when the command runs):
     host, such as ``filesystem://``), as the original documented.
 
 SIGTERM is a warm shutdown: running jobs finish, then the worker exits 0.
+
+For ``sioworkersd`` the worker also takes ``--available-ram-mb`` and
+``--can-run-cpu-exec`` and consumes a direct queue of its own
+(:mod:`sio.celery.advertise`).
 """
 
 from __future__ import annotations
@@ -97,8 +101,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import click
 
+    from sio.celery import advertise
     from sio.celery.app import app
     import sio.celery.job  # noqa: F401  (registers the task even without 'imports')
+
+    # --available-ram-mb, --can-run-cpu-exec and the direct queue of sioworkersd.
+    advertise.install(app)
 
     if "FILETRACKER_URL" not in os.environ:
         os.environ["FILETRACKER_URL"] = default_filetracker_url(app.conf.broker_url)
