@@ -540,6 +540,8 @@ def test_worker_killed_mid_job_runs_again_elsewhere(cluster, receiver, big_worke
     job = sleep_job(tmp_path, "big", 30_000, **{"test-sleep_mem_limit": BIG_KIB})
     gid = rpc.run_group(group(receiver, {"big": job}))
     names = {cluster.worker_name(w): w for w in big_workers}
+    log = Path(job["log_file"])
+    wait(lambda: log.exists() and log.read_text(), 30, "the job started")
     holder = wait(lambda: [w["name"] for w in rpc.get_workers() if w["tasks"]
                            and w["name"] in names], 30, "the job runs on a big worker")[0]
     names[holder].kill()
