@@ -467,7 +467,8 @@ class Daemon:
                      f"queued jobs: {len(self.scheduler)} "
                      f"(waiting for an exclusive worker: {self.scheduler.waiting_exclusive()})"]
             for contest, n in sorted(self.scheduler.queued_by_contest().items(), key=str):
-                lines.append(f"  queued for contest {list(contest)}: {n}")
+                shown = list(contest) if isinstance(contest, tuple) else contest
+                lines.append(f"  queued for contest {shown}: {n}")
             for job in self.scheduler.unplaceable():
                 lines.append(f"  fits no connected worker: {job.task_id} ({job.ram_mb:.0f} MiB"
                              f"{', exclusive' if job.exclusive else ''})")

@@ -28,7 +28,7 @@ failed or the group was rejected, ``error = {message, traceback}``.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Mapping
 from typing import Any
 
 Environ = dict[str, Any]
@@ -69,7 +69,7 @@ def new_task_id() -> str:
     return f"urn:uuid:{uuid.uuid4()}"
 
 
-def is_exclusive(job: Mapping[str, Any], exclusive_types: Iterable[str]) -> bool:
+def is_exclusive(job: Mapping[str, Any], exclusive_types: Container[str]) -> bool:
     return job.get("job_type") in exclusive_types
 
 

@@ -36,6 +36,7 @@ import random
 from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field
+from typing import Literal
 
 
 @dataclass(eq=False)
@@ -269,14 +270,16 @@ class Scheduler:
             step = self.schedule_once()
             if step is None:
                 return assigned
-            if step is not True:
+            if isinstance(step, tuple):
                 assigned.append(step)
 
-    def schedule_once(self) -> tuple[Job, str] | bool | None:
+    def schedule_once(self) -> tuple[Job, str] | Literal[True] | None:
         """One decision: a (job, worker) pair, ``True`` when a job was moved
         (to the exclusive FIFO or set aside) without an assignment, ``None``
         when nothing more can be done now."""
         capable = [w for w in self.workers.values() if w.can_run_exclusive]
+        if not capable:
+            self._set_aside_exclusive()
         if self._waiting:
             job = self._waiting[0]
             empty = [w for w in capable if not w.running and w.ram_mb >= job.ram_mb]
@@ -316,6 +319,21 @@ class Scheduler:
             return True
         self._push(job)  # same seq: back at the head of its queue
         return None
+
+    def _set_aside_exclusive(self) -> None:
+        # No worker may run exclusive jobs: they are unplaceable, not queued.
+        for c in self._contests.values():
+            while c.n_exclusive:
+                top = self._top(c.exclusive)
+                assert top is not None
+                heapq.heappop(c.exclusive)
+                c.n_exclusive -= 1
+                job = self._queued.pop(top[2])
+                self._unplaceable[job.task_id] = job
+            self._refile(c)
+        while self._waiting:
+            job = self._waiting.popleft()
+            self._unplaceable[job.task_id] = job
 
     def _assign(self, job: Job, w: Worker) -> tuple[Job, str]:
         w.running[job.task_id] = job
