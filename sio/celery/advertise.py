@@ -101,5 +101,6 @@ def install(app: Any) -> None:
             "can_run_cpu_exec": getattr(worker, "sio_can_run_cpu_exec", False),
             "queues": sorted(state.consumer.app.amqp.queues.consume_from),
             "direct_queue": direct_queue_name(worker.hostname),
-            "active": sorted(r.id for r in worker_state.reserved_requests),
+            # Every task the worker holds: waiting for a process or running.
+            "active": sorted(worker_state.requests),
         }

@@ -99,6 +99,8 @@ class Daemon:
         self.running: dict[str, _Running] = {}
         #: Running jobs of forgotten groups: their results only free the slot.
         self.orphans: set[str] = set()
+        #: Running jobs their worker did not list in its last polls: how many.
+        self.unlisted: dict[str, int] = {}
         self.worker_info: dict[str, dict[str, Any]] = {}
         self.last_seen: dict[str, float] = {}
         self._reported_unplaceable: set[str] = set()
@@ -214,17 +216,20 @@ class Daemon:
 
     def _register(self, g: _Group, queued: Iterable[str]) -> None:
         self.groups[g.id] = g
-        contest = tuple(policy.contest_uid(g.env))
-        self.scheduler.set_contest(contest, g.env.get("contest_priority", 0),
-                                   g.env.get("contest_weight", 1))
+        self.scheduler.set_contest(tuple(policy.contest_uid(g.env)),
+                                   g.env.get("contest_priority", 0), g.env.get("contest_weight", 1))
         for task_id in queued:
             self.group_of[task_id] = g.id
-            job = _job_env(g, task_id)
-            self.scheduler.add(Job(task_id, contest, job.get("task_priority", 0),
-                                   policy.required_ram_mb(job),
-                                   policy.is_exclusive(job, self.settings.exclusive_job_types)))
+            self.scheduler.add(self._scheduler_job(task_id))
         if g.pending() == 0:
             self._finish(g)
+
+    def _scheduler_job(self, task_id: str) -> Job:
+        g = self.groups[self.group_of[task_id]]
+        job = _job_env(g, task_id)
+        return Job(task_id, tuple(policy.contest_uid(g.env)), job.get("task_priority", 0),
+                   policy.required_ram_mb(job),
+                   policy.is_exclusive(job, self.settings.exclusive_job_types))
 
     # -- dispatch --------------------------------------------------------------------
 
@@ -346,6 +351,7 @@ class Daemon:
                 self.scheduler.set_worker(name, max(1, int(info.get("concurrency") or 1)),
                                           float(info.get("available_ram_mb") or 1),
                                           bool(info.get("can_run_cpu_exec")))
+                self._check_listed(name, info, now)
             if workers is not None:
                 for name in list(self.scheduler.workers):
                     if now - self.last_seen.get(name, now) > self.settings.worker_timeout_s:
@@ -362,6 +368,28 @@ class Daemon:
                         "traceback": ""})
             self._kick_locked()
 
+    def _check_listed(self, name: str, info: dict[str, Any], now: float) -> None:
+        """A job sent to a worker that does not hold it in two polls in a row
+        (its message was lost: the worker restarted under the same name
+        between two polls) runs again. Jobs sent less than a poll ago may not
+        have arrived yet; a job that has just ended has published its result
+        before the worker forgets it, so at worst it runs twice."""
+        w = self.scheduler.workers.get(name)
+        if w is None or "active" not in info:
+            return
+        held = set(info["active"])
+        grace = 2 * self.settings.poll_interval_s + 0.5
+        for task_id in list(w.running):
+            r = self.running.get(task_id)
+            if r is None or r.cid in held or now - r.started < grace:
+                self.unlisted.pop(task_id, None)
+                continue
+            self.unlisted[task_id] = self.unlisted.get(task_id, 0) + 1
+            if self.unlisted[task_id] >= 2:
+                self.scheduler.finished(task_id)
+                self.running.pop(task_id, None)
+                self._job_lost(None, task_id, name, "its worker does not hold it")
+
     def _worker_gone(self, name: str, why: str, count_tries: bool = True) -> None:
         jobs = self.scheduler.remove_worker(name)
         self.worker_info.pop(name, None)
@@ -370,21 +398,29 @@ class Daemon:
                     len(jobs))
         for job in jobs:
             self.running.pop(job.task_id, None)
-            if job.task_id in self.orphans:
-                self.orphans.discard(job.task_id)
-                continue
-            tries = self.tries.get(job.task_id, 0) + (1 if count_tries else 0)
-            self.tries[job.task_id] = tries
-            if tries > self.settings.max_job_tries:
-                self._job_ended(job.task_id, None, {
-                    "message": f"the job's worker vanished {tries} times (the last: {name}); "
-                               f"not run again (--max-job-tries {self.settings.max_job_tries})",
-                    "traceback": ""})
-                continue
-            self.store.job_tries(job.task_id, tries)
-            log.warning("job %s runs again (its worker %s vanished; try %d)", job.task_id, name,
-                        tries + 1)
-            self.scheduler.add(job)
+            self._job_lost(job, job.task_id, name, "its worker vanished", count_tries)
+
+    def _job_lost(self, job: Job | None, task_id: str, worker: str, why: str,
+                  count_tries: bool = True) -> None:
+        """Queue a job again after it was lost with ``worker`` (the same
+        ``task_id``), or fail it once it has been lost more than
+        ``max_job_tries`` times (a poison job must not loop)."""
+        self.unlisted.pop(task_id, None)
+        if task_id in self.orphans:
+            self.orphans.discard(task_id)
+            return
+        tries = self.tries.get(task_id, 0) + (1 if count_tries else 0)
+        self.tries[task_id] = tries
+        if tries > self.settings.max_job_tries:
+            self._job_ended(task_id, None, {
+                "message": f"the job was lost {tries} times, the last time on {worker} "
+                           f"({why}); not run again (--max-job-tries "
+                           f"{self.settings.max_job_tries})",
+                "traceback": ""})
+            return
+        self.store.job_tries(task_id, tries)
+        log.warning("job %s runs again (%s: %s; try %d)", task_id, worker, why, tries + 1)
+        self.scheduler.add(job if job is not None else self._scheduler_job(task_id))
 
     def forget_worker(self, name: str) -> bool:
         """Drop a worker from the list; its jobs run again elsewhere (without

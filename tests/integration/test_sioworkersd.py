@@ -563,5 +563,5 @@ def test_poison_job_fails_after_the_limit(cluster, receiver, big_workers, tmp_pa
         "fine": {"job_type": "ping", "ping": 1}}))
     env = receiver.wait_for(gid, 60)
     assert list(env["workers_jobs.results"]) == ["fine"]
-    assert "vanished 2 times" in env["error"]["message"]
+    assert "lost 2 times" in env["error"]["message"]
     assert len(log.read_text().split()) == 2  # --max-job-tries 1: run, then once more

@@ -277,3 +277,88 @@ def test_sqlite_store_round_trip(tmp_path):
     assert store.jobs("GROUP_1") == []
     assert store.delete_group("GROUP_1") and store.group("GROUP_1") is None
     store.close()
+
+
+# -- the daemon's bookkeeping, with a transport that only records ----------------
+
+class RecordingTransport:
+    def __init__(self):
+        self.sent: list[tuple[str, str]] = []  # (Celery id, worker)
+        self.revoked: list[str] = []
+
+    def send(self, env, cid, worker):
+        self.sent.append((cid, worker))
+
+    def revoke(self, cid):
+        self.revoked.append(cid)
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    from sio.sioworkersd.daemon import Daemon, Settings
+    from sio.sioworkersd.store import open_store
+
+    d = Daemon(open_store(str(tmp_path / "d.sqlite3")), RecordingTransport(),
+               Settings(poll_interval_s=0.01, max_job_tries=1, job_timeout_s=60))
+    yield d
+    d.store.close()
+
+
+WORKER = {"concurrency": 2, "available_ram_mb": 1000, "can_run_cpu_exec": False, "active": []}
+
+
+def test_a_job_its_worker_does_not_hold_runs_again_then_fails(daemon):
+    import time
+
+    gid = daemon.submit({"workers_jobs": {"a": {"job_type": "ping"}}}, "keep").id
+    daemon.on_poll({"w": WORKER})
+    (cid, worker), = daemon.transport.sent
+    assert cid.endswith("#1") and worker == "w"
+    daemon.on_poll({"w": {**WORKER, "active": [cid]}})
+    time.sleep(0.6)  # past the grace of a job just sent
+    daemon.on_poll({"w": {**WORKER, "active": [cid]}})  # held: fine
+    daemon.on_poll({"w": WORKER})
+    assert len(daemon.transport.sent) == 1  # one poll without it is not enough
+    daemon.on_poll({"w": WORKER})
+    assert daemon.transport.sent[1][0].endswith("#2")  # the same task_id, sent again
+    time.sleep(0.6)
+    daemon.on_poll({"w": WORKER})
+    daemon.on_poll({"w": WORKER})
+    status = daemon.group_status(gid, True)
+    assert (status["state"], status["failed"]) == ("done", 1)
+    assert "lost 2 times" in status["results"]["a"]["error"]["message"]
+
+
+def test_a_job_over_its_time_limit_fails_and_is_revoked(daemon):
+    daemon.settings.job_timeout_s = 0.0
+    g = daemon.submit({"workers_jobs": {"a": {"job_type": "ping"}, "b": {"job_type": "ping"}}},
+                      "sync")
+    daemon.on_poll({"w": WORKER})  # sends both
+    daemon.on_result(daemon.transport.sent[0][0], "SUCCESS", {"pong": 1}, None)
+    daemon.on_poll({"w": WORKER})
+    assert daemon.transport.revoked == [daemon.transport.sent[1][0]]
+    assert g.done.is_set() and "TimeoutError" in g.final["error"]["message"]
+    assert len(g.final["workers_jobs.results"]) == 1
+
+
+def test_results_survive_a_restart_and_only_unfinished_jobs_run_again(tmp_path):
+    from sio.sioworkersd.daemon import Daemon, Settings
+    from sio.sioworkersd.store import open_store
+
+    path = str(tmp_path / "r.sqlite3")
+    first = Daemon(open_store(path), RecordingTransport(), Settings())
+    g = first.submit({"workers_jobs": {"a": {"job_type": "ping"}, "b": {"job_type": "ping"}},
+                      "return_url": "http://127.0.0.1:9/"}, "return")
+    first.on_poll({"w": WORKER})
+    done_cid = first.transport.sent[0][0]
+    first.on_result(done_cid, "SUCCESS", {"pong": "a"}, None)
+    first.store.close()  # a crash: nothing else is written
+    second = Daemon(open_store(path), RecordingTransport(), Settings())
+    second.restore()
+    second.on_poll({"w": WORKER})
+    (cid, _), = second.transport.sent
+    assert cid.split("#")[0] != done_cid.split("#")[0]
+    second.on_result(cid, "SUCCESS", {"pong": "b"}, None)
+    row = second.store.group(g.id)
+    assert row.state == "done" and len(row.env["workers_jobs.results"]) == 2
+    second.store.close()
