@@ -8,7 +8,10 @@ The original's calls:
 ``sync_run_group(env) -> env``
     run a group and answer with its finished environ (a failed job gives
     ``error`` in it, not the original's bare Fault 8002).
-``get_workers() -> [{name, info, tasks, is_running_cpu_exec}]``
+``get_workers() -> list``
+    one struct per worker: ``name``, ``info`` (``concurrency``,
+    ``available_ram_mb``, ``can_run_cpu_exec``, ...), ``tasks`` (task ids it
+    runs), ``is_running_cpu_exec`` (an exclusive job runs on it).
 ``get_queue() -> str``
     a readable summary.
 ``forget_worker(name) -> bool``
@@ -20,13 +23,15 @@ Extensions (used by batches, ``sio-batch-map``):
 ``run_group(env)`` without ``return_url``
     the group is kept with its results until ``forget_group``; a given
     ``env["group_id"]`` (``GROUP_...``) already known is not run again.
-``get_group(group_id, include_results=False) -> {group_id, state, total,
-queued, running, finished, failed[, results]}``
-    ``state``: ``queued``, ``running`` or ``done``; ``finished`` counts the
-    jobs that ended, ``failed`` those of them that failed; ``results``: job
-    name -> result environ (a failed job's environ with ``error``).
-``list_groups() -> [get_group(id, False) for each kept group]``
+``get_group(group_id, include_results=False) -> struct``
+    ``group_id``, ``state`` (``queued``, ``running`` or ``done``), ``total``,
+    ``queued``, ``running``, ``finished`` (jobs that ended), ``failed``
+    (those of them that failed) and, with ``include_results``, ``results``:
+    job name -> result environ (a failed job's environ with ``error``).
+``list_groups() -> list``
+    ``get_group(id, False)`` of each kept group.
 ``forget_group(group_id) -> True``
+    drop a kept group and its results.
 
 Arguments may be JSON strings (what oioioi sends) or structs. Faults: 8001
 for an unknown method (as the original), 8002 with a message saying what
