@@ -144,9 +144,7 @@ class Daemon:
         jobs without a result), finished ones are returned."""
         with self.lock:
             for row in self.store.groups():
-                if row.kind == "sync":
-                    self.store.delete_group(row.id)  # its caller is gone
-                elif row.state == "done":
+                if row.state == "done":
                     if row.kind == "return":
                         self._schedule_return(row.id, time.time())
                 else:
@@ -205,7 +203,10 @@ class Daemon:
                 g.done.set()
                 return g
             names = {job["task_id"]: name for name, job in env["workers_jobs"].items()}
-            self.store.add_group(group_id, kind, env, [(t, n) for t, n in names.items()])
+            if kind != "sync":
+                # Durable before the answer. A sync group is not stored: its
+                # caller is gone after a restart (as in the original).
+                self.store.add_group(group_id, kind, env, list(names.items()))
             g = _Group(group_id, kind, env, names)
             for task_id in names:
                 self.tries[task_id] = 0
@@ -299,11 +300,13 @@ class Daemon:
             log.warning("job %s (%s of group %s) failed: %s", task_id, name, g.id,
                         failure["message"])
             g.failures[name] = failure
-            self.store.job_done(task_id, "failed", failure)
+            if g.kind != "sync":
+                self.store.job_done(task_id, "failed", failure)
         else:
             assert result is not None
             g.results[name] = result
-            self.store.job_done(task_id, "done", result)
+            if g.kind != "sync":
+                self.store.job_done(task_id, "done", result)
         if g.pending() == 0:
             self._finish(g)
 
@@ -315,9 +318,7 @@ class Daemon:
     def _finish(self, g: _Group) -> None:
         g.final = policy.finished_group(g.env, g.results, g.failures)
         del self.groups[g.id]
-        if g.kind == "sync":
-            self.store.delete_group(g.id)
-        else:
+        if g.kind != "sync":
             self.store.group_done(g.id, g.final)
             if g.kind == "return":
                 self._schedule_return(g.id, time.time())
@@ -418,7 +419,8 @@ class Daemon:
                            f"{self.settings.max_job_tries})",
                 "traceback": ""})
             return
-        self.store.job_tries(task_id, tries)
+        if self.groups[self.group_of[task_id]].kind != "sync":
+            self.store.job_tries(task_id, tries)
         log.warning("job %s runs again (%s: %s; try %d)", task_id, worker, why, tries + 1)
         self.scheduler.add(job if job is not None else self._scheduler_job(task_id))
 
@@ -531,7 +533,7 @@ class Daemon:
                     status["results"] = self._results(g.env, g.results, g.failures)
                 return status
             row = self.store.group(group_id)
-        if row is None or row.kind == "sync":
+        if row is None:
             raise KeyError(group_id)
         env = row.env
         jobs = env.get("workers_jobs", {})

@@ -7,7 +7,8 @@ embedded default) or a ``postgresql://`` URL (PostgreSQL through psycopg 3;
 
 ``sioworkersd_groups``
     ``id``; ``kind`` (``return``: POST to ``return_url``; ``keep``: kept until
-    ``forget_group``; ``sync``: a ``sync_run_group`` caller waits for it);
+    ``forget_group``; ``sync_run_group`` groups are not stored, since their
+    caller is gone after a restart);
     ``state`` (``judging`` or ``done``); ``env`` (JSON: the accepted group,
     then the finished one); ``created`` (Unix time); ``tries``,
     ``next_try`` and ``last_error`` of returning it.
