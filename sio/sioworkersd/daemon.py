@@ -55,6 +55,10 @@ class Settings:
     exclusive_job_types: frozenset[str] = policy.DEFAULT_EXCLUSIVE_JOB_TYPES
     #: Seed of the weighted contest draw (None: not repeatable).
     seed: int | None = None
+    #: Shared jobs sent to a worker beyond its concurrency: they wait in its
+    #: queue, so it never idles while the daemon hears of a result and
+    #: sends the next job.
+    prefetch: int = 1
 
 
 @dataclass
@@ -91,7 +95,7 @@ class Daemon:
         self.transport = transport
         self.settings = settings or Settings()
         self.lock = threading.RLock()
-        self.scheduler = Scheduler(self.settings.seed)
+        self.scheduler = Scheduler(self.settings.seed, self.settings.prefetch)
         self.groups: dict[str, _Group] = {}
         self.group_of: dict[str, str] = {}  # task_id -> group id
         self.tries: dict[str, int] = {}  # task_id -> runs lost with a worker
@@ -370,15 +374,18 @@ class Daemon:
             self._kick_locked()
 
     def _check_listed(self, name: str, info: dict[str, Any], now: float) -> None:
-        """A job sent to a worker that does not hold it in two polls in a row
-        (its message was lost: the worker restarted under the same name
-        between two polls) runs again. Jobs sent less than a poll ago may not
+        """A job sent to a worker that does not hold it in two polls in a row,
+        while the worker has a free process (so it would have taken it from
+        its queue), was lost (the worker restarted under the same name
+        between two polls) and runs again. Jobs sent less than a poll ago may not
         have arrived yet; a job that has just ended has published its result
         before the worker forgets it, so at worst it runs twice."""
         w = self.scheduler.workers.get(name)
         if w is None or "active" not in info:
             return
         held = set(info["active"])
+        if len(held) >= w.concurrency:
+            return  # jobs beyond its concurrency may wait in its queue, unheld
         grace = 2 * self.settings.poll_interval_s + 0.5
         for task_id in list(w.running):
             r = self.running.get(task_id)
@@ -392,14 +399,22 @@ class Daemon:
                 self._job_lost(None, task_id, name, "its worker does not hold it")
 
     def _worker_gone(self, name: str, why: str, count_tries: bool = True) -> None:
+        w = self.scheduler.workers.get(name)
+        concurrency = w.concurrency if w is not None else 0
         jobs = self.scheduler.remove_worker(name)
         self.worker_info.pop(name, None)
         self.last_seen.pop(name, None)
         log.warning("worker %s is gone (%s); its %d jobs run again elsewhere", name, why,
                     len(jobs))
-        for job in jobs:
+        # Its queue is FIFO: the oldest `concurrency` jobs sent were running,
+        # the others (prefetched) were waiting and are not to blame.
+        never = float("inf")
+        jobs.sort(key=lambda j: self.running[j.task_id].started if j.task_id in self.running
+                  else never)
+        for i, job in enumerate(jobs):
             self.running.pop(job.task_id, None)
-            self._job_lost(job, job.task_id, name, "its worker vanished", count_tries)
+            self._job_lost(job, job.task_id, name, "its worker vanished",
+                           count_tries and i < concurrency)
 
     def _job_lost(self, job: Job | None, task_id: str, worker: str, why: str,
                   count_tries: bool = True) -> None:

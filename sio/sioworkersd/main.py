@@ -64,6 +64,9 @@ def parser() -> argparse.ArgumentParser:
     a("--exclusive-job-types", default=",".join(sorted(policy.DEFAULT_EXCLUSIVE_JOB_TYPES)),
       metavar="TYPES", help="comma-separated job types run alone on a worker started with "
                             "--can-run-cpu-exec [default: %(default)s]")
+    a("--prefetch", type=int, default=d.prefetch, metavar="N",
+      help="shared jobs sent to a worker beyond its concurrency (they wait in its queue, "
+           "hiding the time a result takes to reach the daemon) [default: %(default)s]")
     a("--seed", type=int, default=None,
       help="seed of the weighted choice between contests (repeatable order; tests)")
     a("--log-level", "-l", default="INFO", help="[default: %(default)s]")
@@ -81,7 +84,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         return_longest_delay_s=args.return_max_delay, return_timeout_s=args.return_timeout,
         exclusive_job_types=frozenset(t.strip() for t in args.exclusive_job_types.split(",")
                                       if t.strip()),
-        seed=args.seed)
+        seed=args.seed, prefetch=args.prefetch)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -95,8 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         ("--return-timeout", args.return_timeout)):
         if value <= 0:
             p.error(f"{name} must be positive, not {value:g}")
-    if args.max_job_tries < 0:
-        p.error("--max-job-tries must be 0 or more")
+    if args.max_job_tries < 0 or args.prefetch < 0:
+        p.error("--max-job-tries and --prefetch must be 0 or more")
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("sioworkersd")

@@ -65,8 +65,12 @@ class Worker:
     def running_exclusive(self) -> bool:
         return any(job.exclusive for job in self.running.values())
 
-    def has_free_slot(self) -> bool:
-        return len(self.running) < self.concurrency and not self.running_exclusive
+    def free_slots(self, prefetch: int = 0) -> int:
+        """Jobs it may still be sent: ``prefetch`` more than its concurrency
+        (they wait in its queue), none next to an exclusive job."""
+        if self.running_exclusive:
+            return 0
+        return max(0, self.concurrency + prefetch - len(self.running))
 
     def free_ram_mb(self) -> float:
         return self.ram_mb - self.used_ram_mb
@@ -90,8 +94,12 @@ SHARED, ANY = "shared", "any"
 
 
 class Scheduler:
-    def __init__(self, seed: int | None = None) -> None:
+    def __init__(self, seed: int | None = None, prefetch: int = 0) -> None:
+        """``seed``: of the weighted draw; ``prefetch``: shared jobs a worker
+        may be sent beyond its concurrency, so that the next one is already
+        in its queue when one ends (Celery's prefetch, for the daemon)."""
         self._rng = random.Random(seed)
+        self.prefetch = prefetch
         self._seq = 0
         self._contests: dict[Hashable, _Contest] = {}
         #: Contests with queued jobs, by kind and then priority.
@@ -293,7 +301,7 @@ class Scheduler:
             order = sorted(capable, key=lambda w: (len(w.running), w.name))
             reserved = {w.name for w in order[:len(self._waiting)]}
         usable = [w for w in self.workers.values()
-                  if w.has_free_slot() and w.name not in reserved]
+                  if w.free_slots(self.prefetch) and w.name not in reserved]
         if not usable:
             return None
         kind = ANY if any(w.can_run_exclusive for w in usable) else SHARED
@@ -310,7 +318,7 @@ class Scheduler:
         fits = [w for w in usable if w.free_ram_mb() >= job.ram_mb]
         if fits:
             def fit(w: Worker) -> tuple[bool, bool, float, str]:
-                per_slot = w.free_ram_mb() / (w.concurrency - len(w.running))
+                per_slot = w.free_ram_mb() / w.free_slots(self.prefetch)
                 return (w.can_run_exclusive, w.can_run_exclusive and not w.running,
                         abs(per_slot - job.ram_mb), w.name)
             return self._assign(job, min(fits, key=fit))

@@ -362,3 +362,19 @@ def test_results_survive_a_restart_and_only_unfinished_jobs_run_again(tmp_path):
     row = second.store.group(g.id)
     assert row.state == "done" and len(row.env["workers_jobs.results"]) == 2
     second.store.close()
+
+
+def test_prefetched_jobs_of_a_vanished_worker_are_not_blamed(daemon):
+    import time
+
+    daemon.settings.worker_timeout_s = 0.0
+    daemon.submit({"workers_jobs": {"a": {"job_type": "ping"}, "b": {"job_type": "ping"}}},
+                  "keep")
+    daemon.on_poll({"w": {**WORKER, "concurrency": 1}})
+    # -c 1 and one job of prefetch: both are sent, the second waits in its queue.
+    first, second = [cid.split("#")[0] for cid, _ in daemon.transport.sent]
+    assert [w for _, w in daemon.transport.sent] == ["w", "w"]
+    time.sleep(0.01)
+    daemon.on_poll({})  # w is silent: gone
+    assert (daemon.tries[first], daemon.tries[second]) == (1, 0)
+    assert len(daemon.scheduler) == 2 and daemon.scheduler.workers == {}
