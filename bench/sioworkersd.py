@@ -38,6 +38,9 @@ import xmlrpc.client
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+# The bench/ directory is on sys.path when this file runs.
+from celery_throughput import client, port_open
+
 BIN = Path(sys.executable).parent
 WORKER = shutil.which("sio-celery-worker") or str(BIN / "sio-celery-worker")
 DAEMON = shutil.which("sioworkersd") or str(BIN / "sioworkersd")
@@ -48,14 +51,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 class Receiver:
@@ -94,17 +89,6 @@ class Receiver:
                 if left <= 0:
                     raise TimeoutError("groups not returned")
                 self.cv.wait(left)
-
-
-def client(broker: str):
-    from sio.celery import default_config
-    from sio.celery.app import SioCelery
-
-    config = {k: getattr(default_config, k) for k in default_config.__all__}
-    config["broker_url"] = broker
-    app = SioCelery("bench-client", set_as_current=False)
-    app.config_from_object(config)
-    return app
 
 
 def via_daemon(rpc, receiver: Receiver, n: int, groups: int) -> float:

@@ -475,12 +475,17 @@ def test_priorities_and_exclusive_jobs(cluster, tmp_path):
 # Faults
 # --------------------------------------------------------------------------
 
-def test_receiver_down_for_a_while(cluster, receiver):
+def test_receiver_down_for_a_while_and_a_restart_in_between(cluster, receiver):
     rpc = cluster.rpc()
     receiver.stop()
     try:
         gid = rpc.run_group(group(receiver, {"p": {"job_type": "ping", "ping": 3}}))
         wait(lambda: "failed tries" in rpc.get_queue(), 30, "a failed POST is reported")
+        # The group waiting to be returned survives a crash of the daemon.
+        cluster.kill_daemon()
+        cluster.start_daemon()
+        rpc = cluster.rpc()
+        wait(lambda: "failed tries" in rpc.get_queue(), 30, "a failed POST after the restart")
     finally:
         receiver.start()
     assert receiver.wait_for(gid, 30)["workers_jobs.results"]["p"]["pong"] == 3

@@ -378,3 +378,25 @@ def test_prefetched_jobs_of_a_vanished_worker_are_not_blamed(daemon):
     daemon.on_poll({})  # w is silent: gone
     assert (daemon.tries[first], daemon.tries[second]) == (1, 0)
     assert len(daemon.scheduler) == 2 and daemon.scheduler.workers == {}
+
+
+def test_command_line_options_reach_the_settings():
+    from sio.sioworkersd.main import parser, settings_from
+
+    settings = settings_from(parser().parse_args([
+        "--max-task-ram", "100", "--exclusive-job-types", "cpu-exec, x", "--seed", "4",
+        "--prefetch", "0", "--worker-port", "7888"]))
+    assert settings.max_task_ram_mb == 100.0  # a number (the original kept a string)
+    assert settings.exclusive_job_types == {"cpu-exec", "x"}
+    assert (settings.seed, settings.prefetch) == (4, 0)
+
+
+def test_help_and_bad_options(capsys):
+    from sio.sioworkersd.main import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0 and "--rpc-port" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(["--job-timeout", "0"])
+    assert e.value.code == 2 and "--job-timeout must be positive" in capsys.readouterr().err
