@@ -241,7 +241,8 @@ class Daemon:
     def _kick_locked(self) -> None:
         """Schedule and send what can run now (under the lock: the sends are
         short, and a result cannot overtake its own send)."""
-        for job, worker in self.scheduler.schedule():
+        assigned = self.scheduler.schedule()
+        for i, (job, worker) in enumerate(assigned):
             task_id = job.task_id
             g = self.groups[self.group_of[task_id]]
             attempt = self.attempts.get(task_id, 0) + 1
@@ -251,11 +252,13 @@ class Daemon:
             try:
                 self.transport.send(_job_env(g, task_id), cid, worker)
             except Exception as e:
-                # The broker is away: the job waits for the next poll.
+                # The broker is away: this job and the rest of the round go
+                # back to the queue and wait for the next event (a poll).
                 log.warning("cannot send %s to %s: %s: %s", task_id, worker, type(e).__name__, e)
-                self.running.pop(task_id, None)
-                self.scheduler.finished(task_id)
-                self.scheduler.add(job)
+                for unsent, _ in assigned[i:]:
+                    self.running.pop(unsent.task_id, None)
+                    self.scheduler.finished(unsent.task_id)
+                    self.scheduler.add(unsent)
                 break
         for job in self.scheduler.unplaceable():
             if job.task_id not in self._reported_unplaceable:
@@ -297,6 +300,7 @@ class Daemon:
         self.running.pop(task_id, None)
         self.tries.pop(task_id, None)
         self.attempts.pop(task_id, None)
+        self.unlisted.pop(task_id, None)
         self._reported_unplaceable.discard(task_id)
         if self.scheduler.finished(task_id) is None:
             self.scheduler.remove(task_id)  # queued again after a restart

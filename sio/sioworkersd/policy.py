@@ -109,6 +109,10 @@ def validate_group(env: Any) -> None:
     jobs = env.get("workers_jobs")
     if not isinstance(jobs, dict):
         raise GroupError("the group has no 'workers_jobs' object (job name -> job environ)")
+    for key in ("oioioi_instance", "contest_id"):
+        # Together they name the contest (a key of the scheduler's tables).
+        if not isinstance(env.get(key), (str, int, float, bool, type(None))):
+            raise GroupError(f"{key} must be a string, a number or null, not {env[key]!r}")
     _int(env.get("contest_priority", 0), "contest_priority")
     _int(env.get("contest_weight", 1), "contest_weight", minimum=1)
     for name, job in jobs.items():

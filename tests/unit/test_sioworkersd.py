@@ -40,6 +40,7 @@ def test_ram_estimates_are_the_originals(job, mib):
     ({"workers_jobs": {}, "contest_weight": 0}, "contest_weight must be at least 1"),
     ({"workers_jobs": {"a": {"job_type": "x", "task_priority": True}}}, "task_priority of job"),
     ({"workers_jobs": {}, "group_id": "x"}, "starting with 'GROUP_'"),
+    ({"workers_jobs": {}, "contest_id": [1]}, "contest_id must be a string, a number or null"),
 ])
 def test_bad_groups_are_refused_with_a_message(env, message):
     with pytest.raises(policy.GroupError, match=message):
@@ -400,3 +401,19 @@ def test_help_and_bad_options(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--job-timeout", "0"])
     assert e.value.code == 2 and "--job-timeout must be positive" in capsys.readouterr().err
+
+
+def test_a_broker_that_refuses_a_send_loses_no_job(daemon):
+    sent = daemon.transport.sent
+
+    def refuse(env, cid, worker):
+        raise ConnectionError("broker away")
+
+    daemon.transport.send = refuse
+    daemon.submit({"workers_jobs": {n: {"job_type": "ping"} for n in "abc"}}, "keep")
+    daemon.on_poll({"w": WORKER})
+    assert daemon.running == {} and len(daemon.scheduler) == 3
+    assert all(not w.running for w in daemon.scheduler.workers.values())
+    del daemon.transport.send  # the broker is back
+    daemon.on_poll({"w": WORKER})
+    assert len(sent) == 3  # -c 2 and one of prefetch
