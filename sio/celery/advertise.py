@@ -65,7 +65,10 @@ def direct_queue(nodename: str) -> Any:
 
 def install(app: Any) -> None:
     """Add the options, the direct queue and :data:`INFO_COMMAND` to the
-    workers of ``app`` (call before the worker starts)."""
+    workers of ``app`` (call before the worker starts; once is enough)."""
+    if getattr(app, "_sio_advertise_installed", False):
+        return
+    app._sio_advertise_installed = True
     import click
     from celery import bootsteps
     from celery.worker.control import inspect_command
