@@ -105,7 +105,10 @@ class Store:
             yield cur
             self._commit(durable)
         except BaseException:
-            self.conn.rollback()
+            try:
+                self.conn.rollback()
+            except Exception:
+                pass  # a lost connection has nothing to roll back
             raise
         finally:
             cur.close()
@@ -244,8 +247,15 @@ class PostgresStore(Store):
         except ImportError:
             raise RuntimeError("a postgresql:// database needs psycopg 3: "
                                "pip install 'sioworkers[postgresql]'") from None
-        self.conn = psycopg.connect(url)
+        self._connect = lambda: psycopg.connect(url)
+        self.conn = self._connect()
         self.create_schema()
+
+    def _begin(self, durable: bool) -> None:
+        # After a lost connection (a server restart) the statement that
+        # noticed it failed; the next one connects again.
+        if self.conn.closed or self.conn.broken:
+            self.conn = self._connect()
 
 
 def open_store(database: str) -> Store:

@@ -508,6 +508,34 @@ def postgres_url():
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+def test_postgresql_store_round_trip_and_reconnect(postgres_url):
+    import psycopg
+
+    from sio.sioworkersd.store import open_store
+
+    store = open_store(postgres_url)
+    try:
+        env = {"workers_jobs": {"a": {"task_id": "t1"}}, "n": 2**40}
+        gid = f"GROUP_{uuid.uuid4().hex}"
+        store.add_group(gid, "keep", env, [(f"t-{gid}", "a")])
+        store.job_done(f"t-{gid}", "done", {"pong": 1})
+        (job,) = store.jobs(gid)
+        assert (job.state, job.result, store.group(gid).env) == ("done", {"pong": 1}, env)
+        # The server drops the connection (a restart): one call fails, the
+        # next connects again.
+        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = %s AND pid <> pg_backend_pid()",
+                          (postgres_url.rsplit("/", 1)[1],))
+        with pytest.raises(psycopg.OperationalError):
+            store.group(gid)
+        store.group_done(gid, {"final": 1})
+        assert store.group(gid).env == {"final": 1} and store.jobs(gid) == []
+        assert store.delete_group(gid)
+    finally:
+        store.close()
+
+
 @pytest.mark.parametrize("store", ["sqlite", "postgresql"])
 def test_daemon_killed_mid_group_finishes_after_restart(cluster, receiver, tmp_path, store,
                                                         request):
