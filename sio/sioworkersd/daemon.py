@@ -343,7 +343,10 @@ class Daemon:
             except Exception as e:
                 log.warning("cannot poll the workers: %s: %s", type(e).__name__, e)
                 workers = None
-            self.on_poll(workers)
+            try:
+                self.on_poll(workers)
+            except Exception:  # (the store failed) the next poll tries again
+                log.exception("handling a poll failed")
             self._stop.wait(max(0.0, self.settings.poll_interval_s
                                 - (time.monotonic() - started)))
 
@@ -473,6 +476,16 @@ class Daemon:
                 self._return_cv.wait(timeout if timeout is None else max(0.01, timeout))
 
     def _return_one(self, group_id: str) -> None:
+        try:
+            self._try_return(group_id)
+        except Exception:
+            # (the store failed): try again later rather than forget it.
+            log.exception("returning %s failed", group_id)
+            with self.lock:
+                self._returning.discard(group_id)
+                self._schedule_return(group_id, time.time() + self.settings.return_longest_delay_s)
+
+    def _try_return(self, group_id: str) -> None:
         with self.lock:
             row = self.store.group(group_id)
         if row is None or row.state != "done":
@@ -489,8 +502,8 @@ class Daemon:
                                             self.settings.return_longest_delay_s)
                 log.warning("returning %s failed (try %d): %s; next try in %g s", group_id,
                             tries, e, delay)
-                self.store.return_failed(group_id, tries, time.time() + delay, str(e))
                 self._schedule_return(group_id, time.time() + delay)
+                self.store.return_failed(group_id, tries, time.time() + delay, str(e))
             return
         with self.lock:
             self._returning.discard(group_id)
