@@ -339,7 +339,9 @@ class Daemon:
         while not self._stop.is_set():
             started = time.monotonic()
             try:
-                workers = self.transport.poll_workers(min(1.0, self.settings.poll_interval_s))
+                # Replies later than this count as silence for this poll.
+                workers = self.transport.poll_workers(
+                    max(0.5, min(1.0, self.settings.poll_interval_s)))
             except Exception as e:
                 log.warning("cannot poll the workers: %s: %s", type(e).__name__, e)
                 workers = None

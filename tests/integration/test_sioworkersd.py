@@ -6,7 +6,7 @@ oioioi's ``SioworkersdBackend`` does (a JSON string, ``allow_none``).
 One daemon and its workers are shared by the module; the queue, the daemon's
 name (its results queue) and the databases are unique to the session. Delays
 are short through the daemon's options (polls every 0.3 s, a worker silent
-for 2 s is gone, POST retries after 0.3 s and then every second).
+for 3 s is gone, POST retries after 0.3 s and then every second).
 """
 
 from __future__ import annotations
@@ -207,7 +207,7 @@ class Cluster:
         argv = [SIOWORKERSD, "--rpc-listen", "127.0.0.1", "--rpc-port", str(self.port),
                 "--database", database or self.sqlite, "--broker", RABBITMQ,
                 "--queue", self.queue, "--name", self.name, "--seed", "1",
-                "--poll-interval", "0.3", "--worker-timeout", "2",
+                "--poll-interval", "0.3", "--worker-timeout", "3",
                 "--return-retry-delay", "0.3", "--return-max-delay", "1",
                 "--max-job-tries", "1", "--exclusive-job-types", "cpu-exec,test-excl", *extra]
         with open(self.log, "ab") as log:
