@@ -202,7 +202,7 @@ def main() -> int:
             # Warm-up of both paths.
             via_daemon(rpc, receiver, 20, 2)
             via_run_many(app, queue, 20)
-            n, groups, rounds = 500, 5, 6
+            n, groups, rounds = 500, 5, 10
             ratios, d_rates, c_rates = [], [], []
             for i in range(rounds):
                 if i % 2:
