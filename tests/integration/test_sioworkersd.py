@@ -471,6 +471,19 @@ def test_priorities_and_exclusive_jobs(cluster, tmp_path):
         rpc.forget_group(gid)
 
 
+def test_a_job_that_fits_no_worker_is_reported(cluster):
+    rpc = cluster.rpc()
+    gid = rpc.run_group(json.dumps({"workers_jobs": {
+        "big": {"job_type": "ingen", "ingen_mem_limit": 1500 * 1024},  # the worker has 1000
+        "small": {"job_type": "ping", "ping": 1}}}))
+    wait(lambda: rpc.get_group(gid)["finished"] == 1, 30, "the small job ran")
+    queue = rpc.get_queue()
+    assert "fits no connected worker" in queue and "1500 MiB" in queue
+    assert rpc.get_group(gid)["queued"] == 1
+    rpc.forget_group(gid)
+    assert "fits no connected worker" not in rpc.get_queue()
+
+
 # --------------------------------------------------------------------------
 # Faults
 # --------------------------------------------------------------------------
