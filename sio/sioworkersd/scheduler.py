@@ -13,9 +13,9 @@ The order, as the original's (``reference/sioworkersd.md`` §5):
 Workers have a concurrency (slots) and RAM (MiB); a job takes a slot and its
 RAM estimate. **Exclusive** jobs (CPU-timed ones) run alone on a worker that
 allows them: once chosen, an exclusive job waits in a FIFO for an empty such
-worker, and while ``k`` exclusive jobs wait, the ``k`` least loaded of those
-workers take no new shared jobs, so they drain and the exclusive jobs never
-starve. Shared jobs prefer workers that do not allow exclusive jobs, then
+worker, and each waiting exclusive job reserves the least loaded of those
+workers that has RAM enough for it: a reserved worker takes no new shared
+jobs, so it drains and the exclusive jobs never starve. Shared jobs prefer workers that do not allow exclusive jobs, then
 partly busy ones, and among those the one whose free RAM per free slot is
 closest to the job's need.
 
@@ -294,12 +294,17 @@ class Scheduler:
             if empty:
                 self._waiting.popleft()
                 return self._assign(job, min(empty, key=lambda w: (w.ram_mb, w.name)))
-        # While k exclusive jobs wait, the k least loaded capable workers
-        # take no shared jobs: they drain, and the FIFO's head gets one.
-        reserved = set()
+        # Each waiting exclusive job reserves the least loaded capable worker
+        # with RAM enough for it: reserved workers take no shared jobs, so
+        # they drain, and the FIFO's head gets one.
+        reserved: set[str] = set()
         if self._waiting:
             order = sorted(capable, key=lambda w: (len(w.running), w.name))
-            reserved = {w.name for w in order[:len(self._waiting)]}
+            for waiting in self._waiting:
+                for w in order:
+                    if w.name not in reserved and w.ram_mb >= waiting.ram_mb:
+                        reserved.add(w.name)
+                        break
         usable = [w for w in self.workers.values()
                   if w.free_slots(self.prefetch) and w.name not in reserved]
         if not usable:

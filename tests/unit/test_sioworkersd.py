@@ -184,6 +184,21 @@ def test_waiting_exclusive_jobs_do_not_starve():
     assert started(s) == [("b", "cpu")]
 
 
+def test_an_exclusive_job_reserves_a_worker_big_enough():
+    s = Scheduler()
+    s.set_worker("big", 2, 4000, True)
+    s.add(job("a"))
+    assert started(s) == [("a", "big")]
+    s.set_worker("small", 1, 1000, True)  # empty: the least loaded
+    s.add(job("x", ram=3000, exclusive=True))
+    s.add(job("c"))
+    s.add(job("d"))
+    # Only "big" can hold x: it is the one kept free of new shared jobs.
+    assert started(s) == [("c", "small")]
+    s.finished("a")
+    assert started(s) == [("x", "big")]
+
+
 def test_a_job_no_worker_can_hold_is_set_aside_and_comes_back():
     s = Scheduler()
     s.set_worker("w", 1, 100, False)
