@@ -301,6 +301,8 @@ class Scheduler:
         if self._waiting:
             order = sorted(capable, key=lambda w: (len(w.running), w.name))
             for waiting in self._waiting:
+                if len(reserved) == len(order):
+                    break  # every capable worker is reserved already
                 for w in order:
                     if w.name not in reserved and w.ram_mb >= waiting.ram_mb:
                         reserved.add(w.name)
