@@ -432,3 +432,13 @@ def test_a_broker_that_refuses_a_send_loses_no_job(daemon):
     del daemon.transport.send  # the broker is back
     daemon.on_poll({"w": WORKER})
     assert len(sent) == 3  # -c 2 and one of prefetch
+
+
+def test_worker_advertisement_defaults():
+    from sio.celery import advertise
+
+    assert advertise.default_available_ram_mb() >= 1
+    q = advertise.direct_queue("w1@host")
+    assert (q.name, q.routing_key, q.exchange.name) == (
+        "sioworkersd.w1@host", "sioworkersd.w1@host", advertise.DIRECT_EXCHANGE)
+    assert q.auto_delete and not q.durable  # gone with its worker
