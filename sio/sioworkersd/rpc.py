@@ -45,7 +45,7 @@ import logging
 import socketserver
 from collections.abc import Callable
 from typing import Any
-from xmlrpc.client import Fault
+from xmlrpc.client import Fault, dumps
 from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
 
 from sio.sioworkersd.daemon import Daemon
@@ -147,7 +147,17 @@ class RPCServer(socketserver.ThreadingMixIn, SimpleXMLRPCServer):
         if func is None:
             raise Fault(FAULT_NO_METHOD, f"procedure {method} not found")
         try:
-            return func(*params)
+            result = func(*params)
+            if method in ("sync_run_group", "get_group"):
+                # Results are the jobs' data: say plainly when XML-RPC cannot
+                # carry them (an int beyond 32 bits), as the original did.
+                try:
+                    dumps((result,), methodresponse=True, allow_none=True)
+                except (OverflowError, TypeError) as e:
+                    raise Fault(FAULT_ERROR, f"Can't serialize output: {e}") from None
+            return result
+        except Fault:
+            raise
         except GroupError as e:
             raise Fault(FAULT_ERROR, f"{method}: {e}") from None
         except TypeError as e:

@@ -442,3 +442,18 @@ def test_worker_advertisement_defaults():
     assert (q.name, q.routing_key, q.exchange.name) == (
         "sioworkersd.w1@host", "sioworkersd.w1@host", advertise.DIRECT_EXCHANGE)
     assert q.auto_delete and not q.durable  # gone with its worker
+
+
+def test_an_answer_xmlrpc_cannot_carry_is_a_clear_fault(daemon):
+    import xmlrpc.client
+
+    from sio.sioworkersd.rpc import RPCServer
+
+    server = RPCServer(("127.0.0.1", 0), daemon)
+    try:
+        with pytest.raises(xmlrpc.client.Fault) as e:
+            server._dispatch("sync_run_group", [{"workers_jobs": {}, "big": 2**40}])
+        assert e.value.faultCode == 8002
+        assert e.value.faultString == "Can't serialize output: int exceeds XML-RPC limits"
+    finally:
+        server.server_close()
