@@ -21,9 +21,10 @@ setup(
     # 'sio' is a PEP 420 namespace: there is no sio/__init__.py, so other
     # distributions can add their own sio.* packages.
     packages=find_namespace_packages(include=["sio.*"]),
-    # limitexec.c, execstub.c: the engine builds its helpers from them on first use
+    # limitexec.c, execstub.c, _compare.c: helpers built from them on first use
     package_data={"sio.workers": ["py.typed"], "sio.workers._engine": ["limitexec.c"],
-                  "sio.workers._engine.supervisor": ["execstub.c"]},
+                  "sio.workers._engine.supervisor": ["execstub.c"],
+                  "sio.executors": ["_compare.c"]},
     zip_safe=False,
     install_requires=[
         "filetracker>=2.2",

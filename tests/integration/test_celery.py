@@ -725,6 +725,47 @@ def test_worker_rejects_two_broker_urls():
     assert "more than one broker URL" in p.stderr and "Traceback" not in p.stderr
 
 
+@pytest.mark.parametrize("url,reason", [
+    ("amqp://guest:wrong-password@127.0.0.1:5672//", "ACCESS_REFUSED"),
+    ("amqp://guest:guest@127.0.0.1:5672/no-such-vhost", "NOT_ALLOWED"),
+], ids=["wrong-password", "unknown-vhost"])
+def test_worker_refused_by_rabbitmq_exits_1_with_the_reason(url, reason, tmp_path):
+    # A service manager must see the failure: stock 'celery worker' exits 1
+    # on a refused login (and retries an unknown virtual host for ever).
+    need("RabbitMQ", 5672)
+    p = subprocess.run([SIO_CELERY_WORKER, "-Q", queue_name("refused"), url], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert p.returncode == 1, p.stderr
+    last = p.stderr.strip().splitlines()[-1]
+    assert last.startswith("sio-celery-worker: error: amqp://guest:**@127.0.0.1:5672/"), last
+    assert reason in last and "wrong-password" not in p.stderr + p.stdout
+    assert "Traceback" not in p.stderr
+
+
+def test_worker_stopping_on_an_unrecoverable_error_exits_1_with_the_reason(tmp_path):
+    # Celery logs "Unrecoverable error" and stops the worker (here: it cannot
+    # write its pid file); the status and the last line of stderr say so.
+    (tmp_path / "broker").mkdir()
+    p = subprocess.run([SIO_CELERY_WORKER, f"--pidfile={tmp_path}/missing/dir/pid",
+                        f"filesystem://{tmp_path}/broker"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert p.returncode == 1, p.stderr
+    assert "Unrecoverable error" in p.stderr  # Celery's log stays
+    last = p.stderr.strip().splitlines()[-1]
+    assert last.startswith("sio-celery-worker: error: the worker stopped: LockFailed: "), last
+    assert "missing/dir/pid" in last
+
+
+def test_worker_with_an_unknown_transport_exits_1_with_the_reason(tmp_path):
+    p = subprocess.run([SIO_CELERY_WORKER, "nosuchmq://127.0.0.1//"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert p.returncode == 1, p.stderr
+    assert p.stderr.strip().splitlines()[-1].startswith(
+        "sio-celery-worker: error: broker URL 'nosuchmq://127.0.0.1//': unknown transport "
+        "'nosuchmq'"), p.stderr
+    assert "amqp" in p.stderr and "Traceback" not in p.stderr
+
+
 # --------------------------------------------------------------------------
 # Real judging jobs through a worker: compile, then exec, files on Filetracker
 # --------------------------------------------------------------------------
