@@ -45,6 +45,11 @@ setup(
             # workflows generated from test packages (1.0.0.dev5: the format
             # sio.workflows reads; a pre-release, hence pinned)
             "sio3pack==1.0.0.dev5",
+            "psycopg[binary]>=3.1",
+        ],
+        # PostgreSQL as the store of sioworkersd (--database postgresql://...).
+        "postgresql": [
+            "psycopg[binary]>=3.1",
         ],
         # Redis as the Celery broker or result backend.
         "redis": [
@@ -62,6 +67,7 @@ setup(
             "sio-get-sandbox = sio.workers.sandbox:main",
             "sio-compile = sio.compilers.job:main",
             "sio-run-workflow = sio.workflows.job:main",
+            "sioworkersd = sio.sioworkersd.main:main",
         ],
         "sio.jobs": [
             "ping = sio.workers.ping:run",

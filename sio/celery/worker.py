@@ -24,6 +24,10 @@ shutdown); 1 when the worker cannot start or stops on an unrecoverable error
 away for good...): then the last line on standard error says why, in one
 line, after Celery's log; 2 for a usage error. A service manager sees a
 failed start as a failure, as with Celery's own ``celery worker``.
+
+For ``sioworkersd`` the worker also takes ``--available-ram-mb`` and
+``--can-run-cpu-exec`` and consumes a direct queue of its own
+(:mod:`sio.celery.advertise`).
 """
 
 from __future__ import annotations
@@ -213,8 +217,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import click
 
+    from sio.celery import advertise
     from sio.celery.app import app
     import sio.celery.job  # noqa: F401  (registers the task even without 'imports')
+
+    # --available-ram-mb, --can-run-cpu-exec and the direct queue of sioworkersd.
+    advertise.install(app)
 
     if "FILETRACKER_URL" not in os.environ:
         os.environ["FILETRACKER_URL"] = default_filetracker_url(app.conf.broker_url)
