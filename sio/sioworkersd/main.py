@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("cannot open the database %s: %s: %s", args.database, type(e).__name__, e)
         return 1
     transport = CeleryTransport(make_app(args.broker or os.environ.get("CELERY_BROKER_URL")),
-                                args.name, args.queue)
+                                args.name, args.queue, max_runs=args.max_job_tries + 1)
     daemon = Daemon(store, transport, settings_from(args))
     try:
         server = RPCServer((args.rpc_listen, args.rpc_port), daemon)

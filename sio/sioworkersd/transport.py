@@ -15,6 +15,11 @@
 
 The Celery task id of a job is ``<task_id>#<attempt>``: a job run again after
 its worker vanished has the same ``task_id`` and a new Celery id.
+
+A job that kills only the pool process running it is given back to the same
+worker by Celery itself (``acks_late``, ``reject_on_worker_lost``), unseen by
+the daemon: each job is sent with ``max_runs``, and the worker fails it with
+:class:`sio.celery.job.PoisonJobError` after that many such runs.
 """
 
 from __future__ import annotations
@@ -61,13 +66,16 @@ def make_app(broker_url: str | None = None) -> Any:
 
 
 class CeleryTransport:
-    def __init__(self, app: Any, name: str, queue: str) -> None:
+    def __init__(self, app: Any, name: str, queue: str, max_runs: int | None = None) -> None:
         """``name``: the daemon's name (its results queue); ``queue``: the
-        Celery queue a worker must consume to be used (``sioworkers``)."""
+        Celery queue a worker must consume to be used (``sioworkers``);
+        ``max_runs``: runs of a job on one worker that may end its pool
+        process (``--max-job-tries`` + 1; None: no limit)."""
         from kombu import Exchange, Queue
 
         self.app = app
         self.queue = queue
+        self.max_runs = max_runs
         self.results_queue = Queue(f"sioworkersd.{name}.results", routing_key=
                                    f"sioworkersd.{name}.results", durable=True,
                                    auto_delete=False)
@@ -78,7 +86,9 @@ class CeleryTransport:
         errors). A worker that is gone has no queue: the message is dropped
         by the broker and the job comes back when the worker is declared
         gone."""
-        self.app.send_task(TASK_NAME, args=[env], task_id=cid, queue=direct_queue(worker),
+        kwargs = {} if self.max_runs is None else {"max_runs": self.max_runs}
+        self.app.send_task(TASK_NAME, args=[env], kwargs=kwargs, task_id=cid,
+                           queue=direct_queue(worker),
                            reply_to=self.results_queue.name, declare=[self._exchange])
 
     def revoke(self, cid: str) -> None:

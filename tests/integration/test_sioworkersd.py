@@ -60,6 +60,13 @@ def boom(environ):
     raise RuntimeError("boom: " + str(environ.get("boom")))
 
 
+def kill_pool_process(environ):
+    """A poison job: kills only the pool process running it."""
+    with open(environ["log_file"], "a") as f:
+        f.write(f"{os.getpid()}\\n")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 def kill_worker(environ):
     """A poison job: kills the whole worker (its process group)."""
     with open(environ["log_file"], "a") as f:
@@ -247,7 +254,8 @@ def jobs_dist(tmp_path_factory) -> Path:
         {"sio.jobs": {"test-sleep": "sio_sioworkersd_test_jobs:sleep",
                       "test-excl": "sio_sioworkersd_test_jobs:sleep",
                       "test-boom": "sio_sioworkersd_test_jobs:boom",
-                      "test-kill-worker": "sio_sioworkersd_test_jobs:kill_worker"}},
+                      "test-kill-worker": "sio_sioworkersd_test_jobs:kill_worker",
+                      "test-kill-pool": "sio_sioworkersd_test_jobs:kill_pool_process"}},
         {"sio_sioworkersd_test_jobs": TEST_JOBS})
 
 
@@ -487,6 +495,27 @@ def test_a_job_that_fits_no_worker_is_reported(cluster):
 # --------------------------------------------------------------------------
 # Faults
 # --------------------------------------------------------------------------
+
+def test_a_job_that_kills_its_pool_process_fails_after_the_limit(cluster, receiver, tmp_path):
+    """Only the pool process dies: Celery gives the job back to the same
+    worker, unseen by the daemon; the worker fails it on the delivery after
+    --max-job-tries + 1 (here 2) runs, and the worker stays in service."""
+    rpc = cluster.rpc()
+    before = [w["name"] for w in rpc.get_workers()]
+    log = tmp_path / "pool.log"
+    gid = rpc.run_group(group(receiver, {
+        "poison": {"job_type": "test-kill-pool", "log_file": str(log)},
+        "fine": {"job_type": "ping", "ping": 1}}))
+    env = receiver.wait_for(gid, 60)
+    assert list(env["workers_jobs.results"]) == ["fine"]
+    message = env["error"]["message"]
+    assert "PoisonJobError" in message and "2 times" in message, message
+    pids = log.read_text().split()
+    assert len(pids) == 2 and pids[0] != pids[1]  # two runs, two pool processes
+    assert [w["name"] for w in rpc.get_workers()] == before
+    ans = rpc.sync_run_group(json.dumps({"workers_jobs": {"a": {"job_type": "ping", "ping": 2}}}))
+    assert ans["workers_jobs.results"]["a"]["pong"] == 2
+
 
 def test_receiver_down_for_a_while_and_a_restart_in_between(cluster, receiver):
     rpc = cluster.rpc()

@@ -457,3 +457,48 @@ def test_an_answer_xmlrpc_cannot_carry_is_a_clear_fault(daemon):
         assert e.value.faultString == "Can't serialize output: int exceeds XML-RPC limits"
     finally:
         server.server_close()
+
+
+def test_starts_of_a_job_that_ends_its_process_are_counted_until_the_limit(
+        tmp_path, monkeypatch):
+    import os
+    import tempfile
+
+    from sio.celery import job
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    # Two runs that ended their process: each left its counter behind.
+    assert job._count_start("t#1", 2) is not None
+    counter = job._count_start("t#1", 2)
+    assert open(counter).read() == "2"
+    with pytest.raises(job.PoisonJobError, match="2 times"):
+        job._count_start("t#1", 2)
+    assert not os.path.exists(counter)  # a later id reuse starts again
+    assert job._count_start("t#2", 2) != counter  # counted per Celery id
+    # A run that ends, even with an exception, removes its counter.
+    seen = []
+    real = job._count_start
+    monkeypatch.setattr(job, "_count_start", lambda *a: seen.append(real(*a)) or seen[-1])
+    ran = job.sioworkers_job.apply(args=[{"job_type": "ping", "ping": 1}],
+                                   kwargs={"max_runs": 1}, task_id="t#3")
+    assert ran.get()["pong"] == 1
+    failed = job.sioworkers_job.apply(args=[{"job_type": "no-such-type"}],
+                                      kwargs={"max_runs": 1}, task_id="t#4")
+    assert failed.failed()
+    assert len(seen) == 2 and not any(os.path.exists(p) for p in seen)
+    assert os.listdir(os.path.dirname(counter)) == [os.path.basename(job._starts_file("t#2"))]
+
+
+def test_jobs_are_sent_with_the_run_limit():
+    from sio.sioworkersd.transport import CeleryTransport
+
+    class App:
+        def send_task(self, name, **kw):
+            self.sent = kw
+
+    app = App()
+    CeleryTransport(app, "d", "q", max_runs=4).send({"job_type": "ping"}, "t#1", "w")
+    assert app.sent["kwargs"] == {"max_runs": 4} and app.sent["task_id"] == "t#1"
+    from sio.sioworkersd.main import parser
+
+    assert parser().parse_args([]).max_job_tries + 1 == 4
