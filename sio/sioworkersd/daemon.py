@@ -183,6 +183,10 @@ class Daemon:
 
         :raises GroupError: for a group that cannot be accepted.
         """
+        if kind != "keep" and isinstance(env, dict) and "group_id" in env:
+            # Any incoming value is replaced, as the original does (oioioi's
+            # second round carries the first round's id): not validated.
+            env = {**env, "group_id": None}
         policy.validate_group(env)
         if kind == "return" and not isinstance(env.get("return_url"), str):
             raise GroupError("return_url must be a string URL")
@@ -192,8 +196,8 @@ class Daemon:
         with self.lock:
             if given and (given in self.groups or self.store.group(given) is not None):
                 return given  # a batch resumed: nothing runs twice
-            policy.prepare_group(env, group_id)
             rejection = policy.ram_rejection(env, self.settings.max_task_ram_mb)
+            policy.prepare_group(env, group_id, with_contest_uid=rejection is None)
             if rejection is not None or not env["workers_jobs"]:
                 final = (policy.rejected_group(env, rejection) if rejection is not None
                          else policy.finished_group(env, {}, {}))

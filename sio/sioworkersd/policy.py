@@ -144,16 +144,18 @@ def ram_rejection(env: Mapping[str, Any], max_task_ram_mb: float) -> str | None:
     return None
 
 
-def prepare_group(env: Environ, group_id: str) -> Environ:
+def prepare_group(env: Environ, group_id: str, with_contest_uid: bool = True) -> Environ:
     """Give the group its id and each job ``group_id``, a new ``task_id`` and
-    ``contest_uid`` (a ``task_id`` already there is a stale copy of an
-    earlier run and is replaced, as the original does)."""
+    (unless ``with_contest_uid`` is false: a rejected group's jobs, as the
+    original) ``contest_uid``. A ``task_id`` already there is a stale copy of
+    an earlier run and is replaced, as the original does."""
     env["group_id"] = group_id
     uid = contest_uid(env)
     for job in env["workers_jobs"].values():
         job["group_id"] = group_id
         job["task_id"] = new_task_id()
-        job["contest_uid"] = list(uid)
+        if with_contest_uid:
+            job["contest_uid"] = list(uid)
     return env
 
 

@@ -94,8 +94,11 @@ class API:
     def get_queue(self) -> str:
         return self.daemon.queue_summary()
 
-    def forget_worker(self, name: str) -> bool:
-        return self.daemon.forget_worker(str(decode_argument(name)))
+    def forget_worker(self, name: Any) -> bool:
+        # oioioi sends the bare name: a name that happens to be valid JSON
+        # ("1e5", "null") is still a name; a JSON-quoted one is unquoted.
+        decoded = decode_argument(name)
+        return self.daemon.forget_worker(decoded if isinstance(decoded, str) else str(name))
 
     def get_group(self, group_id: str, include_results: bool = False) -> dict[str, Any]:
         try:

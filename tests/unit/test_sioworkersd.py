@@ -502,3 +502,118 @@ def test_jobs_are_sent_with_the_run_limit():
     from sio.sioworkersd.main import parser
 
     assert parser().parse_args([]).max_job_tries + 1 == 4
+
+
+def test_a_rejected_group_s_jobs_have_ids_but_no_contest_uid(daemon):
+    g = daemon.submit({"workers_jobs": {"t": {"job_type": "exec", "exec_mem_limit": 3 << 20}},
+                       "contest_id": "c"}, "sync")
+    job = g.final["workers_jobs"]["t"]
+    assert g.final["error"]["message"].startswith("One of the tasks requires 3072 MiB")
+    assert job["group_id"] == g.id and job["task_id"].startswith("urn:uuid:")
+    assert "contest_uid" not in job and "workers_jobs.results" not in g.final
+
+
+def test_an_incoming_group_id_is_replaced_whatever_it_is(daemon):
+    g = daemon.submit({"workers_jobs": {}, "group_id": "from an old round"}, "sync")
+    assert g.final["group_id"].startswith("GROUP_urn:uuid:")
+    old = "GROUP_urn:uuid:00000000-0000-0000-0000-000000000000"
+    g = daemon.submit({"workers_jobs": {"a": {"job_type": "ping", "group_id": old}},
+                       "group_id": old, "return_url": "http://127.0.0.1:9/"}, "return")
+    assert g.id != old and g.env["workers_jobs"]["a"]["group_id"] == g.id
+
+
+def test_an_accepted_group_is_committed_before_the_answer(daemon, tmp_path):
+    import sqlite3
+
+    g = daemon.submit({"workers_jobs": {"a": {"job_type": "ping"}},
+                       "return_url": "http://127.0.0.1:9/"}, "return")
+    other = sqlite3.connect(str(tmp_path / "d.sqlite3"))
+    try:
+        assert other.execute("SELECT kind, state FROM sioworkersd_groups WHERE id = ?",
+                             (g.id,)).fetchall() == [("return", "judging")]
+        assert other.execute("SELECT count(*) FROM sioworkersd_jobs").fetchone() == (1,)
+    finally:
+        other.close()
+
+
+def test_forget_worker_as_oioioi_calls_it(daemon):
+    from sio.sioworkersd.rpc import API
+
+    api = API(daemon)
+    daemon.submit({"workers_jobs": {"a": {"job_type": "ping"}}}, "keep")
+    daemon.on_poll({"1e5": WORKER})  # a name that is also valid JSON
+    (cid, _), = daemon.transport.sent
+    task_id = cid.split("#")[0]
+    assert api.forget_worker("nobody") is False
+    assert api.forget_worker("1e5") is True
+    assert api.get_workers() == [] and daemon.tries[task_id] == 0  # not blamed
+    assert len(daemon.scheduler) == 1  # queued again, with the same task_id
+    daemon.on_poll({"1e5": WORKER})  # still alive: back at its next answer
+    assert [w["name"] for w in api.get_workers()] == ["1e5"]
+    assert daemon.transport.sent[-1][0] == f"{task_id}#2"
+    assert api.forget_worker('"1e5"') is True  # a JSON string is unquoted
+
+
+def test_faults_of_the_calls(daemon):
+    import xmlrpc.client
+
+    from sio.sioworkersd.rpc import RPCServer
+
+    server = RPCServer(("127.0.0.1", 0), daemon)
+    try:
+        for method, params, code, text in [
+                ("forget_worker", [], 8002, "wrong arguments"),
+                ("get_workers", [1], 8002, "wrong arguments"),
+                ("get_queue", [1], 8002, "wrong arguments"),
+                ("run_group", ['"5"'], 8002, "must be an object"),
+                ("system.listMethods", [], 8001, "procedure system.listMethods not found")]:
+            with pytest.raises(xmlrpc.client.Fault) as e:
+                server._dispatch(method, params)
+            assert (e.value.faultCode, text in e.value.faultString) == (code, True), method
+        assert isinstance(server._dispatch("get_queue", []), str)
+    finally:
+        server.server_close()
+
+
+def test_a_post_succeeds_only_with_200_and_has_a_time_out():
+    import socket
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from sio.sioworkersd.returning import ReturnError, post
+
+    statuses = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            status = statuses.pop(0)
+            self.send_response(status)
+            if status == 302:
+                self.send_header("Location", "/elsewhere")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"OK")
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/path?q=1"
+    try:
+        for status in (201, 204, 302, 404, 500):
+            statuses.append(status)
+            with pytest.raises(ReturnError, match=str(status)):
+                post(url, {"a": 1})
+        statuses.append(200)
+        post(url, {"a": 1})
+    finally:
+        server.shutdown()
+        server.server_close()
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts, never answers
+    try:
+        with pytest.raises(ReturnError, match="timed out"):
+            post(f"http://127.0.0.1:{silent.getsockname()[1]}/", {"a": 1}, timeout=0.2)
+    finally:
+        silent.close()
