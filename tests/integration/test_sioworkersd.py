@@ -313,6 +313,7 @@ def test_run_group_of_pings_is_posted_back(cluster, receiver):
         assert result["result"] == "SUCCESS" and result["pong"] == jobs[name]["ping"]
         assert result["group_id"] == gid and result["task_id"].startswith("urn:uuid:")
         assert result["contest_uid"] == ["site", "c1"]
+        assert result["worker"] == os.uname().nodename  # the machine, as the original
     raw = receiver.raw[-1]
     assert raw["workers_jobs"]["p0"]["task_id"] == results["p0"]["task_id"]
     assert raw["workers_jobs.extra_args"] == {}
@@ -601,6 +602,38 @@ def test_daemon_killed_mid_group_finishes_after_restart(cluster, receiver, tmp_p
         if database:
             assert cluster.stop_daemon() == 0
             cluster.start_daemon()
+
+
+def test_sigterm_stops_gracefully_and_loses_nothing(cluster, receiver, tmp_path):
+    """SIGTERM while a group's job runs and a sync_run_group call waits: the
+    daemon exits 0 at once, the waiting caller gets a Fault (not a hang),
+    and after a restart the group is finished and POSTed."""
+    rpc = cluster.rpc()
+    jobs = {"slow": sleep_job(tmp_path, "slow", 1500), "p": {"job_type": "ping", "ping": 1}}
+    gid = rpc.run_group(group(receiver, jobs))
+    sync_job = sleep_job(tmp_path, "sync", 3000)
+    outcome: dict = {}
+
+    def call():
+        try:
+            outcome["ans"] = cluster.rpc().sync_run_group(json.dumps({"workers_jobs": {
+                "s": sync_job}}))
+        except Exception as e:
+            outcome["exc"] = e
+
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    wait(lambda: all(Path(j["log_file"]).exists() for j in (jobs["slow"], sync_job)), 30,
+         "both jobs started")
+    started = time.monotonic()
+    assert cluster.stop_daemon() == 0
+    assert time.monotonic() - started < 10
+    caller.join(10)
+    assert isinstance(outcome.get("exc"), xmlrpc.client.Fault), outcome
+    assert "stopped" in outcome["exc"].faultString
+    cluster.start_daemon()
+    env = receiver.wait_for(gid, 60)
+    assert sorted(env["workers_jobs.results"]) == ["p", "slow"] and "error" not in env
 
 
 @pytest.fixture(scope="module")

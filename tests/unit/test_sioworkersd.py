@@ -617,3 +617,12 @@ def test_a_post_succeeds_only_with_200_and_has_a_time_out():
             post(f"http://127.0.0.1:{silent.getsockname()[1]}/", {"a": 1}, timeout=0.2)
     finally:
         silent.close()
+
+
+def test_only_top_level_arguments_are_decoded_and_nested_keys_are_echoed(daemon):
+    from sio.sioworkersd.rpc import API
+
+    nested = {"s": '{"a": 1}', "deep": [{"x": None, "y": "[1]"}], "z": "null"}
+    ans = API(daemon).sync_run_group(json.dumps({
+        "workers_jobs": {}, "n": nested, "workers_jobs.extra_args": {"k": "5"}}))
+    assert ans["n"] == nested and ans["workers_jobs.extra_args"] == {"k": "5"}
