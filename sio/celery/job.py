@@ -11,6 +11,7 @@ then send jobs by name::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -44,19 +45,22 @@ def _starts_file(task_id: str) -> str:
 
 
 def _count_start(task_id: str, max_runs: int) -> str | None:
-    """Count one more start of ``task_id``; return the counter's path, to
-    be removed when the run ends (a counter stays only when the run ended
-    its process). :raises PoisonJobError: ``max_runs`` starts already
-    happened, each ending its process."""
+    """Count one more start of ``task_id``, a message delivered again (the
+    first delivery's run is counted here too: it ended its process, or the
+    message would not be back). Return the counter's path, to be removed
+    when the run ends: a counter stays only when runs end their process.
+
+    :raises PoisonJobError: ``max_runs`` runs already happened."""
     try:
         path = _starts_file(task_id)
         try:
             with open(path) as f:
-                starts = int(f.read().strip() or 0)
+                starts = int(f.read().strip() or 1)
         except FileNotFoundError:
-            starts = 0
+            starts = 1
         if starts >= max_runs:
-            os.unlink(path)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)  # a later reuse of the id starts again
             raise PoisonJobError(
                 f"the job ended the worker process running it {starts} times on "
                 f"{os.uname().nodename} (killed by a signal, or it exited); not run again")
@@ -69,6 +73,15 @@ def _count_start(task_id: str, max_runs: int) -> str | None:
         # A counter that cannot be kept must not fail the job.
         log.warning("cannot count the starts of %s: %s", task_id, e)
         return None
+
+
+def _redelivery() -> str | None:
+    """The Celery id of the task being run when its message was delivered
+    again (RabbitMQ's ``redelivered``), else None."""
+    request = current_task.request if current_task else None
+    if request is None or not request.id:
+        return None
+    return request.id if (request.delivery_info or {}).get("redelivered") else None
 
 
 @shared_task(name=TASK_NAME, serializer="json", acks_late=True, reject_on_worker_lost=True)
@@ -85,16 +98,18 @@ def sioworkers_job(environ: dict[str, Any], max_runs: int | None = None) -> dict
     When only the *pool process* running the job dies (the job kills it,
     or the kernel's OOM killer does), Celery gives the message back to the
     same worker, which would run it again for ever. With ``max_runs`` (what
-    ``sioworkersd`` sends: ``--max-job-tries`` + 1) the starts of each task
-    id are counted in a file of the worker's temporary directory, and a
-    delivery after ``max_runs`` starts that each ended their process fails
-    with :class:`PoisonJobError` instead of running. Without it (the
+    ``sioworkersd`` sends: ``--max-job-tries`` + 1) the runs of each task id
+    delivered again (``redelivered``) are counted in a file of the worker's
+    temporary directory, and a delivery after ``max_runs`` runs that each
+    ended their process fails with :class:`PoisonJobError` instead of
+    running. Without it (the
     default, :func:`sio.celery.client.run_many`), nothing is counted.
     """
     counter = None
     if max_runs is not None:
-        task_id = current_task.request.id if current_task else None
-        if task_id:
+        # Only a message given back is counted: a first delivery costs nothing.
+        task_id = _redelivery()
+        if task_id is not None:
             counter = _count_start(task_id, max_runs)
     try:
         return runner.run(environ)

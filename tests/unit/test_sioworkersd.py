@@ -459,7 +459,7 @@ def test_an_answer_xmlrpc_cannot_carry_is_a_clear_fault(daemon):
         server.server_close()
 
 
-def test_starts_of_a_job_that_ends_its_process_are_counted_until_the_limit(
+def test_runs_of_a_job_that_ends_its_process_are_counted_until_the_limit(
         tmp_path, monkeypatch):
     import os
     import tempfile
@@ -467,26 +467,34 @@ def test_starts_of_a_job_that_ends_its_process_are_counted_until_the_limit(
     from sio.celery import job
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    # Two runs that ended their process: each left its counter behind.
-    assert job._count_start("t#1", 2) is not None
-    counter = job._count_start("t#1", 2)
+    # Delivered again twice: the first run and this one; then a third run.
+    counter = job._count_start("t#1", 3)
     assert open(counter).read() == "2"
-    with pytest.raises(job.PoisonJobError, match="2 times"):
-        job._count_start("t#1", 2)
-    assert not os.path.exists(counter)  # a later id reuse starts again
-    assert job._count_start("t#2", 2) != counter  # counted per Celery id
-    # A run that ends, even with an exception, removes its counter.
+    assert job._count_start("t#1", 3) == counter and open(counter).read() == "3"
+    with pytest.raises(job.PoisonJobError, match="3 times"):
+        job._count_start("t#1", 3)
+    assert not os.path.exists(counter)  # a later reuse of the id starts again
+    with pytest.raises(job.PoisonJobError, match="1 times"):
+        job._count_start("t#2", 1)  # --max-job-tries 0: one run only
+    assert job._count_start("t#3", 2) != counter  # counted per Celery id
+    # A first delivery counts nothing; a run delivered again that ends, even
+    # with an exception, removes its counter.
     seen = []
     real = job._count_start
     monkeypatch.setattr(job, "_count_start", lambda *a: seen.append(real(*a)) or seen[-1])
     ran = job.sioworkers_job.apply(args=[{"job_type": "ping", "ping": 1}],
-                                   kwargs={"max_runs": 1}, task_id="t#3")
+                                   kwargs={"max_runs": 2}, task_id="t#4")
+    assert ran.get()["pong"] == 1 and seen == []
+    monkeypatch.setattr(job, "_redelivery", lambda: "t#5")
+    ran = job.sioworkers_job.apply(args=[{"job_type": "ping", "ping": 1}],
+                                   kwargs={"max_runs": 2}, task_id="t#5")
     assert ran.get()["pong"] == 1
+    monkeypatch.setattr(job, "_redelivery", lambda: "t#6")
     failed = job.sioworkers_job.apply(args=[{"job_type": "no-such-type"}],
-                                      kwargs={"max_runs": 1}, task_id="t#4")
+                                      kwargs={"max_runs": 2}, task_id="t#6")
     assert failed.failed()
     assert len(seen) == 2 and not any(os.path.exists(p) for p in seen)
-    assert os.listdir(os.path.dirname(counter)) == [os.path.basename(job._starts_file("t#2"))]
+    assert os.listdir(os.path.dirname(counter)) == [os.path.basename(job._starts_file("t#3"))]
 
 
 def test_jobs_are_sent_with_the_run_limit():
