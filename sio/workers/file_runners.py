@@ -199,7 +199,8 @@ class SupervisedJava(Java):
     with what the JVM needs beyond a native program and nothing more:
 
     * threads: up to :data:`JAVA_MAX_THREADS` (its JIT compilers, garbage
-      collector and service threads, and the program's own);
+      collector and service threads, and the program's own), and up to
+      :data:`JAVA_MAX_OPEN_FILES` descriptors;
     * reading its own ``/proc`` entry (it finds its home and limits there),
       the jar, and the JDK's home and configuration directory;
     * the system files it probes and can do without (cgroup, CPU and memory
@@ -233,7 +234,8 @@ class SupervisedJava(Java):
                 "threads, which the supervisor allows only with Landlock (Linux >= 5.13 "
                 "with Landlock enabled); use unsafe-exec or a machine that has it")
         changes = dict(kwargs.get("policy_changes") or {})
-        changes.update(max_threads=JAVA_MAX_THREADS, read_own_proc=True, quiet_denials=True,
+        changes.update(max_threads=JAVA_MAX_THREADS, max_open_files=JAVA_MAX_OPEN_FILES,
+                       read_own_proc=True, quiet_denials=True,
                        refused_syscalls=(("socket", errno.EACCES),))
         kwargs["policy_changes"] = changes
         kwargs["read_paths"] = (*kwargs.get("read_paths", ()), file, *_java_home_paths())
@@ -244,6 +246,9 @@ class SupervisedJava(Java):
 
 #: Most threads of a JVM under the supervisor (the main one included).
 JAVA_MAX_THREADS = 64
+#: Most descriptors of a JVM under the supervisor: it keeps its jars, the
+#: modules image and some of its libraries open.
+JAVA_MAX_OPEN_FILES = 128
 
 
 def _java_home_paths() -> tuple[str, ...]:

@@ -238,6 +238,27 @@ def test_threads_are_reusable_within_the_limit(job):
     assert result == ("OK", "ok")
 
 
+def test_pipe_buffers_are_bounded_by_the_descriptor_limit(job):
+    # Unsupervised, this program holds ~500 MiB in pipe buffers; under the
+    # supervisor its descriptors run out after a few pipes, whose buffers
+    # (at most 1 MiB each) stay within the address-space margin.
+    policy = Policy()
+    outcome, result = job.run("hostile_pipe_hoard", policy=policy)
+    assert result in (("OK", "ok"), ("MLE", "memory limit exceeded")), outcome
+    if result[0] == "OK":
+        words = outcome.stdout.split()
+        pipes, held = int(words[1]), int(words[3])
+        assert pipes <= (policy.max_open_files - 3) // 2
+        assert held <= policy.memory_margin_kib * 1024
+
+
+def test_epoll_watches_are_bounded_by_the_descriptor_limit(job):
+    outcome, result = job.run("hostile_epoll_hoard")
+    assert result == ("OK", "ok"), outcome
+    watches = int(outcome.stdout.split()[1])
+    assert watches <= Policy().max_open_files ** 2
+
+
 def test_the_supervisor_survives_an_attack_on_it(job):
     job.run("hostile_kill", "parent")
     outcome, result = job.run("sup_behave")

@@ -92,6 +92,11 @@ CLONE_FORBIDDEN = (0x00800000 | 0x00008000 | 0x00020000 | 0x02000000 | 0x0400000
                    | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000)
 MAP_FIXED = 0x10
 
+#: RLIMIT_NOFILE when the worker's policy does not say (Policy.max_open_files)
+MAX_OPEN_FILES = 16
+#: RLIMIT_SIGPENDING of a program under its own uid: queued signals and
+#: POSIX timers, each a small kernel object
+MAX_PENDING_SIGNALS = 256
 WATCHDOG_PERIOD = 0.05  # seconds: the longest the watchdog sleeps
 #: the key of the default seccomp filter (see Spawner.seccomp_filter)
 NO_EXTRAS: tuple = ((), ())
@@ -692,10 +697,18 @@ class Run:
             # One byte over the limit is how we see, after the run, that the
             # program tried to write more even if it ignored SIGXFSZ.
             out.append((resource.RLIMIT_FSIZE, self.output_limit + 1, self.output_limit + 1))
+        # Descriptors are what a program can park kernel memory behind (pipe
+        # buffers, epoll watches, timerfds): few of them bound it.
+        # (.get: a worker of an older version sends no such field.)
+        files = self.policy.get("max_open_files", MAX_OPEN_FILES)
+        out.append((resource.RLIMIT_NOFILE, files, files))
         if self.drop_uid:
             # Counts the tasks of this run's own uid: the kernel's backstop
             # for the thread limit the tracer enforces.
             out.append((resource.RLIMIT_NPROC, self.max_threads, self.max_threads))
+            # Queued signals and POSIX timers (kernel memory each) of this
+            # run's own uid; only then is the count the run's alone.
+            out.append((resource.RLIMIT_SIGPENDING, MAX_PENDING_SIGNALS, MAX_PENDING_SIGNALS))
         stack = (resource.RLIM_INFINITY if lim["stack_kib"] is None
                  else lim["stack_kib"] * 1024)
         out.append((resource.RLIMIT_STACK, stack, stack))
