@@ -270,11 +270,45 @@ def _java_home_paths() -> tuple[str, ...]:
 class SupervisedPython(Python):
     """:class:`Python` under :class:`~sio.workers.executors.SupervisedExecutor`:
     the program may read its own zip application (and nothing else of the
-    job directory)."""
+    job directory), the interpreter's standard library (below ``/usr/lib``,
+    like every program's libraries) and the files the interpreter looks for
+    beside itself at start-up (:func:`python_startup_paths`). Everything
+    else is as for a C program: opening another file, writing one or
+    starting a process is a rule violation. The environment gets
+    ``HOME`` = :data:`PYTHON_HOME`."""
 
     def _run(self, file: str, args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
-        kwargs["read_paths"] = (*kwargs.get("read_paths", ()), file)
+        kwargs["read_paths"] = (*kwargs.get("read_paths", ()), file,
+                                *python_startup_paths(python_interpreter()))
+        # Without HOME, the site module asks the name service for the
+        # user's home (a socket to nscd: a rule violation). No home exists.
+        kwargs["env"] = {"HOME": PYTHON_HOME, **(kwargs.get("env") or {})}
         return super()._run(file, args, kwargs)
+
+
+#: ``HOME`` of Python programs under the supervisor (it does not exist).
+PYTHON_HOME = "/nonexistent"
+
+
+def python_startup_paths(interpreter: str) -> tuple[str, ...]:
+    """The files CPython opens beside its executable while it finds its
+    prefix (``getpath``): ``pyvenv.cfg`` in the executable's directory and
+    the one above, ``<name>._pth`` and ``pybuilddir.txt`` in the executable's
+    directory, for the name it was started by and the file that name links
+    to. Usually none exists; they are listed so that looking for them is not
+    a rule violation."""
+    import shutil
+
+    found = shutil.which(interpreter) or interpreter
+    paths: list[str] = []
+    for exe in dict.fromkeys((os.path.abspath(found), os.path.realpath(found))):
+        here = os.path.dirname(exe)
+        name = os.path.basename(exe)
+        paths += [os.path.join(here, "pyvenv.cfg"),
+                  os.path.join(os.path.dirname(here), "pyvenv.cfg"),
+                  os.path.join(here, name + "._pth"),
+                  os.path.join(here, "pybuilddir.txt")]
+    return tuple(dict.fromkeys(paths))
 
 
 # --------------------------------------------------------------------------

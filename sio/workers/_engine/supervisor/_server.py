@@ -423,7 +423,11 @@ class Run:
         self.max_threads: int = policy["max_threads"] if spawner.landlock_abi else 1
         self.drop_uid: bool = spawner.caps["root"] and policy["drop_uid"]
         roots = list(spawner.system_roots)
-        roots += [os.path.realpath(p) for p in policy["read_paths"] if os.path.exists(p)]
+        # A read path that does not exist stays allowed as named: opening
+        # it fails in the kernel (ENOENT), like the probes of runtimes for
+        # optional files (CPython's pyvenv.cfg); Landlock has no rule for it.
+        roots += [os.path.realpath(p) if os.path.exists(p) else os.path.abspath(p)
+                  for p in policy["read_paths"]]
         if self.allow_local_open:
             roots.append(os.path.realpath(self.cwd))
         self.read_roots = tuple(dict.fromkeys(roots))
