@@ -63,6 +63,17 @@ def execstub_path() -> str | None:
     return _stub[0]
 
 
+#: The setting (environment variable of the worker) that lets an operator
+#: refuse supervised runs without every isolation layer: ``full`` (programs
+#: run only where the private view and Landlock are in force); anything else
+#: or unset: run with the layers the machine has (the probe says which).
+ISOLATION_SETTING = "SIO_SUPERVISOR_ISOLATION"
+
+
+def _full_isolation_required() -> bool:
+    return os.environ.get(ISOLATION_SETTING, "").strip().lower() == "full"
+
+
 class _Spawner:
     def __init__(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -137,6 +148,11 @@ def _acquire() -> _Spawner:
         while _idle:
             sp = _idle.pop()
             if sp.proc.poll() is None:
+                if _full_isolation_required() and not sp.capabilities.fully_isolated:
+                    _idle.append(sp)
+                    raise SupervisorUnavailable(
+                        f"{ISOLATION_SETTING}=full, and this machine cannot isolate "
+                        f"programs fully: {sp.capabilities.weaker()}")
                 return sp
             sp.sock.close()
     sp = _Spawner()
@@ -145,6 +161,12 @@ def _acquire() -> _Spawner:
         sp.close()
         _unusable = caps
         raise SupervisorUnavailable(caps.describe())
+    if _full_isolation_required() and not caps.fully_isolated:
+        # Not cached as unusable: the setting is read on every run.
+        sp.close()
+        raise SupervisorUnavailable(
+            f"{ISOLATION_SETTING}=full, and this machine cannot isolate programs fully: "
+            f"{caps.weaker()}")
     if not _described:
         _described = True
         log.log(logging.WARNING if caps.problems else logging.INFO, "%s", caps.describe())

@@ -61,6 +61,7 @@ import time
 
 from sio.workers._engine.supervisor import _linux as L
 from sio.workers._engine.supervisor import _wire, bpf
+from sio.workers._engine.supervisor._view import View
 from sio.workers._engine.supervisor._checks import probe_here
 from sio.workers._engine.supervisor._syscalls import NAMES
 from sio.workers._engine.supervisor.bpf import Stop
@@ -135,6 +136,18 @@ def _proc_status(tid: int) -> dict[str, int]:
     return out
 
 
+def _ns_pid(tid: int) -> int | None:
+    """The id of task ``tid`` in its own (innermost) PID namespace."""
+    try:
+        with open(f"/proc/{tid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"NSpid:"):
+                    return int(line.split()[-1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def _inside(path: str, roots: tuple[str, ...]) -> bool:
     return any(path == r or path.startswith(r if r.endswith("/") else r + "/") for r in roots)
 
@@ -146,13 +159,15 @@ def _above(path: str, roots: tuple[str, ...]) -> bool:
 
 
 def _enter_namespaces() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Put the spawner itself into new net/IPC/UTS namespaces (plus a user
-    namespace when not root, which the others need), so that every program it
-    starts inherits them at no per-run cost. Creating a network namespace per
-    run costs ~1.2 ms here; sharing one empty namespace between this spawner's
-    programs is as good, since they cannot create sockets or IPC objects."""
-    flags = L.CLONE_NEWNET | L.CLONE_NEWIPC | L.CLONE_NEWUTS
-    names = ["net", "ipc", "uts"]
+    """Put the spawner itself into new mount/net/IPC/UTS namespaces (plus a
+    user namespace when not root, which the others need), so that every
+    program it starts inherits them at no per-run cost. Creating a network
+    namespace per run costs ~1.2 ms here; sharing one empty namespace between
+    this spawner's programs is as good, since they cannot create sockets or
+    IPC objects. The mount namespace is the spawner's own, where it builds
+    the programs' view (see _make_view); the PID namespaces are per run."""
+    names = ["mnt", "net", "ipc", "uts"]
+    flags = L.CLONE_NEWNS | L.CLONE_NEWNET | L.CLONE_NEWIPC | L.CLONE_NEWUTS
     root = os.geteuid() == 0
     if not root:
         flags |= L.CLONE_NEWUSER
@@ -168,8 +183,52 @@ def _enter_namespaces() -> tuple[tuple[str, ...], tuple[str, ...]]:
                 with open(f"/proc/self/{name}", "w") as f:
                     f.write(text)
     except OSError as e:
+        if flags & L.CLONE_NEWNS:
+            # Without a mount namespace the others may still be possible.
+            names.remove("mnt")
+            outer = _enter_namespaces_without_mnt(flags & ~L.CLONE_NEWNS, names)
+            return outer[0], (f"cannot create a mount namespace ({e.strerror})", *outer[1])
         return (), (f"cannot create {'/'.join(names)} namespaces ({e.strerror})",)
     return tuple(names), ()
+
+
+def _enter_namespaces_without_mnt(flags: int, names: list[str]
+                                  ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    uid, gid = os.geteuid(), os.getegid()
+    try:
+        L.unshare(flags)
+        if flags & L.CLONE_NEWUSER:
+            for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
+                               ("gid_map", f"{gid} {gid} 1")):
+                with open(f"/proc/self/{name}", "w") as f:
+                    f.write(text)
+    except OSError as e:
+        return (), (f"cannot create {'/'.join(names)} namespaces ({e.strerror})",)
+    return tuple(names), ()
+
+
+def _make_view(namespaces: tuple[str, ...]) -> tuple[View | None, int | None, str | None]:
+    """The programs' private view (see _view), and a descriptor of the
+    spawner's own PID namespace (to come back to after creating each run's,
+    see Spawner.prefork); or None, None and why not."""
+    if "mnt" not in namespaces:
+        return None, None, "no mount namespace"
+    try:
+        # Our mounts must not reach the host; the host's new mounts (job
+        # directories on a new file system) still reach us.
+        L.mount(None, "/", None, L.MS_REC | L.MS_SLAVE)
+        own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        return None, None, f"cannot set up mount propagation ({e.strerror})"
+    try:
+        # A PID namespace per run: created for the next fork, then undone.
+        L.unshare(L.CLONE_NEWPID)
+        L.setns(own_pid_ns, L.CLONE_NEWPID)
+        view = View.create()
+    except OSError as e:
+        os.close(own_pid_ns)
+        return None, None, f"cannot create the private view ({e.strerror})"
+    return view, own_pid_ns, None
 
 
 class Spawner:
@@ -184,13 +243,22 @@ class Spawner:
         # become our children, so we reap and can kill them by pid.
         L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
         namespaces, problems = _enter_namespaces()
-        self.caps: dict = probe_here(namespaces, problems)
+        #: the programs' private filesystem view, or None (see _view)
+        self.view: View | None = None
+        self.own_pid_ns: int | None = None
+        self.view, self.own_pid_ns, why = _make_view(namespaces)
+        if why is not None:
+            problems += (why,)
+        self.caps: dict = probe_here(namespaces, problems, view=self.view is not None)
         self.usable = self.caps["machine"] == "x86_64" and self.caps["seccomp"] and \
             self.caps["ptrace"]
         self.landlock_abi: int = self.caps["landlock_abi"]
-        # Where the always-allowed paths really are (resolved once).
-        self.system_roots = tuple(os.path.realpath(p) for p in SYSTEM_READ_PATHS
-                                  if os.path.exists(p))
+        # The always-allowed paths as named and where they really are
+        # (resolved once): with the view, the tracer compares the paths a
+        # program names without resolving them.
+        self.system_roots = tuple(dict.fromkeys(
+            [p for p in SYSTEM_READ_PATHS if os.path.exists(p)]
+            + [os.path.realpath(p) for p in SYSTEM_READ_PATHS if os.path.exists(p)]))
         # SIGCHLD (sent on every ptrace stop and exit) is read through a
         # signalfd, so one select() waits for tracees, captured output, the
         # worker's socket and the watchdog's timeout at once.
@@ -198,6 +266,7 @@ class Spawner:
         self.sigfd = L.signalfd([signal.SIGCHLD])
         self.cpus = os.sched_getaffinity(0)
         self.devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        self.pid = os.getpid()
         self._filters: dict[tuple, tuple[L.SockFprog, ctypes.Array]] = {}
         self._path_fds: dict[str, int | None] = {}
         self._dirs: dict[str, bool] = {}
@@ -205,6 +274,9 @@ class Spawner:
         self.rulesets: dict[tuple, int] = {}
         #: the warm child: (pid, our end of its socket, whether it runs the
         #: stub), or None
+        #: the warm child: (pid, our end of its socket, whether it runs the
+        #: stub); with the view, the pid is that of the init of the run's PID
+        #: namespace, whose child waits for the run
         self.warm: tuple[int, _socket.socket, bool] | None = None
         if self.usable:
             # Built before any warm child is forked, so that children inherit
@@ -226,6 +298,8 @@ class Spawner:
                     return
         finally:
             self.drop_warm()
+            if self.view is not None:
+                self.view.close()
 
     def serve_one(self, request: dict, fds: list[int]) -> bool:
         """Run one request and answer it; False when the worker has gone."""
@@ -257,7 +331,18 @@ class Spawner:
         ours, theirs = _socket.socketpair(_socket.AF_UNIX,
                                           _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
         try:
-            pid = os.fork()
+            if self.view is not None:
+                # The program learns nothing of its pid in its namespace;
+                # its "ready" byte carries the pid as we see it.
+                ours.setsockopt(_socket.SOL_SOCKET, _socket.SO_PASSCRED, 1)
+                # The child becomes the init of a new PID namespace.
+                L.unshare(L.CLONE_NEWPID)
+            try:
+                pid = os.fork()
+            finally:
+                if self.view is not None and os.getpid() == self.pid:
+                    assert self.own_pid_ns is not None
+                    L.setns(self.own_pid_ns, L.CLONE_NEWPID)
         except BaseException:
             ours.close()
             theirs.close()
@@ -267,17 +352,20 @@ class Spawner:
         theirs.close()
         self.warm = (pid, ours, self.stub is not None)
 
-    def take_warm(self) -> tuple[int, _socket.socket, bool]:
+    def take_warm(self) -> tuple[int, _socket.socket, bool, int | None]:
         """The warm child for this run, alive and waiting (forked now if
-        there is none, or if it died meanwhile)."""
+        there is none, or if it died meanwhile): (the pid of the child that
+        becomes the program, its socket, whether it runs the stub, the pid of
+        the init of its PID namespace or None)."""
         stub_failures = 0
         for _ in range(3):
             self.prefork()
             assert self.warm is not None
             pid, ctl, stub = self.warm
-            if self._ready(pid, ctl, stub):
-                warm, self.warm = self.warm, None
-                return warm
+            program = self._ready(pid, ctl, stub)
+            if program is not None:
+                self.warm = None
+                return program, ctl, stub, (pid if self.view is not None else None)
             # Killed from outside while it waited, or the stub could not be
             # executed: never mind, another one.
             self.warm = None
@@ -297,19 +385,32 @@ class Spawner:
                     self.stub = None
         raise OSError(errno.EAGAIN, "the child for the run keeps dying before it starts")
 
-    @staticmethod
-    def _ready(pid: int, ctl: _socket.socket, stub: bool) -> bool:
+    def _ready(self, pid: int, ctl: _socket.socket, stub: bool) -> int | None:
+        """The pid of the waiting child that becomes the program, or None
+        when it is gone."""
+        if self.view is not None:
+            # The init's child, whichever kind, says it is ready; the kernel
+            # gives its pid (as we see it) with the byte.
+            try:
+                data, ancillary, _, _ = ctl.recvmsg(1, _socket.CMSG_SPACE(12))
+            except OSError:
+                return None
+            for level, kind, payload in ancillary:
+                if (data == STUB_READY and level == _socket.SOL_SOCKET
+                        and kind == _socket.SCM_CREDENTIALS):
+                    return struct.unpack_from("<i", payload)[0]
+            return None
         if stub:
             # The stub says so as soon as it runs. It must not be seized
             # before: the tracer would take its own exec for the program's.
             try:
-                return ctl.recv(1) == STUB_READY
+                return pid if ctl.recv(1) == STUB_READY else None
             except OSError:
-                return False
+                return None
         try:
-            return os.waitpid(pid, os.WNOHANG)[0] == 0
+            return pid if os.waitpid(pid, os.WNOHANG)[0] == 0 else None
         except ChildProcessError:
-            return False
+            return None
 
     def drop_warm(self) -> None:
         """End the warm child (at exit): nothing of ours may outlive us."""
@@ -349,6 +450,16 @@ class Spawner:
             if fd != 3:
                 os.dup2(fd, 3, inheritable=False)
             os.closerange(4, 1 << 20)
+            if self.view is not None:
+                # We are the init (pid 1) of the run's PID namespace: the
+                # program must not be, since an init ignores the signals it
+                # has no handler for (SIGABRT, SIGPIPE, SIGXCPU...). Our child
+                # becomes the program; we only reap, and when we end (after
+                # it, or killed) the kernel kills whatever is left inside.
+                if os.fork() != 0:
+                    self._init()  # never returns
+                # Its own session and process group, which Run._kill kills.
+                os.setsid()
             if self.stub is not None:
                 # Become the stub now, between runs: the run's set-up and
                 # exec then cost what they cost in C from a tiny process.
@@ -359,6 +470,8 @@ class Spawner:
                     os._exit(STUB_FAILED)
             ctl = _socket.socket(fileno=3)
             _rehearse(self)
+            if self.view is not None:
+                ctl.send(STUB_READY)  # see Spawner._ready
             msg = _wire.recv(ctl)
         except BaseException:
             os._exit(127)
@@ -366,12 +479,30 @@ class Spawner:
             os._exit(0)
         _become_program(self, ctl, *msg)
 
+    def _init(self) -> None:
+        """The init of a run's PID namespace (in a warm child): reap until
+        no child is left, then exit. Never returns."""
+        try:
+            os.close(3)
+            if self.stub is not None:
+                os.execve(self.stub, [b"sio-execstub", b"init"], {})
+        except BaseException:
+            pass
+        while True:
+            try:
+                os.wait()
+            except ChildProcessError:
+                os._exit(0)
+            except BaseException:
+                pass
+
     def seccomp_filter(self, key: tuple) -> L.SockFprog:
         """The filter for ``key`` = (extra allowed calls, (name, errno) pairs of
         extra refused ones), built once."""
         if key not in self._filters:
             extra, refused = key
-            self._filters[key] = L.make_fprog(bpf.build_filter(extra, dict(refused)))
+            self._filters[key] = L.make_fprog(bpf.build_filter(
+                extra, dict(refused), path_queries_traced=self.view is None))
         return self._filters[key][0]
 
     def seccomp_program(self, key: tuple) -> bytes:
@@ -401,7 +532,9 @@ class Run:
         self.sp = spawner
         self.argv: list[bytes] = request["argv"]
         self.exe: str = request["exe"]
-        self.cwd: str = request["cwd"]
+        # Resolved: with the view, the job directory is bound at this path,
+        # and the tracer compares the program's paths to it as they are.
+        self.cwd: str = os.path.realpath(request["cwd"])
         self.env: list[bytes] = request["env"]
         #: Limits fields (cpu_time_ms, wall_time_ms, address_space_kib,
         #: output_bytes, stack_kib) and Policy fields, as dicts
@@ -426,8 +559,10 @@ class Run:
         # A read path that does not exist stays allowed as named: opening
         # it fails in the kernel (ENOENT), like the probes of runtimes for
         # optional files (CPython's pyvenv.cfg); Landlock has no rule for it.
-        roots += [os.path.realpath(p) if os.path.exists(p) else os.path.abspath(p)
-                  for p in policy["read_paths"]]
+        for p in policy["read_paths"]:
+            roots.append(os.path.abspath(p))
+            if os.path.exists(p):
+                roots.append(os.path.realpath(p))
         if self.allow_local_open:
             roots.append(os.path.realpath(self.cwd))
         self.read_roots = tuple(dict.fromkeys(roots))
@@ -444,6 +579,10 @@ class Run:
         self.capture_limit: int | None = self.output_limit if capture is None else capture
         # run state
         self.leader = 0
+        #: the init of the run's PID namespace (with the view), our child
+        self.init: int | None = None
+        #: the view's root, where the program is chrooted, or None
+        self.view_root: str | None = spawner.view.root if spawner.view is not None else None
         self.tids: set[int] = set()
         self.pending_clones: set[int] = set()
         self.exec_allowed = False
@@ -473,8 +612,12 @@ class Run:
         parent_fds: list[int] = []  # to close at the end
         pinned = False
         ctl = None
+        view = sp.view
+        binds: list[str] | None = None
         try:
             stdio = self._stdio(child_fds, parent_fds)
+            if view is not None:
+                binds = view.bind_run(self.cwd, [self.exe, *self.policy["read_paths"]])
             # With read_own_proc the ruleset names the program's /proc entry,
             # known once the child is taken: built below, for this run only.
             ruleset = None if self.read_own_proc else self._landlock_ruleset()
@@ -488,7 +631,7 @@ class Run:
             # which on this kind of VM costs 5-7x more per stop.
             os.sched_setaffinity(0, {cpu})
             pinned = True
-            pid, ctl, stub = sp.take_warm()
+            pid, ctl, stub, self.init = sp.take_warm()
             self.fork_time = time.monotonic()
             self.leader = pid
             self.tids.add(pid)
@@ -499,7 +642,9 @@ class Run:
                 # First: with allow_local_open the working directory stays last.
                 self.read_roots = (own, *self.read_roots)
                 if sp.landlock_abi:
-                    ruleset = self._new_ruleset(transient=(own,))
+                    # With the view, the child adds the rule for its entry in
+                    # the /proc it mounts (another file system than ours).
+                    ruleset = self._new_ruleset(transient=() if view else (own,))
                     parent_fds.append(ruleset)
             try:
                 L.ptrace(L.PTRACE_SEIZE, pid, 0, SEIZE_OPTIONS)
@@ -513,6 +658,11 @@ class Run:
             setup = {
                 "cpu": cpu, "cwd": self.cwd, "exe": self.exe, "argv": self.argv,
                 "env": self.env, "drop_uid": self.drop_uid, "rlimits": self._rlimits(),
+                # A uid of its own: UID_BASE + its pid as we see it (unique
+                # among live processes; inside its namespace it is pid 2).
+                "uid": UID_BASE + pid,
+                "root": self.view_root or "",
+                "proc": self.read_own_proc and view is not None,
                 "address_space": (None if self.mem_limit_kib is None else
                                   (self.mem_limit_kib + self.policy["memory_margin_kib"])
                                   * 1024),
@@ -536,6 +686,17 @@ class Run:
         finally:
             if ctl is not None:
                 ctl.close()
+            if self.init is not None:
+                # The init of the run's PID namespace: our own unreaped
+                # child, and killing it kills anything left in there.
+                try:
+                    os.kill(self.init, signal.SIGKILL)
+                    os.waitpid(self.init, 0)
+                except OSError:
+                    pass
+            if binds is not None:
+                assert view is not None
+                view.unbind_run(binds, proc=self.read_own_proc)
             if pinned:
                 os.sched_setaffinity(0, sp.cpus)
             for fd in child_fds + parent_fds:
@@ -755,6 +916,9 @@ class Run:
             if os.WIFSTOPPED(status):
                 self._on_stop(pid, status)
                 continue
+            if pid == self.init:
+                self.init = None  # reaped: its pid is free again
+                continue
             self.tids.discard(pid)
             self.pending_clones.discard(pid)
             if pid == self.leader:
@@ -782,16 +946,22 @@ class Run:
                 # recent kernels, and stays there until continued.
                 self._cont(pid)
                 continue
+            if pid == self.init:
+                self.init = None
+                continue
             self.tids.discard(pid)
             if pid == self.leader and self.leader_status is None:
                 self.leader_status, self.rusage = status, ru
         self.tids.clear()
         while True:  # orphans adopted as subreaper, if any
             try:
-                if os.wait4(-1, os.WNOHANG | WALL)[0] == 0:
-                    return
+                pid = os.wait4(-1, os.WNOHANG | WALL)[0]
             except ChildProcessError:
                 return
+            if pid == 0:
+                return
+            if pid == self.init:
+                self.init = None
 
     def _cont(self, tid: int, sig: int = 0) -> None:
         try:
@@ -910,12 +1080,23 @@ class Run:
                 base = os.readlink(link)
             except OSError:
                 return errno.EBADF
+            root = self.view_root
+            if root is not None and (base == root or base.startswith(root + "/")):
+                base = base[len(root):] or "/"  # as the program names it
             path = base + "/" + path
         # "self" in the program's paths is the program, not us.
         for alias in ("/proc/self", "/proc/thread-self"):
             if path == alias or path.startswith(alias + "/"):
                 target = str(self.leader) if alias == "/proc/self" else f"{self.leader}/task/{tid}"
                 path = "/proc/" + target + path[len(alias):]
+        if self.view_root is not None:
+            # The program's world is the view: what a path names there is
+            # the kernel's business (it exists there or not, Landlock lets
+            # it be read or not). The tracer only gives the verdict, from
+            # the path as named; no resolution on the host, whose files the
+            # name may not even mean.
+            path = os.path.normpath(path)
+            return "/" + path.lstrip("/")
         return os.path.realpath(path)
 
     def _decide_open(self, tid: int, name: str, regs: L.Regs) -> tuple:
@@ -976,14 +1157,24 @@ class Run:
         self.pending_clones.add(tid)
         return ("allow",)
 
+    def _own_ids(self) -> tuple[int, set[int]]:
+        """The program's pid and thread ids as it names them: in its own
+        PID namespace (with the view), as read from /proc (signals are rare
+        enough for that)."""
+        if self.view_root is None:
+            return self.leader, self.tids
+        ids = {n for n in map(_ns_pid, self.tids) if n is not None}
+        return _ns_pid(self.leader) or 0, ids
+
     def _decide_signal(self, tid: int, name: str, regs: L.Regs) -> tuple:
         a0, a1 = _signed32(regs.arg(0)), _signed32(regs.arg(1))
+        leader, tids = self._own_ids()
         own = {
-            "kill": a0 in (self.leader, 0, -self.leader),  # itself or its own group
-            "tkill": a0 in self.tids,
-            "tgkill": a0 == self.leader and a1 in self.tids,
-            "rt_sigqueueinfo": a0 == self.leader,
-            "rt_tgsigqueueinfo": a0 == self.leader and a1 in self.tids,
+            "kill": a0 in (leader, 0, -leader),  # itself or its own group
+            "tkill": a0 in tids,
+            "tgkill": a0 == leader and a1 in tids,
+            "rt_sigqueueinfo": a0 == leader,
+            "rt_tgsigqueueinfo": a0 == leader and a1 in tids,
         }.get(name, False)
         return ("allow",) if own else ("violate", name)
 
@@ -1068,6 +1259,11 @@ class Run:
         for kill in (os.kill, os.killpg):
             try:
                 kill(self.leader, signal.SIGKILL)
+            except OSError:
+                pass
+        if self.init is not None:
+            try:  # the whole PID namespace (the init is our unreaped child)
+                os.kill(self.init, signal.SIGKILL)
             except OSError:
                 pass
 
@@ -1173,7 +1369,7 @@ class Run:
 
 
 _STUB_MAGIC = 0x53494F53
-_STUB_DROP_UID, _STUB_LANDLOCK, _STUB_ADDRESS_SPACE = 1, 2, 4
+_STUB_DROP_UID, _STUB_LANDLOCK, _STUB_ADDRESS_SPACE, _STUB_VIEW, _STUB_PROC = 1, 2, 4, 8, 16
 _U32 = struct.Struct("<I")
 _U64_MASK = (1 << 64) - 1
 
@@ -1187,13 +1383,17 @@ def _pack_setup(setup: dict, program: bytes) -> bytes:
 
     flags = ((_STUB_DROP_UID if setup["drop_uid"] else 0)
              | (_STUB_LANDLOCK if setup["landlock"] else 0)
-             | (_STUB_ADDRESS_SPACE if setup["address_space"] is not None else 0))
-    parts = [struct.pack("<IiIQI", _STUB_MAGIC, setup["cpu"], flags,
-                         (setup["address_space"] or 0) & _U64_MASK, len(setup["rlimits"]))]
+             | (_STUB_ADDRESS_SPACE if setup["address_space"] is not None else 0)
+             | (_STUB_VIEW if setup["root"] else 0)
+             | (_STUB_PROC if setup["proc"] else 0))
+    parts = [struct.pack("<IiIQII", _STUB_MAGIC, setup["cpu"], flags,
+                         (setup["address_space"] or 0) & _U64_MASK, setup["uid"],
+                         len(setup["rlimits"]))]
     for res, soft, hard in setup["rlimits"]:
         # RLIM_INFINITY is -1 in Python, all ones in the kernel
         parts.append(struct.pack("<IIQQ", res, 0, soft & _U64_MASK, hard & _U64_MASK))
-    parts += [string(setup["cwd"]), string(setup["exe"]), _U32.pack(len(setup["argv"]))]
+    parts += [string(setup["cwd"]), string(setup["exe"]), string(setup["root"]),
+              _U32.pack(len(setup["argv"]))]
     parts += [string(a) for a in setup["argv"]]
     parts.append(_U32.pack(len(setup["env"])))
     parts += [string(e) for e in setup["env"]]
@@ -1234,13 +1434,18 @@ def _become_program(sp: Spawner, ctl: _socket.socket, setup: dict, fds: list[int
         for target, fd in zip((0, 1, 2, 4), high):
             os.dup2(fd, target, inheritable=target < 3)
         os.closerange(5 if setup["landlock"] else 4, 1 << 20)
-        os.chdir(setup["cwd"])
-        # Opened while still privileged: the program runs from this
-        # descriptor (execveat), so the path to it need not be searchable by
-        # the unprivileged uid.
+        # Opened while still privileged and before the chroot: the program
+        # runs from this descriptor (execveat), so the path to it need not
+        # be searchable by the unprivileged uid, nor exist in its view.
         exe_fd = os.open(setup["exe"], os.O_PATH | os.O_CLOEXEC)
+        root = setup.get("root")
+        if root:
+            if setup["proc"]:
+                _mount_own_proc(root, setup["landlock"])
+            os.chroot(root)
+        os.chdir(setup["cwd"])
         if setup["drop_uid"]:
-            uid = UID_BASE + os.getpid()
+            uid = setup["uid"]
             os.setgroups([])
             os.setresgid(uid, uid, uid)
             os.setresuid(uid, uid, uid)
@@ -1282,6 +1487,23 @@ def _become_program(sp: Spawner, ctl: _socket.socket, setup: dict, fds: list[int
             os.write(3, msg.encode(errors="replace"))
         finally:
             os._exit(127)
+
+
+def _mount_own_proc(root: str, landlock: bool) -> None:
+    """In the child, inside the run's PID namespace: a /proc of that
+    namespace in the view, showing only the processes of our own uid
+    (``hidepid=invisible``: not the init); with Landlock, our own entry is
+    added to the ruleset (fd 4) as readable. Same as execstub.c."""
+    L.mount("proc", root + "/proc", "proc", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC,
+            "hidepid=invisible")
+    if landlock:
+        fd = os.open(f"{root}/proc/{os.getpid()}", os.O_PATH | os.O_CLOEXEC)
+        try:
+            rule = L.LandlockPathBeneath(L.LL_READ_FILE | L.LL_READ_DIR, fd)
+            L.syscall("landlock_add_rule", 4, L.LANDLOCK_RULE_PATH_BENEATH,
+                      ctypes.byref(rule), 0)
+        finally:
+            os.close(fd)
 
 
 def main(fd: int, stub: str = "") -> None:
