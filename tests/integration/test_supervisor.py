@@ -259,6 +259,68 @@ def test_epoll_watches_are_bounded_by_the_descriptor_limit(job):
     assert watches <= Policy().max_open_files ** 2
 
 
+# --- the private view (issue 13) ------------------------------------------------
+
+@pytest.fixture
+def view(supervision_available):
+    if not supervision_available.view:
+        missing(f"a private view for programs: {supervision_available.describe()}",
+                required=False)
+
+
+def test_a_path_flipping_race_finds_nothing_outside_the_view(job, view):
+    # Three threads flip the path between a harmless one and a secret while
+    # the main thread asks stat, lstat, access, readlink and open(O_PATH):
+    # outside the view the secret does not exist, whoever wins the race.
+    # (Local opens: an open the tracer refuses is an error, not the end.)
+    secrets = job.root / "secrets"
+    secrets.mkdir()
+    secret = secrets / "secret.txt"
+    secret.write_text("secret\n")
+    link = secrets / "link"
+    os.symlink("sio-secret-link-target", link)
+    outcome, result = job.run("hostile_path_race", "race", str(secret), str(link),
+                              str(secret.stat().st_ino), policy=Policy(allow_local_open=True))
+    assert result == ("OK", "ok"), outcome
+    words = outcome.stdout.split()
+    assert words[:2] == [b"leaks", b"0"] and int(words[3]) > 10000, outcome.stdout
+
+
+def test_nothing_of_the_host_exists_in_the_view(job, view):
+    absent = [str(job.outside), str(job.victim), str(job.root / "other-job"), "/home", "/root",
+              "/var", "/srv", "/run", "/sys", "/etc/passwd", "/etc/hostname", "/proc/1",
+              "/dev/sda", "/dev/shm"]
+    visible = [str(job.dir), "/usr/lib", "/etc/ld.so.cache", "/dev/null", "/dev/zero",
+               "/dev/urandom"]
+    (job.root / "other-job").mkdir()
+    outcome, result = job.run("hostile_path_race", "probe", *absent, *visible)
+    assert result == ("OK", "ok"), outcome
+    seen = dict(line.rsplit(" ", 1) for line in outcome.stdout.decode().splitlines())
+    assert seen == {**{p: "absent" for p in absent}, **{p: "visible" for p in visible}}
+
+
+def test_proc_shows_only_the_runs_processes(job, view):
+    # No /proc at all by default; a /proc of its own PID namespace for a
+    # program that may read its own entry, where it is alone (pid 2: its
+    # init, pid 1, belongs to another uid and is hidden).
+    outcome, result = job.run("hostile_path_race", "pids", "4096")
+    assert result == ("OK", "ok") and outcome.stdout == b"", outcome
+    outcome, result = job.run("hostile_path_race", "pids", "4096",
+                              policy=Policy(read_own_proc=True))
+    assert result == ("OK", "ok") and outcome.stdout == b"2\n", outcome
+
+
+def test_full_isolation_can_be_required(job, view, monkeypatch):
+    from sio.workers._engine.supervisor import _client
+
+    monkeypatch.setenv(_client.ISOLATION_SETTING, "full")
+    outcome, result = job.run("sup_behave")
+    assert result == ("OK", "ok")  # this machine has every layer
+    weaker = dataclasses.replace(probe(), view=False)
+    assert not weaker.fully_isolated
+    assert "no private filesystem view" in weaker.describe()
+
+
 def test_the_supervisor_survives_an_attack_on_it(job):
     job.run("hostile_kill", "parent")
     outcome, result = job.run("sup_behave")
