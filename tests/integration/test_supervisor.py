@@ -280,7 +280,8 @@ def test_a_path_flipping_race_finds_nothing_outside_the_view(job, view):
     link = secrets / "link"
     os.symlink("sio-secret-link-target", link)
     outcome, result = job.run("hostile_path_race", "race", str(secret), str(link),
-                              str(secret.stat().st_ino), policy=Policy(allow_local_open=True))
+                              str(secret.stat().st_ino), policy=Policy(allow_local_open=True),
+                              limits=replace(LIMITS, cpu_time_ms=8000, wall_time_ms=15000))
     assert result == ("OK", "ok"), outcome
     words = outcome.stdout.split()
     assert words[:2] == [b"leaks", b"0"] and int(words[3]) > 10000, outcome.stdout

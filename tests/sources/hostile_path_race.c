@@ -46,7 +46,7 @@ static long race(const char *target, unsigned long inode, long *tries) {
         pthread_create(&t[i], NULL, flip, NULL);
     long leaks = 0;
     char link[256];
-    for (int i = 0; i < 3000; i++) {
+    for (int i = 0; i < 1500; i++) {
         struct stat st;
         if (stat(buf, &st) == 0 && (inode == 0 || st.st_ino == inode))
             leaks++;
