@@ -7,7 +7,8 @@
  *     inode) or LINK (its target "sio-secret-link-target"), or any success
  *     on the buffer (the harmless path does not exist).
  *   probe PATH...: prints "PATH visible" or "PATH absent" for each (stat).
- *   pids N: prints the pids 1..N that exist under /proc, one a line. */
+ *   pids N: prints the pids 1..N that exist under /proc, one a line, then
+ *     "self PID" (its own). */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <pthread.h>
@@ -100,6 +101,7 @@ int main(int argc, char **argv) {
             if (stat(path, &st) == 0)
                 printf("%d\n", pid);
         }
+        printf("self %d\n", (int)getpid());
         return 0;
     }
     return 2;

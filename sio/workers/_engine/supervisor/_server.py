@@ -234,7 +234,8 @@ def _make_view(namespaces: tuple[str, ...]) -> tuple[View | None, int | None, st
 class Spawner:
     """The spawner's state across runs."""
 
-    def __init__(self, sock: _socket.socket, stub: str | None = None) -> None:
+    def __init__(self, sock: _socket.socket, stub: str | None = None,
+                 view: bool = True) -> None:
         self.sock = sock
         #: the compiled execstub.c the warm children become, or None: they
         #: then stay Python (see _warm_child)
@@ -246,7 +247,12 @@ class Spawner:
         #: the programs' private filesystem view, or None (see _view)
         self.view: View | None = None
         self.own_pid_ns: int | None = None
-        self.view, self.own_pid_ns, why = _make_view(namespaces)
+        #: the init of the programs' PID namespace: (pid, its socket), or None
+        self.init: tuple[int, _socket.socket] | None = None
+        if view:
+            self.view, self.own_pid_ns, why = _make_view(namespaces)
+        else:
+            why = "the private view is turned off (SIO_SUPERVISOR_ISOLATION=no-view)"
         if why is not None:
             problems += (why,)
         self.caps: dict = probe_here(namespaces, problems, view=self.view is not None)
@@ -266,7 +272,6 @@ class Spawner:
         self.sigfd = L.signalfd([signal.SIGCHLD])
         self.cpus = os.sched_getaffinity(0)
         self.devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-        self.pid = os.getpid()
         self._filters: dict[tuple, tuple[L.SockFprog, ctypes.Array]] = {}
         self._path_fds: dict[str, int | None] = {}
         self._dirs: dict[str, bool] = {}
@@ -298,6 +303,7 @@ class Spawner:
                     return
         finally:
             self.drop_warm()
+            self._drop_init()
             if self.view is not None:
                 self.view.close()
 
@@ -330,19 +336,21 @@ class Spawner:
             return
         ours, theirs = _socket.socketpair(_socket.AF_UNIX,
                                           _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
-        try:
-            if self.view is not None:
+        if self.view is not None:
+            try:
                 # The program learns nothing of its pid in its namespace;
                 # its "ready" byte carries the pid as we see it.
                 ours.setsockopt(_socket.SOL_SOCKET, _socket.SO_PASSCRED, 1)
-                # The child becomes the init of a new PID namespace.
-                L.unshare(L.CLONE_NEWPID)
-            try:
-                pid = os.fork()
+                self._fork_in_namespace(theirs)
+            except BaseException:
+                ours.close()
+                raise
             finally:
-                if self.view is not None and os.getpid() == self.pid:
-                    assert self.own_pid_ns is not None
-                    L.setns(self.own_pid_ns, L.CLONE_NEWPID)
+                theirs.close()
+            self.warm = (0, ours, self.stub is not None)  # pid: see _ready
+            return
+        try:
+            pid = os.fork()
         except BaseException:
             ours.close()
             theirs.close()
@@ -352,11 +360,121 @@ class Spawner:
         theirs.close()
         self.warm = (pid, ours, self.stub is not None)
 
-    def take_warm(self) -> tuple[int, _socket.socket, bool, int | None]:
+    # --- the init of the programs' PID namespace (with the view) -----------------
+
+    def _fork_in_namespace(self, theirs: _socket.socket) -> None:
+        """Have the init of the programs' PID namespace fork the next run's
+        child, with ``theirs`` as its socket (see _init_child)."""
+        for _ in range(3):
+            if self.init is None:
+                self._start_init()
+            assert self.init is not None
+            try:
+                _wire.send_bytes(self.init[1], b"F", [theirs.fileno()])
+                return
+            except OSError:
+                self._drop_init()  # it died: another one
+        raise OSError(errno.EAGAIN, "the init of the programs' PID namespace keeps dying")
+
+    def _start_init(self) -> None:
+        """Start the init (pid 1) of a new PID namespace for this spawner's
+        programs. Programs are its children, never the init itself: an init
+        ignores the signals it has no handler for (SIGABRT, SIGPIPE,
+        SIGXCPU...). One namespace serves the spawner's runs one after the
+        other: creating one per run costs ~0.5 ms (the kernel mounts an
+        internal /proc for each), and a run is alone in it all the same (the
+        previous program is gone, and a program cannot fork)."""
+        assert self.own_pid_ns is not None
+        ours, theirs = _socket.socketpair(_socket.AF_UNIX,
+                                          _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+        try:
+            L.unshare(L.CLONE_NEWPID)  # for our next child only
+            try:
+                pid = os.fork()
+            except BaseException:
+                L.setns(self.own_pid_ns, L.CLONE_NEWPID)
+                raise
+        except BaseException:
+            ours.close()
+            theirs.close()
+            raise
+        if pid == 0:
+            self._init_child(theirs)  # never returns
+        L.setns(self.own_pid_ns, L.CLONE_NEWPID)
+        theirs.close()
+        self.init = (pid, ours)
+
+    def _drop_init(self) -> None:
+        """End the init (and so its namespace: the kernel kills all in it)."""
+        if self.init is None:
+            return
+        pid, sock = self.init
+        self.init = None
+        sock.close()
+        try:
+            # Still our unreaped child, so the pid cannot be anyone else's.
+            os.kill(pid, signal.SIGKILL)
+            status = os.waitpid(pid, 0)[1]
+        except OSError:
+            return
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == STUB_FAILED:
+            self.stub = None  # the stub cannot be executed here: Python from now on
+
+    def init_reaped(self, pid: int) -> bool:
+        """Whether ``pid``, just reaped by a run's loop, was the init (which
+        then is gone; the next prefork starts another)."""
+        if self.init is None or pid != self.init[0]:
+            return False
+        self.init[1].close()
+        self.init = None
+        return True
+
+    def _init_child(self, sock: _socket.socket) -> None:
+        """In the init: drop what the program must not have, then fork a
+        child for each descriptor the spawner sends, which becomes the next
+        run's warm child with that descriptor as its socket. Exits at end of
+        stream. With the stub, the stub does this (execstub.c, init_main).
+        Never returns."""
+        try:
+            os.setsid()
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+            signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, ())
+            fd = sock.detach()
+            if fd != 3:
+                os.dup2(fd, 3, inheritable=False)
+            os.closerange(4, 1 << 20)
+            if self.stub is not None:
+                os.set_inheritable(3, True)
+                try:
+                    os.execve(self.stub, [b"sio-execstub", b"init"], {})
+                except OSError:
+                    os._exit(STUB_FAILED)
+            # Children are reaped by the kernel (after their tracer has
+            # seen them end): an init that never waits.
+            signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+            ctl = _socket.socket(fileno=3)
+            while True:
+                data, fds = _wire.recv_bytes(ctl, 1)
+                if not data:
+                    os._exit(0)
+                if os.fork() == 0:
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                    os.dup2(fds[0], 3, inheritable=False)
+                    os.closerange(4, 1 << 20)
+                    # Its own session and process group, which Run._kill kills.
+                    os.setsid()
+                    break
+                for fd in fds:
+                    os.close(fd)
+        except BaseException:
+            os._exit(127)
+        self._program_child()
+
+    def take_warm(self) -> tuple[int, _socket.socket, bool]:
         """The warm child for this run, alive and waiting (forked now if
-        there is none, or if it died meanwhile): (the pid of the child that
-        becomes the program, its socket, whether it runs the stub, the pid of
-        the init of its PID namespace or None)."""
+        there is none, or if it died meanwhile): (its pid, its socket,
+        whether it runs the stub)."""
         stub_failures = 0
         for _ in range(3):
             self.prefork()
@@ -365,7 +483,19 @@ class Spawner:
             program = self._ready(pid, ctl, stub)
             if program is not None:
                 self.warm = None
-                return program, ctl, stub, (pid if self.view is not None else None)
+                return program, ctl, stub
+            if self.view is not None:
+                # Not our child: it exits at end of stream, if still there.
+                self.warm = None
+                ctl.close()
+                if stub:
+                    stub_failures += 1
+                    if stub_failures == 2 or self.init is None:
+                        # The stub (the init, or its children) does not
+                        # start: a Python init and children from now on.
+                        self.stub = None
+                        self._drop_init()
+                continue
             # Killed from outside while it waited, or the stub could not be
             # executed: never mind, another one.
             self.warm = None
@@ -418,7 +548,9 @@ class Spawner:
             return
         pid, ctl, _ = self.warm
         self.warm = None
-        ctl.close()
+        ctl.close()  # a child of the init exits at end of stream
+        if self.view is not None:
+            return
         try:
             # Still our unreaped child, so the pid cannot be anyone else's.
             os.kill(pid, signal.SIGKILL)
@@ -450,16 +582,15 @@ class Spawner:
             if fd != 3:
                 os.dup2(fd, 3, inheritable=False)
             os.closerange(4, 1 << 20)
-            if self.view is not None:
-                # We are the init (pid 1) of the run's PID namespace: the
-                # program must not be, since an init ignores the signals it
-                # has no handler for (SIGABRT, SIGPIPE, SIGXCPU...). Our child
-                # becomes the program; we only reap, and when we end (after
-                # it, or killed) the kernel kills whatever is left inside.
-                if os.fork() != 0:
-                    self._init()  # never returns
-                # Its own session and process group, which Run._kill kills.
-                os.setsid()
+        except BaseException:
+            os._exit(127)
+        self._program_child()
+
+    def _program_child(self) -> None:
+        """In a warm child whose socket is fd 3 (and nothing else of ours
+        open but 0-2): wait for the run and become its program, as the stub
+        or in Python. Never returns."""
+        try:
             if self.stub is not None:
                 # Become the stub now, between runs: the run's set-up and
                 # exec then cost what they cost in C from a tiny process.
@@ -478,23 +609,6 @@ class Spawner:
         if msg is None:  # the spawner has gone
             os._exit(0)
         _become_program(self, ctl, *msg)
-
-    def _init(self) -> None:
-        """The init of a run's PID namespace (in a warm child): reap until
-        no child is left, then exit. Never returns."""
-        try:
-            os.close(3)
-            if self.stub is not None:
-                os.execve(self.stub, [b"sio-execstub", b"init"], {})
-        except BaseException:
-            pass
-        while True:
-            try:
-                os.wait()
-            except ChildProcessError:
-                os._exit(0)
-            except BaseException:
-                pass
 
     def seccomp_filter(self, key: tuple) -> L.SockFprog:
         """The filter for ``key`` = (extra allowed calls, (name, errno) pairs of
@@ -579,8 +693,6 @@ class Run:
         self.capture_limit: int | None = self.output_limit if capture is None else capture
         # run state
         self.leader = 0
-        #: the init of the run's PID namespace (with the view), our child
-        self.init: int | None = None
         #: the view's root, where the program is chrooted, or None
         self.view_root: str | None = spawner.view.root if spawner.view is not None else None
         self.tids: set[int] = set()
@@ -613,11 +725,10 @@ class Run:
         pinned = False
         ctl = None
         view = sp.view
-        binds: list[str] | None = None
         try:
             stdio = self._stdio(child_fds, parent_fds)
             if view is not None:
-                binds = view.bind_run(self.cwd, [self.exe, *self.policy["read_paths"]])
+                view.bind_run(self.cwd, [self.exe, *self.policy["read_paths"]])
             # With read_own_proc the ruleset names the program's /proc entry,
             # known once the child is taken: built below, for this run only.
             ruleset = None if self.read_own_proc else self._landlock_ruleset()
@@ -631,7 +742,7 @@ class Run:
             # which on this kind of VM costs 5-7x more per stop.
             os.sched_setaffinity(0, {cpu})
             pinned = True
-            pid, ctl, stub, self.init = sp.take_warm()
+            pid, ctl, stub = sp.take_warm()
             self.fork_time = time.monotonic()
             self.leader = pid
             self.tids.add(pid)
@@ -659,7 +770,7 @@ class Run:
                 "cpu": cpu, "cwd": self.cwd, "exe": self.exe, "argv": self.argv,
                 "env": self.env, "drop_uid": self.drop_uid, "rlimits": self._rlimits(),
                 # A uid of its own: UID_BASE + its pid as we see it (unique
-                # among live processes; inside its namespace it is pid 2).
+                # among live processes, unlike its pid in its namespace).
                 "uid": UID_BASE + pid,
                 "root": self.view_root or "",
                 "proc": self.read_own_proc and view is not None,
@@ -686,17 +797,8 @@ class Run:
         finally:
             if ctl is not None:
                 ctl.close()
-            if self.init is not None:
-                # The init of the run's PID namespace: our own unreaped
-                # child, and killing it kills anything left in there.
-                try:
-                    os.kill(self.init, signal.SIGKILL)
-                    os.waitpid(self.init, 0)
-                except OSError:
-                    pass
-            if binds is not None:
-                assert view is not None
-                view.unbind_run(binds, proc=self.read_own_proc)
+            if view is not None and self.read_own_proc:
+                view.unmount_proc()
             if pinned:
                 os.sched_setaffinity(0, sp.cpus)
             for fd in child_fds + parent_fds:
@@ -916,8 +1018,7 @@ class Run:
             if os.WIFSTOPPED(status):
                 self._on_stop(pid, status)
                 continue
-            if pid == self.init:
-                self.init = None  # reaped: its pid is free again
+            if self.sp.init_reaped(pid):
                 continue
             self.tids.discard(pid)
             self.pending_clones.discard(pid)
@@ -946,8 +1047,7 @@ class Run:
                 # recent kernels, and stays there until continued.
                 self._cont(pid)
                 continue
-            if pid == self.init:
-                self.init = None
+            if self.sp.init_reaped(pid):
                 continue
             self.tids.discard(pid)
             if pid == self.leader and self.leader_status is None:
@@ -960,8 +1060,7 @@ class Run:
                 return
             if pid == 0:
                 return
-            if pid == self.init:
-                self.init = None
+            self.sp.init_reaped(pid)
 
     def _cont(self, tid: int, sig: int = 0) -> None:
         try:
@@ -1261,11 +1360,6 @@ class Run:
                 kill(self.leader, signal.SIGKILL)
             except OSError:
                 pass
-        if self.init is not None:
-            try:  # the whole PID namespace (the init is our unreaped child)
-                os.kill(self.init, signal.SIGKILL)
-            except OSError:
-                pass
 
     def _read_capture(self, fd: int) -> bool:
         """Read what is there; False at end of stream or when nothing is."""
@@ -1506,15 +1600,16 @@ def _mount_own_proc(root: str, landlock: bool) -> None:
             os.close(fd)
 
 
-def main(fd: int, stub: str = "") -> None:
+def main(fd: int, stub: str = "", view: bool = True) -> None:
     """Entry point of the spawner process (``python -I -S -c ...``):
     ``fd`` is its socket to the worker, ``stub`` the compiled execstub.c
-    (empty: none, warm children stay Python)."""
+    (empty: none, warm children stay Python), ``view``: whether to give
+    programs the private view where possible."""
     sock = _socket.socket(fileno=fd)
     # The worker may be interrupted with ^C; the spawner must not die of it
     # mid-run (it ends when the worker closes the socket).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        Spawner(sock, stub or None).serve()
+        Spawner(sock, stub or None, view).serve()
     except (EOFError, ConnectionError):
         pass

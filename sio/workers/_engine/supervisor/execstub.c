@@ -43,6 +43,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,16 +227,62 @@ static void close_from(int first)
         close((int)fd);
 }
 
-/* The init (pid 1) of a run's PID namespace, started as "sio-execstub init"
- * by the spawner's warm child (Spawner._init): the program is its child, not
- * itself, because an init ignores the signals it has no handler for. It
- * only reaps; when it ends, the kernel kills whatever is left inside. */
-static int init_main(void)
+/* The init (pid 1) of the PID namespace of a spawner's programs, started as
+ * "sio-execstub init" (Spawner._start_init): the programs must not be the
+ * init, which ignores the signals it has no handler for (SIGABRT, SIGPIPE,
+ * SIGXCPU...). For each byte the spawner sends on fd 3 with a descriptor
+ * attached, it forks a child that goes on (returns from here) as the stub of
+ * the next run, with that descriptor as its fd 3. At end of stream it exits,
+ * and the kernel kills whatever is left in the namespace. Children are
+ * reaped by the kernel (SIGCHLD ignored), after their tracer has seen them
+ * end. Same as Spawner._init_child. */
+static void init_main(void)
 {
-    close(CTL);
+    signal(SIGCHLD, SIG_IGN);
     for (;;) {
-        if (wait(NULL) < 0 && errno == ECHILD)
+        unsigned char byte;
+        union {
+            struct cmsghdr align;
+            char buf[CMSG_SPACE(sizeof(int) * MAX_FDS)];
+        } control;
+        struct iovec iov = {&byte, 1};
+        struct msghdr msg = {0};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.buf;
+        msg.msg_controllen = sizeof control.buf;
+        ssize_t n = recvmsg(CTL, &msg, MSG_CMSG_CLOEXEC);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
             _exit(0);
+        int fd = -1;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c))
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                int count = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+                for (int i = 0; i < count; i++) {
+                    int got;
+                    memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+                    if (fd < 0)
+                        fd = got;
+                    else
+                        close(got);
+                }
+            }
+        if (fd < 0)
+            continue;
+        pid_t child = fork();
+        if (child == 0) {
+            signal(SIGCHLD, SIG_DFL);
+            if (dup2(fd, CTL) < 0)
+                _exit(127);
+            close(fd);
+            /* Its own session and process group, which Run._kill kills. */
+            if (setsid() < 0)
+                _exit(127);
+            return;
+        }
+        close(fd); /* a failed fork: the spawner reads end of stream */
     }
 }
 
@@ -268,7 +315,7 @@ static void mount_own_proc(const char *root, int landlock)
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "init") == 0)
-        return init_main();
+        init_main(); /* returns in the child */
     /* Our socket must not reach the program. */
     if (fcntl(CTL, F_SETFD, FD_CLOEXEC) != 0)
         _exit(127);
