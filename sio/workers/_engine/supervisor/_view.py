@@ -126,7 +126,7 @@ class View:
 
     @staticmethod
     def _identity(paths: list[str]) -> tuple:
-        out = []
+        out: list[tuple[str, int | None, int | None]] = []
         for path in paths:
             try:
                 st = os.stat(path)
