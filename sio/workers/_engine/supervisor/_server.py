@@ -207,28 +207,20 @@ def _enter_namespaces_without_mnt(flags: int, names: list[str]
     return tuple(names), ()
 
 
-def _make_view(namespaces: tuple[str, ...]) -> tuple[View | None, int | None, str | None]:
-    """The programs' private view (see _view), and a descriptor of the
-    spawner's own PID namespace (to come back to after creating each run's,
-    see Spawner.prefork); or None, None and why not."""
+def _make_view(namespaces: tuple[str, ...]) -> tuple[View | None, str | None]:
+    """The programs' private view (see _view), or None and why not."""
     if "mnt" not in namespaces:
-        return None, None, "no mount namespace"
+        return None, "no mount namespace"
     try:
         # Our mounts must not reach the host; the host's new mounts (job
         # directories on a new file system) still reach us.
         L.mount(None, "/", None, L.MS_REC | L.MS_SLAVE)
-        own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
-        return None, None, f"cannot set up mount propagation ({e.strerror})"
+        return None, f"cannot set up mount propagation ({e.strerror})"
     try:
-        # A PID namespace per run: created for the next fork, then undone.
-        L.unshare(L.CLONE_NEWPID)
-        L.setns(own_pid_ns, L.CLONE_NEWPID)
-        view = View.create()
+        return View.create(), None
     except OSError as e:
-        os.close(own_pid_ns)
-        return None, None, f"cannot create the private view ({e.strerror})"
-    return view, own_pid_ns, None
+        return None, f"cannot create the private view ({e.strerror})"
 
 
 class Spawner:
@@ -246,11 +238,10 @@ class Spawner:
         namespaces, problems = _enter_namespaces()
         #: the programs' private filesystem view, or None (see _view)
         self.view: View | None = None
-        self.own_pid_ns: int | None = None
         #: the init of the programs' PID namespace: (pid, its socket), or None
         self.init: tuple[int, _socket.socket] | None = None
         if view:
-            self.view, self.own_pid_ns, why = _make_view(namespaces)
+            self.view, why = _make_view(namespaces)
         else:
             why = "the private view is turned off (SIO_SUPERVISOR_ISOLATION=no-view)"
         if why is not None:
@@ -287,6 +278,22 @@ class Spawner:
             # Built before any warm child is forked, so that children inherit
             # it instead of each building its own.
             self.seccomp_filter(NO_EXTRAS)
+        if self.view is not None and not self.caps["root"]:
+            # In a user namespace, a process that is not uid 0 there loses
+            # its capabilities at execve: the stub could not chroot. Python
+            # children keep them until the program's own exec.
+            self.stub = None
+        if self.view is not None:
+            try:
+                self._start_init()
+            except OSError as e:
+                self.view.close()
+                self.view = None
+                self._filters.clear()  # built for programs in the view
+                if self.usable:
+                    self.seccomp_filter(NO_EXTRAS)
+                self.caps["view"] = False
+                self.caps["problems"].append(f"cannot create a PID namespace ({e.strerror})")
 
     def serve(self) -> None:
         try:
@@ -384,24 +391,42 @@ class Spawner:
         other: creating one per run costs ~0.5 ms (the kernel mounts an
         internal /proc for each), and a run is alone in it all the same (the
         previous program is gone, and a program cannot fork)."""
-        assert self.own_pid_ns is not None
         ours, theirs = _socket.socketpair(_socket.AF_UNIX,
                                           _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+        r, w = os.pipe2(os.O_CLOEXEC)
         try:
-            L.unshare(L.CLONE_NEWPID)  # for our next child only
-            try:
-                pid = os.fork()
-            except BaseException:
-                L.setns(self.own_pid_ns, L.CLONE_NEWPID)
-                raise
-        except BaseException:
-            ours.close()
+            # Through a middle child, which enters the new namespace (for
+            # its children: unshare cannot be undone, and a spawner in a
+            # user namespace could not go back), forks the init, says its
+            # pid and exits; the init is then ours, as a child subreaper's.
+            middle = os.fork()
+            if middle == 0:
+                try:
+                    os.close(r)
+                    L.unshare(L.CLONE_NEWPID)
+                    pid = os.fork()
+                    if pid == 0:
+                        os.close(w)
+                        self._init_child(theirs)  # never returns
+                    os.write(w, struct.pack("<i", pid))
+                    os._exit(0)
+                except BaseException as e:
+                    code = e.errno if isinstance(e, OSError) and e.errno else errno.EPERM
+                    os.write(w, struct.pack("<i", -code))
+                    os._exit(1)
+            os.close(w)
+            w = -1
+            answer = os.read(r, 4)
+            os.waitpid(middle, 0)
+        finally:
+            os.close(r)
+            if w >= 0:
+                os.close(w)
             theirs.close()
-            raise
-        if pid == 0:
-            self._init_child(theirs)  # never returns
-        L.setns(self.own_pid_ns, L.CLONE_NEWPID)
-        theirs.close()
+        pid = struct.unpack("<i", answer)[0] if len(answer) == 4 else -errno.EAGAIN
+        if pid < 0:
+            ours.close()
+            raise OSError(-pid, os.strerror(-pid))
         self.init = (pid, ours)
 
     def _drop_init(self) -> None:

@@ -44,6 +44,9 @@ FILES = tuple(p for p in SYSTEM_READ_PATHS if p.startswith("/etc/"))
 #: Devices: (path, writable)
 DEVICES = (("/dev/null", True), ("/dev/zero", True), ("/dev/urandom", False))
 _RO = L.MS_RDONLY | L.MS_NOSUID | L.MS_NODEV
+#: mount flags of a source a bind's remount keeps (statvfs f_flag values are
+#: the MS_ ones): nodev, noexec, noatime, nodiratime, relatime
+_KEPT = L.MS_NODEV | L.MS_NOEXEC | 1024 | 2048 | (1 << 21)
 
 
 def _inside(path: str, root: str) -> bool:
@@ -114,8 +117,10 @@ class View:
     def _bind(source: str, target: str, writable: bool) -> None:
         L.mount(source, target, None, L.MS_BIND)
         # A bind mount takes the flags of its source; read-only needs a
-        # remount of the new mount alone.
-        flags = L.MS_REMOUNT | L.MS_BIND | L.MS_NOSUID | (0 if writable else _RO)
+        # remount of the new mount alone, which must keep the source's
+        # flags (in a user namespace they are locked: dropping one is EPERM).
+        kept = os.statvfs(target).f_flag & _KEPT
+        flags = L.MS_REMOUNT | L.MS_BIND | L.MS_NOSUID | kept | (0 if writable else _RO)
         L.mount(None, target, None, flags)
 
     def has(self, path: str) -> bool:
