@@ -461,14 +461,7 @@ class Spawner:
         stream. With the stub, the stub does this (execstub.c, init_main).
         Never returns."""
         try:
-            os.setsid()
-            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-            signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
-            signal.pthread_sigmask(signal.SIG_SETMASK, ())
-            fd = sock.detach()
-            if fd != 3:
-                os.dup2(fd, 3, inheritable=False)
-            os.closerange(4, 1 << 20)
+            _leave_spawner(sock)
             if self.stub is not None:
                 os.set_inheritable(3, True)
                 try:
@@ -589,24 +582,7 @@ class Spawner:
         returns. The spawner keeps the other end of ``ctl``: if the spawner
         goes away, the child sees end-of-file and exits."""
         try:
-            # A new session: its own process group (which Run._kill() kills
-            # as a whole) and no controlling terminal (no terminal signals,
-            # no /dev/tty). setsid() fails for a process that is already a
-            # group leader, so the spawner must not setpgid() it.
-            os.setsid()
-            # Python ignores SIGPIPE and SIGXFSZ, and ignored signals survive
-            # exec: the program must get the default actions (SIGXFSZ is how
-            # RLIMIT_FSIZE ends it). SIGCHLD is blocked in the spawner.
-            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-            signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
-            signal.pthread_sigmask(signal.SIG_SETMASK, ())
-            # None of the spawner's descriptors (the worker's socket, the
-            # signalfd, cached rulesets, the previous run's ends) stays here:
-            # only 0-2 (replaced before exec) and our socket, as fd 3.
-            fd = ctl.detach()
-            if fd != 3:
-                os.dup2(fd, 3, inheritable=False)
-            os.closerange(4, 1 << 20)
+            _leave_spawner(ctl)
         except BaseException:
             os._exit(127)
         self._program_child()
@@ -1606,6 +1582,29 @@ def _become_program(sp: Spawner, ctl: _socket.socket, setup: dict, fds: list[int
             os.write(3, msg.encode(errors="replace"))
         finally:
             os._exit(127)
+
+
+def _leave_spawner(sock: _socket.socket) -> None:
+    """In a child of the spawner (a warm child, or the init of the programs'
+    PID namespace): keep nothing of the spawner's but ``sock``, as fd 3."""
+    # A new session: its own process group (which Run._kill() kills as a
+    # whole) and no controlling terminal (no terminal signals, no /dev/tty).
+    # setsid() fails for a process that is already a group leader, so the
+    # spawner must not setpgid() it.
+    os.setsid()
+    # Python ignores SIGPIPE and SIGXFSZ, and ignored signals survive exec:
+    # the program must get the default actions (SIGXFSZ is how RLIMIT_FSIZE
+    # ends it). SIGCHLD is blocked in the spawner.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+    # None of the spawner's descriptors (the worker's socket, the signalfd,
+    # cached rulesets, the previous run's ends) stays here: only 0-2
+    # (replaced before exec) and our socket, as fd 3.
+    fd = sock.detach()
+    if fd != 3:
+        os.dup2(fd, 3, inheritable=False)
+    os.closerange(4, 1 << 20)
 
 
 def _mount_own_proc(root: str, landlock: bool) -> None:
