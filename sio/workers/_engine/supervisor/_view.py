@@ -49,6 +49,26 @@ _RO = L.MS_RDONLY | L.MS_NOSUID | L.MS_NODEV
 _KEPT = L.MS_NODEV | L.MS_NOEXEC | 1024 | 2048 | (1 << 21)
 
 
+def _mount_point() -> str:
+    """The directory the view is mounted on: one per user, shared by every
+    spawner (each mounts over it in its own namespace, where the tmpfs
+    hides it; the host sees an empty directory), so that spawners that are
+    killed leave nothing behind. Ours only if we own it and nobody else may
+    write it; otherwise a fresh one for this spawner."""
+    shared = f"/tmp/.sio-supervisor-view-{os.geteuid()}"
+    try:
+        os.mkdir(shared, 0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(shared)
+    if (os.path.isdir(shared) and not os.path.islink(shared)
+            and st.st_uid == os.geteuid() and not st.st_mode & 0o022):
+        return shared
+    fresh = f"/tmp/.sio-supervisor-view-{os.getpid()}-{os.urandom(4).hex()}"
+    os.mkdir(fresh, 0o700)
+    return fresh
+
+
 def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root + "/")
 
@@ -68,10 +88,7 @@ class View:
     @classmethod
     def create(cls) -> View:
         """Build the view (raises OSError when the kernel refuses)."""
-        # A fresh directory as the mount point (hidden by the tmpfs; removed
-        # by close()). Only the spawner's namespace sees the mount.
-        root = f"/tmp/sio-view-{os.getpid()}-{os.urandom(4).hex()}"
-        os.mkdir(root, 0o700)
+        root = _mount_point()
         view = cls(root)
         try:
             L.mount("tmpfs", root, "tmpfs", L.MS_NOSUID | L.MS_NODEV,
@@ -206,12 +223,9 @@ class View:
                 pass
 
     def close(self) -> None:
-        """Unmount and remove the view (at the spawner's exit)."""
+        """Unmount the view (at the spawner's exit; the mount point stays
+        for the next spawner)."""
         try:
             L.umount(self.root)
-        except OSError:
-            pass
-        try:
-            os.rmdir(self.root)
         except OSError:
             pass
