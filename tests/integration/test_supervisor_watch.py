@@ -21,11 +21,13 @@ from sio.workers._engine.supervisor import Policy
 from sio.workers._engine.types import CAPTURE, KillReason
 from tests.integration.test_supervisor import (  # noqa: F401 (fixtures)
     LIMITS,
+    QUICK,
     _children,
     _gone,
     child_kind,
     job,
     supervision_available,
+    view,
 )
 
 pytestmark = pytest.mark.integration
@@ -62,6 +64,22 @@ def test_a_flood_of_stops_still_ends_at_the_wall_limit(job, threads, supervision
     assert outcome.syscalls > (1000 if supervision_available.view else 50), outcome
     assert 1000 <= outcome.wall_time_ms < 1000 + 500
     assert elapsed < 1 + 2  # generous: the machine is shared
+
+
+def test_a_killed_run_ends_the_pid_namespace_it_ran_in(job, view):
+    """With the private view, a program killed by the watchdog takes the
+    init of its PID namespace with it (so the kernel ends whatever else was
+    in that namespace); the next run gets a new init and runs normally."""
+    from sio.workers._engine.supervisor import _client
+
+    _client._shutdown()
+    assert job.run("sup_behave")[1] == ("OK", "ok")
+    (sp,) = _client._idle
+    (init,) = _children(sp.proc.pid)  # between runs: the init, the warm child below it
+    assert job.run("hostile_sleep", limits=QUICK)[1] == ("TLE", "real time limit exceeded")
+    assert _gone(init, timeout=1)
+    assert job.run("sup_behave")[1] == ("OK", "ok")
+    assert _children(sp.proc.pid) not in ([], [init])
 
 
 _WORKER = """

@@ -378,7 +378,11 @@ class Spawner:
         normally tells (end of stream), but a copy of that descriptor may
         outlive it (a process it forked); being re-parented cannot be
         missed. Not PR_SET_PDEATHSIG: it fires when the *thread* that forked
-        us ends, and any thread of the worker may have started its spawner."""
+        us ends, and any thread of the worker may have started its spawner.
+        getppid() stays meaningful with the private view: the spawner never
+        leaves the worker's PID namespace (only the init and the programs
+        are in a new one, where an init's getppid() would be 0); the init
+        and its children learn of the spawner's end by end of stream."""
         return os.getppid() != self.worker
 
     # --- the warm child -------------------------------------------------------
@@ -1116,6 +1120,10 @@ class Run:
                     pass
             more = self._reap()
         self._reap_all()
+        if self.killed is not None and self.view_root is not None:
+            # _kill ended the init too; reaped now that the run's tasks are
+            # (unless _reap already did), a new one for the next run.
+            sp._drop_init()
 
     def _reap(self) -> bool:
         """Handle what is pending: at most STOPS_PER_TURN stops, and none
@@ -1659,15 +1667,28 @@ class Run:
             self._sample_memory(self.leader)
             self._cpu_now()
         # The whole program at once, never one thread after another: SIGKILL
-        # to the leader ends its thread group (and, were the leader the init
-        # of a PID namespace of its own, everything in it), its process
-        # group catches anything else it might have started. Both are ids
-        # of our unreaped child, so they cannot name another process. Tasks in a ptrace
+        # to the leader ends its thread group, its process group catches
+        # anything else it might have started. Both are ids of our unreaped
+        # child or tracee (with the view, the init's child: its ids as we
+        # see them), so they cannot name another process. Tasks in a ptrace
         # stop are woken by SIGKILL; nothing here waits for the program to
         # be quiet.
         for kill in (os.kill, os.killpg):
             try:
                 kill(self.leader, signal.SIGKILL)
+            except OSError:
+                pass
+        init = self.sp.init
+        if self.view_root is not None and init is not None:
+            # With the view, the program lives in the PID namespace of the
+            # spawner's init: killing the init makes the kernel kill
+            # everything left in that namespace, whatever group it is in.
+            # Not waited for here: the dying init waits for its traced
+            # children to be reaped, which is this loop's job (_reap and
+            # _reap_all take the init too, see Spawner.init_reaped); _loop
+            # reaps it at the end, and the next run starts a new init.
+            try:
+                os.kill(init[0], signal.SIGKILL)  # our unreaped child
             except OSError:
                 pass
 
