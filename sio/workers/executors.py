@@ -80,6 +80,7 @@ __all__ = [
     "instruction_counting_problem",
     "InstructionCountingUnavailable",
     "DEFAULT_LOCALE",
+    "SUPERVISED_BASE_ENV",
     # The original's names (compatibility)
     "CompoundSandboxExecutor",
     "PRoot32BitExecutor",
@@ -275,8 +276,21 @@ def _fd(stream: StreamArg, name: str) -> int | None:
     return int(fileno())
 
 
-def _env(env: Mapping[str, Any] | None) -> dict[str, str]:
-    base = env if env else os.environ
+#: The whole environment of a program run under the supervisor, before what
+#: the caller (a job, a file runner) passes explicitly: never the worker's own
+#: variables, which may hold a broker password or a Filetracker URL.
+#: ``LC_ALL`` and ``LANGUAGE`` are then set to :data:`DEFAULT_LOCALE`.
+SUPERVISED_BASE_ENV: Mapping[str, str] = {"PATH": "/usr/local/bin:/usr/bin:/bin"}
+
+
+def _env(env: Mapping[str, Any] | None, inherit: bool = True) -> dict[str, str]:
+    """The program's environment: ``env`` (when empty, this process's own
+    when ``inherit``, else :data:`SUPERVISED_BASE_ENV` plus nothing), with the
+    locale forced."""
+    if inherit:
+        base: Mapping[str, Any] = env if env else os.environ
+    else:
+        base = {**SUPERVISED_BASE_ENV, **(env or {})}
     result = {str(k): str(v) for k, v in base.items()}
     result["LC_ALL"] = DEFAULT_LOCALE
     result["LANGUAGE"] = DEFAULT_LOCALE
@@ -366,6 +380,10 @@ class BaseExecutor:
     implement :meth:`_execute`.
     """
 
+    #: Whether a call without ``env`` gives the program this process's
+    #: environment (trusted tools: compilers); False for untrusted programs.
+    inherits_environment: bool = True
+
     def __enter__(self) -> BaseExecutor:
         return self
 
@@ -387,7 +405,9 @@ class BaseExecutor:
         :param command: a list (argv; see the module docs for quoting and
             :class:`noquote`) or a string (a shell line).
         :param env: the environment; ``None`` or empty = a copy of this
-            process's. ``LC_ALL`` and ``LANGUAGE`` are always set to
+            process's (for the supervised executor: only
+            :data:`SUPERVISED_BASE_ENV`, to which a given ``env`` is
+            added). ``LC_ALL`` and ``LANGUAGE`` are always set to
             :data:`DEFAULT_LOCALE`. Values are converted to ``str``.
         :param split_lines: return captured output as a list of lines (split
             on ``b'\\n'``).
@@ -432,7 +452,7 @@ class BaseExecutor:
         try:
             request = ExecRequest(
                 command=_as_command(command),
-                env=_env(env),
+                env=_env(env, self.inherits_environment),
                 cwd=cwd if cwd is not None else tempcwd(),
                 limits=ExecLimits.build(environ, environ_prefix, time_limit=time_limit,
                                         real_time_limit=real_time_limit, mem_limit=mem_limit,
@@ -1116,6 +1136,10 @@ class SupervisedExecutor(_SIOSupervisorContract, UnprotectedExecutor):
     (RDTSC/RDTSCP and the clock calls; exactly what is faked is in
     :doc:`supervisor`).
 
+    Environment: the program never sees the worker's variables; it gets
+    :data:`SUPERVISED_BASE_ENV` (``PATH``), what the call passes as ``env``,
+    and ``LC_ALL`` = ``LANGUAGE`` = :data:`DEFAULT_LOCALE`.
+
     Writes (renv): ``result_code`` (``OK`` ``RE`` ``TLE`` ``MLE`` ``OLE``
     ``RV`` ``SE``), ``result_string`` (``ok``, ``time limit exceeded``,
     ``real time limit exceeded``, ``memory limit exceeded``, ``output limit
@@ -1133,6 +1157,9 @@ class SupervisedExecutor(_SIOSupervisorContract, UnprotectedExecutor):
     :raises SupervisorUnavailable: the machine cannot supervise (the
         message says what is missing); nothing is run unsupervised.
     """
+
+    #: the program's environment is SUPERVISED_BASE_ENV + the call's ``env``
+    inherits_environment = False
 
     def __init__(self, allow_local_open: bool = False, use_program_return_code: bool = False,
                  policy: Any = None, real_time_limit_multiplier: int | None = None) -> None:

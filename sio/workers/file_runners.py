@@ -208,7 +208,8 @@ class SupervisedJava(Java):
     with what the JVM needs beyond a native program and nothing more:
 
     * threads: up to :data:`JAVA_MAX_THREADS` (its JIT compilers, garbage
-      collector and service threads, and the program's own);
+      collector and service threads, and the program's own), and up to
+      :data:`JAVA_MAX_OPEN_FILES` descriptors;
     * reading its own ``/proc`` entry (it finds its home and limits there),
       the jar, and the JDK's home and configuration directory;
     * the system files it probes and can do without (cgroup, CPU and memory
@@ -242,7 +243,8 @@ class SupervisedJava(Java):
                 "threads, which the supervisor allows only with Landlock (Linux >= 5.13 "
                 "with Landlock enabled); use unsafe-exec or a machine that has it")
         changes = dict(kwargs.get("policy_changes") or {})
-        changes.update(max_threads=JAVA_MAX_THREADS, read_own_proc=True, quiet_denials=True,
+        changes.update(max_threads=JAVA_MAX_THREADS, max_open_files=JAVA_MAX_OPEN_FILES,
+                       read_own_proc=True, quiet_denials=True,
                        refused_syscalls=(("socket", errno.EACCES),))
         kwargs["policy_changes"] = changes
         kwargs["read_paths"] = (*kwargs.get("read_paths", ()), file, *_java_home_paths())
@@ -253,6 +255,9 @@ class SupervisedJava(Java):
 
 #: Most threads of a JVM under the supervisor (the main one included).
 JAVA_MAX_THREADS = 64
+#: Most descriptors of a JVM under the supervisor: it keeps its jars, the
+#: modules image and some of its libraries open.
+JAVA_MAX_OPEN_FILES = 128
 
 
 def _java_home_paths() -> tuple[str, ...]:
@@ -274,11 +279,45 @@ def _java_home_paths() -> tuple[str, ...]:
 class SupervisedPython(Python):
     """:class:`Python` under :class:`~sio.workers.executors.SupervisedExecutor`:
     the program may read its own zip application (and nothing else of the
-    job directory)."""
+    job directory), the interpreter's standard library (below ``/usr/lib``,
+    like every program's libraries) and the files the interpreter looks for
+    beside itself at start-up (:func:`python_startup_paths`). Everything
+    else is as for a C program: opening another file, writing one or
+    starting a process is a rule violation. The environment gets
+    ``HOME`` = :data:`PYTHON_HOME`."""
 
     def _run(self, file: str, args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
-        kwargs["read_paths"] = (*kwargs.get("read_paths", ()), file)
+        kwargs["read_paths"] = (*kwargs.get("read_paths", ()), file,
+                                *python_startup_paths(python_interpreter()))
+        # Without HOME, the site module asks the name service for the
+        # user's home (a socket to nscd: a rule violation). No home exists.
+        kwargs["env"] = {"HOME": PYTHON_HOME, **(kwargs.get("env") or {})}
         return super()._run(file, args, kwargs)
+
+
+#: ``HOME`` of Python programs under the supervisor (it does not exist).
+PYTHON_HOME = "/nonexistent"
+
+
+def python_startup_paths(interpreter: str) -> tuple[str, ...]:
+    """The files CPython opens beside its executable while it finds its
+    prefix (``getpath``): ``pyvenv.cfg`` in the executable's directory and
+    the one above, ``<name>._pth`` and ``pybuilddir.txt`` in the executable's
+    directory, for the name it was started by and the file that name links
+    to. Usually none exists; they are listed so that looking for them is not
+    a rule violation."""
+    import shutil
+
+    found = shutil.which(interpreter) or interpreter
+    paths: list[str] = []
+    for exe in dict.fromkeys((os.path.abspath(found), os.path.realpath(found))):
+        here = os.path.dirname(exe)
+        name = os.path.basename(exe)
+        paths += [os.path.join(here, "pyvenv.cfg"),
+                  os.path.join(os.path.dirname(here), "pyvenv.cfg"),
+                  os.path.join(here, name + "._pth"),
+                  os.path.join(here, "pybuilddir.txt")]
+    return tuple(dict.fromkeys(paths))
 
 
 # --------------------------------------------------------------------------

@@ -170,3 +170,20 @@ def test_file_runners(job_dir, c_program):
         "SupervisedJava"
     with pytest.raises(NoFileRunner, match="'dosbox'.*executable, java, python"):
         get_file_runner(ex, {"exec_info": {"mode": "dosbox"}})
+
+
+def test_the_worker_environment_never_reaches_the_program(job_dir, sup_programs, monkeypatch):
+    # What a deployment exports for the worker (a broker URL with its
+    # password, the Filetracker URL) must not reach submissions.
+    monkeypatch.setenv("FILETRACKER_URL", "http://secret-host:9999")
+    monkeypatch.setenv("CELERY_BROKER_URL", "amqp://user:password@broker//")
+    dump = program_here(sup_programs["hostile_env_dump"])
+    renv = run([dump], capture_output=True)
+    assert renv["result_code"] == "OK"
+    seen = dict(line.split("=", 1) for line in renv["stdout"].decode().splitlines())
+    assert seen == {"PATH": "/usr/local/bin:/usr/bin:/bin", "LC_ALL": "en_US.UTF-8",
+                    "LANGUAGE": "en_US.UTF-8"}
+    # What the caller passes explicitly is added, and only that.
+    renv = run([dump], capture_output=True, env={"ONLINE_JUDGE": "1"})
+    seen = dict(line.split("=", 1) for line in renv["stdout"].decode().splitlines())
+    assert set(seen) == {"PATH", "LC_ALL", "LANGUAGE", "ONLINE_JUDGE"}

@@ -21,23 +21,38 @@ from sio.workers._engine.supervisor import Policy
 from sio.workers._engine.types import CAPTURE, KillReason
 from tests.integration.test_supervisor import (  # noqa: F401 (fixtures)
     LIMITS,
+    QUICK,
     _children,
     _gone,
     child_kind,
     job,
     supervision_available,
+    view,
 )
 
 pytestmark = pytest.mark.integration
 
 
+def _descendants(pid: int) -> list[int]:
+    try:
+        children = _children(pid)
+    except OSError:  # gone meanwhile
+        return []
+    return [d for c in children for d in (c, *_descendants(c))]
+
+
 # --- the tracer cannot be starved -------------------------------------------
 
 @pytest.mark.parametrize("threads", [2, 4, 15])
-def test_a_flood_of_stops_still_ends_at_the_wall_limit(job, threads):
-    """Threads that keep a traced call (a long path to resolve) always
+def test_a_flood_of_stops_still_ends_at_the_wall_limit(job, threads, supervision_available):
+    """Threads that keep a traced call (an open of a long path) always
     pending: the watchdog must still end the run at its wall-clock limit
-    (the job fixture checks that nothing of it is left running)."""
+    (the job fixture checks that nothing of it is left running). The calls
+    must really stop in the tracer, with the private view too (where path
+    queries such as stat run in the kernel). In the view the tracer decides
+    an open from the path as named (~30 us a stop here: tens of thousands
+    in the second); without it, it resolves the 4000-byte path in Python
+    (~4 ms a stop: a few hundred)."""
     limits = replace(LIMITS, cpu_time_ms=20000, wall_time_ms=1000)
     start = time.monotonic()
     outcome, result = job.run("hostile_tracer_flood", str(threads), limits=limits,
@@ -45,8 +60,26 @@ def test_a_flood_of_stops_still_ends_at_the_wall_limit(job, threads):
     elapsed = time.monotonic() - start
     assert result == ("TLE", "real time limit exceeded"), outcome
     assert outcome.killed is KillReason.WALL_TIME
+    # It did flood the tracer (floors far below the figures above).
+    assert outcome.syscalls > (1000 if supervision_available.view else 50), outcome
     assert 1000 <= outcome.wall_time_ms < 1000 + 500
     assert elapsed < 1 + 2  # generous: the machine is shared
+
+
+def test_a_killed_run_ends_the_pid_namespace_it_ran_in(job, view):
+    """With the private view, a program killed by the watchdog takes the
+    init of its PID namespace with it (so the kernel ends whatever else was
+    in that namespace); the next run gets a new init and runs normally."""
+    from sio.workers._engine.supervisor import _client
+
+    _client._shutdown()
+    assert job.run("sup_behave")[1] == ("OK", "ok")
+    (sp,) = _client._idle
+    (init,) = _children(sp.proc.pid)  # between runs: the init, the warm child below it
+    assert job.run("hostile_sleep", limits=QUICK)[1] == ("TLE", "real time limit exceeded")
+    assert _gone(init, timeout=1)
+    assert job.run("sup_behave")[1] == ("OK", "ok")
+    assert _children(sp.proc.pid) not in ([], [init])
 
 
 _WORKER = """
@@ -68,11 +101,16 @@ def test_killing_the_worker_during_a_flood_ends_everything_within_a_second(
                                job.programs["hostile_tracer_flood"], str(job.dir)], env=env)
     try:
         spawner = program = None
+        below: list[int] = []  # every process under the spawner
         deadline = time.monotonic() + 20
         while program is None and time.monotonic() < deadline:
             time.sleep(0.02)
             for pid in _children(worker.pid):
-                for child in _children(pid):
+                # The program is the spawner's child, or (with the private
+                # view) the child of the init of its PID namespace, which is
+                # the spawner's child.
+                below = _descendants(pid)
+                for child in below:
                     try:
                         if os.readlink(f"/proc/{child}/exe").endswith("hostile_tracer_flood"):
                             spawner, program = pid, child
@@ -83,6 +121,7 @@ def test_killing_the_worker_during_a_flood_ends_everything_within_a_second(
         worker.kill()
         worker.wait()
         assert _gone(spawner, timeout=1) and _gone(program, timeout=1)
+        assert all(_gone(pid, timeout=0.2) for pid in below)  # the init too
     finally:
         if worker.poll() is None:
             worker.kill()

@@ -1,20 +1,24 @@
 /* Tries to starve the supervisor's tracer: argv[1] threads (default 2), the
- * main one included, loop on newfstatat() of a ~4000-byte path full of
- * "x/../" (a call the tracer stops and resolves), so that a stop is always
- * pending. Never ends by itself: the wall-clock limit must end it. */
+ * main one included, loop on open() of a ~4000-byte path full of "x/../" (a
+ * call the tracer stops and decides on, in a private view too, where path
+ * queries such as stat no longer stop), so that a stop is always pending.
+ * The path does not exist (x is not in /usr/lib): every open fails, no
+ * descriptor is held. Never ends by itself: the wall-clock limit must end
+ * it. */
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 static char path[4000];
 
 static void *flood(void *arg) {
-    struct stat st;
-    for (;;)
-        fstatat(AT_FDCWD, path, &st, 0);
+    for (;;) {
+        int fd = openat(AT_FDCWD, path, O_RDONLY);
+        if (fd >= 0)
+            close(fd);
+    }
     return arg;
 }
 

@@ -80,7 +80,8 @@ def _ptrace_seccomp_selftest() -> tuple[bool, str | None]:
             pass
 
 
-def probe_here(namespaces: tuple[str, ...] = (), problems: tuple[str, ...] = ()) -> dict:
+def probe_here(namespaces: tuple[str, ...] = (), problems: tuple[str, ...] = (),
+               view: bool = False) -> dict:
     """Probe in the current process (the spawner; forks a child). Returns the
     fields of :class:`~sio.workers._engine.supervisor.capabilities.Capabilities`."""
     notes = list(problems)
@@ -98,4 +99,5 @@ def probe_here(namespaces: tuple[str, ...] = (), problems: tuple[str, ...] = ())
     if not abi:
         notes.append("Landlock is not available (kernel older than 5.13 or disabled)")
     return {"machine": machine, "seccomp": seccomp, "ptrace": ptrace, "landlock_abi": abi,
-            "namespaces": list(namespaces), "root": os.geteuid() == 0, "problems": notes}
+            "namespaces": list(namespaces), "root": os.geteuid() == 0, "view": view,
+            "problems": notes}

@@ -40,7 +40,7 @@ log = logging.getLogger("sio.workers.supervisor")
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[4])
 _BOOT = ("import sys; sys.path.insert(0, sys.argv[2]); "
          "from sio.workers._engine.supervisor._server import main; "
-         "main(int(sys.argv[1]), sys.argv[3])")
+         "main(int(sys.argv[1]), sys.argv[3], sys.argv[4] == 'view')")
 
 _STUB_SOURCE = str(Path(__file__).resolve().parent / "execstub.c")
 # musl's start-up does not probe the CPU (glibc's runs dozens of cpuid
@@ -70,13 +70,36 @@ def execstub_path() -> str | None:
     return _stub[0]
 
 
+#: The setting (environment variable of the worker, read when a spawner
+#: starts or a run is acquired) for the isolation of supervised programs:
+#: ``full``: run programs only where every layer is in force (the private
+#: view and Landlock; otherwise SupervisorUnavailable); unset or ``best``:
+#: with the layers the machine has (the probe says which are missing);
+#: ``no-view``: without the private view even where it is possible (to
+#: measure its cost, or to rule it out when looking for a problem).
+ISOLATION_SETTING = "SIO_SUPERVISOR_ISOLATION"
+_ISOLATION_VALUES = ("best", "full", "no-view")
+
+
+def _isolation() -> str:
+    value = os.environ.get(ISOLATION_SETTING, "").strip().lower() or "best"
+    if value not in _ISOLATION_VALUES:
+        raise SupervisorUnavailable(
+            f"{ISOLATION_SETTING}={value!r} is not one of {', '.join(_ISOLATION_VALUES)}")
+    return value
+
+
+def _full_isolation_required() -> bool:
+    return _isolation() == "full"
+
+
 class _Spawner:
     def __init__(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-I", "-S", "-c", _BOOT, str(theirs.fileno()), _PACKAGE_ROOT,
-                 execstub_path() or ""],
+                 execstub_path() or "", "no-view" if _isolation() == "no-view" else "view"],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env={},
                 close_fds=True)
         finally:
@@ -144,6 +167,11 @@ def _acquire() -> _Spawner:
         while _idle:
             sp = _idle.pop()
             if sp.proc.poll() is None:
+                if _full_isolation_required() and not sp.capabilities.fully_isolated:
+                    _idle.append(sp)
+                    raise SupervisorUnavailable(
+                        f"{ISOLATION_SETTING}=full, and this machine cannot isolate "
+                        f"programs fully: {sp.capabilities.weaker()}")
                 return sp
             sp.sock.close()
     sp = _Spawner()
@@ -152,6 +180,12 @@ def _acquire() -> _Spawner:
         sp.close()
         _unusable = caps
         raise SupervisorUnavailable(caps.describe())
+    if _full_isolation_required() and not caps.fully_isolated:
+        # Not cached as unusable: the setting is read on every run.
+        sp.close()
+        raise SupervisorUnavailable(
+            f"{ISOLATION_SETTING}=full, and this machine cannot isolate programs fully: "
+            f"{caps.weaker()}")
     if not _described:
         _described = True
         log.log(logging.WARNING if caps.problems else logging.INFO, "%s", caps.describe())

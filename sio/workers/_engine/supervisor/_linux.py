@@ -181,6 +181,8 @@ def landlock_abi() -> int:
         return 0
 
 
+CLONE_NEWNS = 0x00020000
+CLONE_NEWPID = 0x20000000
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
@@ -189,6 +191,38 @@ CLONE_NEWNET = 0x40000000
 
 def unshare(flags: int) -> None:
     _check(libc.unshare(ctypes.c_int(flags)))
+
+
+def setns(fd: int, nstype: int) -> None:
+    _check(libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)))
+
+
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MNT_DETACH = 2
+
+_mount = libc.mount
+_mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
+                   ctypes.c_char_p]
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int,
+          data: str | None = None) -> None:
+    def b(x: str | None) -> bytes | None:
+        return None if x is None else os.fsencode(x)
+
+    _check(_mount(b(source), b(target), b(fstype), flags, b(data)))
+
+
+def umount(target: str, flags: int = MNT_DETACH) -> None:
+    _check(libc.umount2(os.fsencode(target), ctypes.c_int(flags)))
 
 
 # --- memory of another process, signals, exec --------------------------------

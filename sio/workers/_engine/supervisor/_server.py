@@ -23,16 +23,20 @@ a run. Its start then happens while the worker handles the previous
 outcome, and at the run the set-up is a few system calls in C from a
 process of a few pages. Without the stub (no C compiler) the warm child is
 a fork of the spawner that waits in Python and does the same steps itself
-(_become_program): correct, ~0.7 ms slower per run.
+(_become_program): correct, ~0.7 ms slower per run. With the private view
+(_view) the warm child is instead forked by the init of the spawner's PID
+namespace for programs (the stub in its "init" mode, or Python), on a
+socket the spawner sends it: see _start_init and _init_child.
 
 A run, in order (details at each step below):
 
 1. parent: pick a CPU and pin itself to it, prepare pipes and the Landlock
    ruleset, take the warm child (forking one now if there is none) and
    PTRACE_SEIZE it, then send it the run (parameters and descriptors);
-2. child (the stub, or _become_program): pin to the same CPU, stdio, cwd,
-   drop to a fresh uid (when root),
-   rlimits, no_new_privs, Landlock, seccomp, execveat;
+2. child (the stub, or _become_program): pin to the same CPU, stdio, open
+   the program, with the view /proc and chroot, cwd, drop to a fresh uid
+   (when root), rlimits, no_new_privs, Landlock, RLIMIT_AS, PR_SET_TSC
+   (fake_time), seccomp, execveat;
 3. parent: the event loop: seccomp TRACE stops (decisions), exec (start the
    clocks), exit events (VmPeak), the watchdog (CPU and wall time) and
    captured output;
@@ -61,6 +65,7 @@ import time
 
 from sio.workers._engine.supervisor import _linux as L
 from sio.workers._engine.supervisor import _wire, bpf
+from sio.workers._engine.supervisor._view import View
 from sio.workers._engine.supervisor._checks import probe_here
 from sio.workers._engine.supervisor._syscalls import NAMES
 from sio.workers._engine.supervisor.bpf import Stop
@@ -101,6 +106,11 @@ NUMBERS_MUNMAP = 11
 # auxiliary vector entry types (the program's initial stack)
 AT_NULL, AT_IGNORE, AT_SYSINFO_EHDR = 0, 1, 33
 
+#: RLIMIT_NOFILE when the worker's policy does not say (Policy.max_open_files)
+MAX_OPEN_FILES = 16
+#: RLIMIT_SIGPENDING of a program under its own uid: queued signals and
+#: POSIX timers, each a small kernel object
+MAX_PENDING_SIGNALS = 256
 WATCHDOG_PERIOD = 0.05  # seconds: the longest the watchdog sleeps
 #: The most ptrace stops the event loop handles before it looks at the
 #: clocks, the worker's socket and the captured output again (it also stops
@@ -111,6 +121,9 @@ STOPS_PER_TURN = 64
 IDLE_CHECK = 0.5
 #: the key of the default seccomp filter (see Spawner.seccomp_filter)
 NO_EXTRAS: tuple = ((), (), False)
+#: exit status of a child of the spawner (the init, or a Python warm child
+#: in the view) that could not execute the stub
+STUB_FAILED = 126
 #: what the stub writes on its socket once it runs (see execstub.c)
 STUB_READY = b"R"
 
@@ -158,6 +171,18 @@ def _proc_status(tid: int) -> dict[str, int]:
 _STATUS_KEYS = ((b"\nVmPeak:", "VmPeak"), (b"\nVmSize:", "VmSize"), (b"\nVmHWM:", "VmHWM"))
 
 
+def _ns_pid(tid: int) -> int | None:
+    """The id of task ``tid`` in its own (innermost) PID namespace."""
+    try:
+        with open(f"/proc/{tid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"NSpid:"):
+                    return int(line.split()[-1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def _inside(path: str, roots: tuple[str, ...]) -> bool:
     return any(path == r or path.startswith(r if r.endswith("/") else r + "/") for r in roots)
 
@@ -169,13 +194,15 @@ def _above(path: str, roots: tuple[str, ...]) -> bool:
 
 
 def _enter_namespaces() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Put the spawner itself into new net/IPC/UTS namespaces (plus a user
-    namespace when not root, which the others need), so that every program it
-    starts inherits them at no per-run cost. Creating a network namespace per
-    run costs ~1.2 ms here; sharing one empty namespace between this spawner's
-    programs is as good, since they cannot create sockets or IPC objects."""
-    flags = L.CLONE_NEWNET | L.CLONE_NEWIPC | L.CLONE_NEWUTS
-    names = ["net", "ipc", "uts"]
+    """Put the spawner itself into new mount/net/IPC/UTS namespaces (plus a
+    user namespace when not root, which the others need), so that every
+    program it starts inherits them at no per-run cost. Creating a network
+    namespace per run costs ~1.2 ms here; sharing one empty namespace between
+    this spawner's programs is as good, since they cannot create sockets or
+    IPC objects. The mount namespace is the spawner's own, where it builds
+    the programs' view (see _make_view); the PID namespaces are per run."""
+    names = ["mnt", "net", "ipc", "uts"]
+    flags = L.CLONE_NEWNS | L.CLONE_NEWNET | L.CLONE_NEWIPC | L.CLONE_NEWUTS
     root = os.geteuid() == 0
     if not root:
         flags |= L.CLONE_NEWUSER
@@ -191,14 +218,51 @@ def _enter_namespaces() -> tuple[tuple[str, ...], tuple[str, ...]]:
                 with open(f"/proc/self/{name}", "w") as f:
                     f.write(text)
     except OSError as e:
+        if flags & L.CLONE_NEWNS:
+            # Without a mount namespace the others may still be possible.
+            names.remove("mnt")
+            outer = _enter_namespaces_without_mnt(flags & ~L.CLONE_NEWNS, names)
+            return outer[0], (f"cannot create a mount namespace ({e.strerror})", *outer[1])
         return (), (f"cannot create {'/'.join(names)} namespaces ({e.strerror})",)
     return tuple(names), ()
+
+
+def _enter_namespaces_without_mnt(flags: int, names: list[str]
+                                  ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    uid, gid = os.geteuid(), os.getegid()
+    try:
+        L.unshare(flags)
+        if flags & L.CLONE_NEWUSER:
+            for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
+                               ("gid_map", f"{gid} {gid} 1")):
+                with open(f"/proc/self/{name}", "w") as f:
+                    f.write(text)
+    except OSError as e:
+        return (), (f"cannot create {'/'.join(names)} namespaces ({e.strerror})",)
+    return tuple(names), ()
+
+
+def _make_view(namespaces: tuple[str, ...]) -> tuple[View | None, str | None]:
+    """The programs' private view (see _view), or None and why not."""
+    if "mnt" not in namespaces:
+        return None, "no mount namespace"
+    try:
+        # Our mounts must not reach the host; the host's new mounts (job
+        # directories on a new file system) still reach us.
+        L.mount(None, "/", None, L.MS_REC | L.MS_SLAVE)
+    except OSError as e:
+        return None, f"cannot set up mount propagation ({e.strerror})"
+    try:
+        return View.create(), None
+    except OSError as e:
+        return None, f"cannot create the private view ({e.strerror})"
 
 
 class Spawner:
     """The spawner's state across runs."""
 
-    def __init__(self, sock: _socket.socket, stub: str | None = None) -> None:
+    def __init__(self, sock: _socket.socket, stub: str | None = None,
+                 view: bool = True) -> None:
         self.sock = sock
         #: the worker: when our parent is another process, it has died (see
         #: worker_gone)
@@ -210,13 +274,26 @@ class Spawner:
         # become our children, so we reap and can kill them by pid.
         L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
         namespaces, problems = _enter_namespaces()
-        self.caps: dict = probe_here(namespaces, problems)
+        #: the programs' private filesystem view, or None (see _view)
+        self.view: View | None = None
+        #: the init of the programs' PID namespace: (pid, its socket), or None
+        self.init: tuple[int, _socket.socket] | None = None
+        if view:
+            self.view, why = _make_view(namespaces)
+        else:
+            why = "the private view is turned off (SIO_SUPERVISOR_ISOLATION=no-view)"
+        if why is not None:
+            problems += (why,)
+        self.caps: dict = probe_here(namespaces, problems, view=self.view is not None)
         self.usable = self.caps["machine"] == "x86_64" and self.caps["seccomp"] and \
             self.caps["ptrace"]
         self.landlock_abi: int = self.caps["landlock_abi"]
-        # Where the always-allowed paths really are (resolved once).
-        self.system_roots = tuple(os.path.realpath(p) for p in SYSTEM_READ_PATHS
-                                  if os.path.exists(p))
+        # The always-allowed paths as named and where they really are
+        # (resolved once): with the view, the tracer compares the paths a
+        # program names without resolving them.
+        self.system_roots = tuple(dict.fromkeys(
+            [p for p in SYSTEM_READ_PATHS if os.path.exists(p)]
+            + [os.path.realpath(p) for p in SYSTEM_READ_PATHS if os.path.exists(p)]))
         # SIGCHLD (sent on every ptrace stop and exit) is read through a
         # signalfd, so one select() waits for tracees, captured output, the
         # worker's socket and the watchdog's timeout at once.
@@ -231,11 +308,30 @@ class Spawner:
         self.rulesets: dict[tuple, int] = {}
         #: the warm child: (pid, our end of its socket, whether it runs the
         #: stub), or None
+        #: the warm child: (pid, our end of its socket, whether it runs the
+        #: stub); with the view, the pid is that of the init of the run's PID
+        #: namespace, whose child waits for the run
         self.warm: tuple[int, _socket.socket, bool] | None = None
         if self.usable:
             # Built before any warm child is forked, so that children inherit
             # it instead of each building its own.
             self.seccomp_filter(NO_EXTRAS)
+        if self.view is not None and not self.caps["root"]:
+            # In a user namespace, a process that is not uid 0 there loses
+            # its capabilities at execve: the stub could not chroot. Python
+            # children keep them until the program's own exec.
+            self.stub = None
+        if self.view is not None:
+            try:
+                self._start_init()
+            except OSError as e:
+                self.view.close()
+                self.view = None
+                self._filters.clear()  # built for programs in the view
+                if self.usable:
+                    self.seccomp_filter(NO_EXTRAS)
+                self.caps["view"] = False
+                self.caps["problems"].append(f"cannot create a PID namespace ({e.strerror})")
 
     def serve(self) -> None:
         try:
@@ -255,6 +351,9 @@ class Spawner:
                     return
         finally:
             self.drop_warm()
+            self._drop_init()
+            if self.view is not None:
+                self.view.close()
 
     def serve_one(self, request: dict, fds: list[int]) -> bool:
         """Run one request and answer it; False when the worker has gone."""
@@ -279,7 +378,11 @@ class Spawner:
         normally tells (end of stream), but a copy of that descriptor may
         outlive it (a process it forked); being re-parented cannot be
         missed. Not PR_SET_PDEATHSIG: it fires when the *thread* that forked
-        us ends, and any thread of the worker may have started its spawner."""
+        us ends, and any thread of the worker may have started its spawner.
+        getppid() stays meaningful with the private view: the spawner never
+        leaves the worker's PID namespace (only the init and the programs
+        are in a new one, where an init's getppid() would be 0); the init
+        and its children learn of the spawner's end by end of stream."""
         return os.getppid() != self.worker
 
     # --- the warm child -------------------------------------------------------
@@ -293,6 +396,19 @@ class Spawner:
             return
         ours, theirs = _socket.socketpair(_socket.AF_UNIX,
                                           _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+        if self.view is not None:
+            try:
+                # The program learns nothing of its pid in its namespace;
+                # its "ready" byte carries the pid as we see it.
+                ours.setsockopt(_socket.SOL_SOCKET, _socket.SO_PASSCRED, 1)
+                self._fork_in_namespace(theirs)
+            except BaseException:
+                ours.close()
+                raise
+            finally:
+                theirs.close()
+            self.warm = (0, ours, self.stub is not None)  # pid: see _ready
+            return
         try:
             pid = self._spawn_stub(theirs) if self.stub is not None else None
             if pid is None:
@@ -333,17 +449,153 @@ class Spawner:
             if moved is not None:
                 os.close(moved)
 
+    # --- the init of the programs' PID namespace (with the view) -----------------
+
+    def _fork_in_namespace(self, theirs: _socket.socket) -> None:
+        """Have the init of the programs' PID namespace fork the next run's
+        child, with ``theirs`` as its socket (see _init_child)."""
+        for _ in range(3):
+            if self.init is None:
+                self._start_init()
+            assert self.init is not None
+            try:
+                _wire.send_bytes(self.init[1], b"F", [theirs.fileno()])
+                return
+            except OSError:
+                self._drop_init()  # it died: another one
+        raise OSError(errno.EAGAIN, "the init of the programs' PID namespace keeps dying")
+
+    def _start_init(self) -> None:
+        """Start the init (pid 1) of a new PID namespace for this spawner's
+        programs. Programs are its children, never the init itself: an init
+        ignores the signals it has no handler for (SIGABRT, SIGPIPE,
+        SIGXCPU...). One namespace serves the spawner's runs one after the
+        other: creating one per run costs ~0.5 ms (the kernel mounts an
+        internal /proc for each), and a run is alone in it all the same (the
+        previous program is gone, and a program cannot fork)."""
+        ours, theirs = _socket.socketpair(_socket.AF_UNIX,
+                                          _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+        r, w = os.pipe2(os.O_CLOEXEC)
+        try:
+            # Through a middle child, which enters the new namespace (for
+            # its children: unshare cannot be undone, and a spawner in a
+            # user namespace could not go back), forks the init, says its
+            # pid and exits; the init is then ours, as a child subreaper's.
+            middle = os.fork()
+            if middle == 0:
+                try:
+                    os.close(r)
+                    L.unshare(L.CLONE_NEWPID)
+                    pid = os.fork()
+                    if pid == 0:
+                        os.close(w)
+                        self._init_child(theirs)  # never returns
+                    os.write(w, struct.pack("<i", pid))
+                    os._exit(0)
+                except BaseException as e:
+                    code = e.errno if isinstance(e, OSError) and e.errno else errno.EPERM
+                    os.write(w, struct.pack("<i", -code))
+                    os._exit(1)
+            os.close(w)
+            w = -1
+            answer = os.read(r, 4)
+            os.waitpid(middle, 0)
+        finally:
+            os.close(r)
+            if w >= 0:
+                os.close(w)
+            theirs.close()
+        pid = struct.unpack("<i", answer)[0] if len(answer) == 4 else -errno.EAGAIN
+        if pid < 0:
+            ours.close()
+            raise OSError(-pid, os.strerror(-pid))
+        self.init = (pid, ours)
+
+    def _drop_init(self) -> None:
+        """End the init (and so its namespace: the kernel kills all in it)."""
+        if self.init is None:
+            return
+        pid, sock = self.init
+        self.init = None
+        sock.close()
+        try:
+            # Still our unreaped child, so the pid cannot be anyone else's.
+            os.kill(pid, signal.SIGKILL)
+            status = os.waitpid(pid, 0)[1]
+        except OSError:
+            return
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == STUB_FAILED:
+            self.stub = None  # the stub cannot be executed here: Python from now on
+
+    def init_reaped(self, pid: int) -> bool:
+        """Whether ``pid``, just reaped by a run's loop, was the init (which
+        then is gone; the next prefork starts another)."""
+        if self.init is None or pid != self.init[0]:
+            return False
+        self.init[1].close()
+        self.init = None
+        return True
+
+    def _init_child(self, sock: _socket.socket) -> None:
+        """In the init: drop what the program must not have, then fork a
+        child for each descriptor the spawner sends, which becomes the next
+        run's warm child with that descriptor as its socket. Exits at end of
+        stream. With the stub, the stub does this (execstub.c, init_main).
+        Never returns."""
+        try:
+            _leave_spawner(sock)
+            if self.stub is not None:
+                os.set_inheritable(3, True)
+                try:
+                    os.execve(self.stub, [b"sio-execstub", b"init"], {})
+                except OSError:
+                    os._exit(STUB_FAILED)
+            # Children are reaped by the kernel (after their tracer has
+            # seen them end): an init that never waits.
+            signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+            ctl = _socket.socket(fileno=3)
+            while True:
+                data, fds = _wire.recv_bytes(ctl, 1)
+                if not data:
+                    os._exit(0)
+                if os.fork() == 0:
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                    os.dup2(fds[0], 3, inheritable=False)
+                    os.closerange(4, 1 << 20)
+                    # Its own session and process group, which Run._kill kills.
+                    os.setsid()
+                    break
+                for fd in fds:
+                    os.close(fd)
+        except BaseException:
+            os._exit(127)
+        self._program_child()
+
     def take_warm(self) -> tuple[int, _socket.socket, bool]:
         """The warm child for this run, alive and waiting (forked now if
-        there is none, or if it died meanwhile)."""
+        there is none, or if it died meanwhile): (its pid, its socket,
+        whether it runs the stub)."""
         stub_failures = 0
         for _ in range(3):
             self.prefork()
             assert self.warm is not None
             pid, ctl, stub = self.warm
-            if self._ready(pid, ctl, stub):
-                warm, self.warm = self.warm, None
-                return warm
+            program = self._ready(pid, ctl, stub)
+            if program is not None:
+                self.warm = None
+                return program, ctl, stub
+            if self.view is not None:
+                # Not our child: it exits at end of stream, if still there.
+                self.warm = None
+                ctl.close()
+                if stub:
+                    stub_failures += 1
+                    if stub_failures == 2 or self.init is None:
+                        # The stub (the init, or its children) does not
+                        # start: a Python init and children from now on.
+                        self.stub = None
+                        self._drop_init()
+                continue
             # Killed from outside while it waited, or the stub could not be
             # executed: never mind, another one.
             self.warm = None
@@ -361,19 +613,32 @@ class Spawner:
                     self.stub = None
         raise OSError(errno.EAGAIN, "the child for the run keeps dying before it starts")
 
-    @staticmethod
-    def _ready(pid: int, ctl: _socket.socket, stub: bool) -> bool:
+    def _ready(self, pid: int, ctl: _socket.socket, stub: bool) -> int | None:
+        """The pid of the waiting child that becomes the program, or None
+        when it is gone."""
+        if self.view is not None:
+            # The init's child, whichever kind, says it is ready; the kernel
+            # gives its pid (as we see it) with the byte.
+            try:
+                data, ancillary, _, _ = ctl.recvmsg(1, _socket.CMSG_SPACE(12))
+            except OSError:
+                return None
+            for level, kind, payload in ancillary:
+                if (data == STUB_READY and level == _socket.SOL_SOCKET
+                        and kind == _socket.SCM_CREDENTIALS):
+                    return struct.unpack_from("<i", payload)[0]
+            return None
         if stub:
             # The stub says so as soon as it runs. It must not be seized
             # before: the tracer would take its own exec for the program's.
             try:
-                return ctl.recv(1) == STUB_READY
+                return pid if ctl.recv(1) == STUB_READY else None
             except OSError:
-                return False
+                return None
         try:
-            return os.waitpid(pid, os.WNOHANG)[0] == 0
+            return pid if os.waitpid(pid, os.WNOHANG)[0] == 0 else None
         except ChildProcessError:
-            return False
+            return None
 
     def drop_warm(self) -> None:
         """End the warm child (at exit): nothing of ours may outlive us."""
@@ -381,7 +646,9 @@ class Spawner:
             return
         pid, ctl, _ = self.warm
         self.warm = None
-        ctl.close()
+        ctl.close()  # a child of the init exits at end of stream
+        if self.view is not None:
+            return
         try:
             # Still our unreaped child, so the pid cannot be anyone else's.
             os.kill(pid, signal.SIGKILL)
@@ -396,27 +663,28 @@ class Spawner:
         returns. The spawner keeps the other end of ``ctl``: if the spawner
         goes away, the child sees end-of-file and exits."""
         try:
-            # A new session: its own process group (which Run._kill() kills
-            # as a whole) and no controlling terminal (no terminal signals,
-            # no /dev/tty). setsid() fails for a process that is already a
-            # group leader, so the spawner must not setpgid() it.
-            os.setsid()
-            # Python ignores SIGPIPE and SIGXFSZ, and ignored signals survive
-            # exec: the program must get the default actions (SIGXFSZ is how
-            # RLIMIT_FSIZE ends it). SIGCHLD is blocked in the spawner.
-            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-            signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.SIG_DFL)  # ignored by main()
-            signal.pthread_sigmask(signal.SIG_SETMASK, ())
-            # None of the spawner's descriptors (the worker's socket, the
-            # signalfd, cached rulesets, the previous run's ends) stays here:
-            # only 0-2 (replaced before exec) and our socket, as fd 3.
-            fd = ctl.detach()
-            if fd != 3:
-                os.dup2(fd, 3, inheritable=False)
-            os.closerange(4, 1 << 20)
+            _leave_spawner(ctl)
+        except BaseException:
+            os._exit(127)
+        self._program_child()
+
+    def _program_child(self) -> None:
+        """In a warm child whose socket is fd 3 (and nothing else of ours
+        open but 0-2): wait for the run and become its program, as the stub
+        or in Python. Never returns."""
+        try:
+            if self.stub is not None:
+                # Become the stub now, between runs: the run's set-up and
+                # exec then cost what they cost in C from a tiny process.
+                os.set_inheritable(3, True)
+                try:
+                    os.execve(self.stub, [b"sio-execstub"], {})
+                except OSError:
+                    os._exit(STUB_FAILED)
             ctl = _socket.socket(fileno=3)
             _rehearse(self)
+            if self.view is not None:
+                ctl.send(STUB_READY)  # see Spawner._ready
             msg = _wire.recv(ctl)
         except BaseException:
             os._exit(127)
@@ -429,8 +697,8 @@ class Spawner:
         extra refused ones), built once."""
         if key not in self._filters:
             extra, refused, fake_time = key
-            self._filters[key] = L.make_fprog(bpf.build_filter(extra, dict(refused),
-                                                               fake_time))
+            self._filters[key] = L.make_fprog(bpf.build_filter(
+                extra, dict(refused), fake_time, path_queries_traced=self.view is None))
         return self._filters[key][0]
 
     def seccomp_program(self, key: tuple) -> bytes:
@@ -460,7 +728,9 @@ class Run:
         self.sp = spawner
         self.argv: list[bytes] = request["argv"]
         self.exe: str = request["exe"]
-        self.cwd: str = request["cwd"]
+        # Resolved: with the view, the job directory is bound at this path,
+        # and the tracer compares the program's paths to it as they are.
+        self.cwd: str = os.path.realpath(request["cwd"])
         self.env: list[bytes] = request["env"]
         #: Limits fields (cpu_time_ms, wall_time_ms, address_space_kib,
         #: output_bytes, stack_kib) and Policy fields, as dicts
@@ -490,7 +760,13 @@ class Run:
         self.max_threads: int = policy["max_threads"] if spawner.landlock_abi else 1
         self.drop_uid: bool = spawner.caps["root"] and policy["drop_uid"]
         roots = list(spawner.system_roots)
-        roots += [os.path.realpath(p) for p in policy["read_paths"] if os.path.exists(p)]
+        # A read path that does not exist stays allowed as named: opening
+        # it fails in the kernel (ENOENT), like the probes of runtimes for
+        # optional files (CPython's pyvenv.cfg); Landlock has no rule for it.
+        for p in policy["read_paths"]:
+            roots.append(os.path.abspath(p))
+            if os.path.exists(p):
+                roots.append(os.path.realpath(p))
         if self.allow_local_open:
             roots.append(os.path.realpath(self.cwd))
         self.read_roots = tuple(dict.fromkeys(roots))
@@ -507,6 +783,8 @@ class Run:
         self.capture_limit: int | None = self.output_limit if capture is None else capture
         # run state
         self.leader = 0
+        #: the view's root, where the program is chrooted, or None
+        self.view_root: str | None = spawner.view.root if spawner.view is not None else None
         self.tids: set[int] = set()
         self.pending_clones: set[int] = set()
         self.exec_allowed = False
@@ -550,8 +828,11 @@ class Run:
         parent_fds: list[int] = []  # to close at the end
         pinned = False
         ctl = None
+        view = sp.view
         try:
             stdio = self._stdio(child_fds, parent_fds)
+            if view is not None:
+                view.bind_run(self.cwd, [self.exe, *self.policy["read_paths"]])
             # With read_own_proc the ruleset names the program's /proc entry,
             # known once the child is taken: built below, for this run only.
             ruleset = None if self.read_own_proc else self._landlock_ruleset()
@@ -576,7 +857,9 @@ class Run:
                 # First: with allow_local_open the working directory stays last.
                 self.read_roots = (own, *self.read_roots)
                 if sp.landlock_abi:
-                    ruleset = self._new_ruleset(transient=(own,))
+                    # With the view, the child adds the rule for its entry in
+                    # the /proc it mounts (another file system than ours).
+                    ruleset = self._new_ruleset(transient=() if view else (own,))
                     parent_fds.append(ruleset)
             try:
                 L.ptrace(L.PTRACE_SEIZE, pid, 0, SEIZE_OPTIONS)
@@ -590,6 +873,11 @@ class Run:
             setup = {
                 "cpu": cpu, "cwd": self.cwd, "exe": self.exe, "argv": self.argv,
                 "env": self.env, "drop_uid": self.drop_uid, "rlimits": self._rlimits(),
+                # A uid of its own: UID_BASE + its pid as we see it (unique
+                # among live processes, unlike its pid in its namespace).
+                "uid": UID_BASE + pid,
+                "root": self.view_root or "",
+                "proc": self.read_own_proc and view is not None,
                 "address_space": (None if self.mem_limit_kib is None else
                                   (self.mem_limit_kib + self.policy["memory_margin_kib"])
                                   * 1024),
@@ -614,6 +902,8 @@ class Run:
         finally:
             if ctl is not None:
                 ctl.close()
+            if view is not None and self.read_own_proc:
+                view.unmount_proc()
             if pinned:
                 os.sched_setaffinity(0, sp.cpus)
             for fd in child_fds + parent_fds:
@@ -779,10 +1069,18 @@ class Run:
             # One byte over the limit is how we see, after the run, that the
             # program tried to write more even if it ignored SIGXFSZ.
             out.append((resource.RLIMIT_FSIZE, self.output_limit + 1, self.output_limit + 1))
+        # Descriptors are what a program can park kernel memory behind (pipe
+        # buffers, epoll watches, timerfds): few of them bound it.
+        # (.get: a worker of an older version sends no such field.)
+        files = self.policy.get("max_open_files", MAX_OPEN_FILES)
+        out.append((resource.RLIMIT_NOFILE, files, files))
         if self.drop_uid:
             # Counts the tasks of this run's own uid: the kernel's backstop
             # for the thread limit the tracer enforces.
             out.append((resource.RLIMIT_NPROC, self.max_threads, self.max_threads))
+            # Queued signals and POSIX timers (kernel memory each) of this
+            # run's own uid; only then is the count the run's alone.
+            out.append((resource.RLIMIT_SIGPENDING, MAX_PENDING_SIGNALS, MAX_PENDING_SIGNALS))
         stack = (resource.RLIM_INFINITY if lim["stack_kib"] is None
                  else lim["stack_kib"] * 1024)
         out.append((resource.RLIMIT_STACK, stack, stack))
@@ -822,6 +1120,10 @@ class Run:
                     pass
             more = self._reap()
         self._reap_all()
+        if self.killed is not None and self.view_root is not None:
+            # _kill ended the init too; reaped now that the run's tasks are
+            # (unless _reap already did), a new one for the next run.
+            sp._drop_init()
 
     def _reap(self) -> bool:
         """Handle what is pending: at most STOPS_PER_TURN stops, and none
@@ -838,6 +1140,8 @@ class Run:
                 self._on_stop(pid, status)
                 if time.monotonic() >= self.check_at:
                     return True
+                continue
+            if self.sp.init_reaped(pid):
                 continue
             self.tids.discard(pid)
             self.pending_clones.discard(pid)
@@ -868,6 +1172,8 @@ class Run:
                 # recent kernels, and stays there until continued.
                 self._cont(pid)
                 continue
+            if self.sp.init_reaped(pid):
+                continue
             self.tids.discard(pid)
             if pid == self.leader and self.leader_status is None:
                 self.leader_status, self.rusage = status, ru
@@ -875,10 +1181,12 @@ class Run:
         self.tids.clear()
         while True:  # orphans adopted as subreaper, if any
             try:
-                if os.wait4(-1, os.WNOHANG | WALL)[0] == 0:
-                    return
+                pid = os.wait4(-1, os.WNOHANG | WALL)[0]
             except ChildProcessError:
                 return
+            if pid == 0:
+                return
+            self.sp.init_reaped(pid)
 
     def _cont(self, tid: int, sig: int = 0) -> None:
         try:
@@ -1005,12 +1313,23 @@ class Run:
                 base = os.readlink(link)
             except OSError:
                 return errno.EBADF
+            root = self.view_root
+            if root is not None and (base == root or base.startswith(root + "/")):
+                base = base[len(root):] or "/"  # as the program names it
             path = base + "/" + path
         # "self" in the program's paths is the program, not us.
         for alias in ("/proc/self", "/proc/thread-self"):
             if path == alias or path.startswith(alias + "/"):
                 target = str(self.leader) if alias == "/proc/self" else f"{self.leader}/task/{tid}"
                 path = "/proc/" + target + path[len(alias):]
+        if self.view_root is not None:
+            # The program's world is the view: what a path names there is
+            # the kernel's business (it exists there or not, Landlock lets
+            # it be read or not). The tracer only gives the verdict, from
+            # the path as named; no resolution on the host, whose files the
+            # name may not even mean.
+            path = os.path.normpath(path)
+            return "/" + path.lstrip("/")
         return os.path.realpath(path)
 
     def _decide_open(self, tid: int, name: str, regs: L.Regs) -> tuple:
@@ -1071,14 +1390,24 @@ class Run:
         self.pending_clones.add(tid)
         return ("allow",)
 
+    def _own_ids(self) -> tuple[int, set[int]]:
+        """The program's pid and thread ids as it names them: in its own
+        PID namespace (with the view), as read from /proc (signals are rare
+        enough for that)."""
+        if self.view_root is None:
+            return self.leader, self.tids
+        ids = {n for n in map(_ns_pid, self.tids) if n is not None}
+        return _ns_pid(self.leader) or 0, ids
+
     def _decide_signal(self, tid: int, name: str, regs: L.Regs) -> tuple:
         a0, a1 = _signed32(regs.arg(0)), _signed32(regs.arg(1))
+        leader, tids = self._own_ids()
         own = {
-            "kill": a0 in (self.leader, 0, -self.leader),  # itself or its own group
-            "tkill": a0 in self.tids,
-            "tgkill": a0 == self.leader and a1 in self.tids,
-            "rt_sigqueueinfo": a0 == self.leader,
-            "rt_tgsigqueueinfo": a0 == self.leader and a1 in self.tids,
+            "kill": a0 in (leader, 0, -leader),  # itself or its own group
+            "tkill": a0 in tids,
+            "tgkill": a0 == leader and a1 in tids,
+            "rt_sigqueueinfo": a0 == leader,
+            "rt_tgsigqueueinfo": a0 == leader and a1 in tids,
         }.get(name, False)
         return ("allow",) if own else ("violate", name)
 
@@ -1338,15 +1667,28 @@ class Run:
             self._sample_memory(self.leader)
             self._cpu_now()
         # The whole program at once, never one thread after another: SIGKILL
-        # to the leader ends its thread group (and, were the leader the init
-        # of a PID namespace of its own, everything in it), its process
-        # group catches anything else it might have started. Both are ids
-        # of our unreaped child, so they cannot name another process. Tasks
-        # in a ptrace stop are woken by SIGKILL; nothing here waits for the
-        # program to be quiet.
+        # to the leader ends its thread group, its process group catches
+        # anything else it might have started. Both are ids of our unreaped
+        # child or tracee (with the view, the init's child: its ids as we
+        # see them), so they cannot name another process. Tasks in a ptrace
+        # stop are woken by SIGKILL; nothing here waits for the program to
+        # be quiet.
         for kill in (os.kill, os.killpg):
             try:
                 kill(self.leader, signal.SIGKILL)
+            except OSError:
+                pass
+        init = self.sp.init
+        if self.view_root is not None and init is not None:
+            # With the view, the program lives in the PID namespace of the
+            # spawner's init: killing the init makes the kernel kill
+            # everything left in that namespace, whatever group it is in.
+            # Not waited for here: the dying init waits for its traced
+            # children to be reaped, which is this loop's job (_reap and
+            # _reap_all take the init too, see Spawner.init_reaped); _loop
+            # reaps it at the end, and the next run starts a new init.
+            try:
+                os.kill(init[0], signal.SIGKILL)  # our unreaped child
             except OSError:
                 pass
 
@@ -1456,7 +1798,8 @@ class Run:
 
 
 _STUB_MAGIC = 0x53494F53
-_STUB_DROP_UID, _STUB_LANDLOCK, _STUB_ADDRESS_SPACE, _STUB_FAKE_TSC = 1, 2, 4, 8
+(_STUB_DROP_UID, _STUB_LANDLOCK, _STUB_ADDRESS_SPACE, _STUB_VIEW, _STUB_PROC,
+ _STUB_FAKE_TSC) = 1, 2, 4, 8, 16, 32
 _U32 = struct.Struct("<I")
 _U64_MASK = (1 << 64) - 1
 
@@ -1471,13 +1814,17 @@ def _pack_setup(setup: dict, program: bytes) -> bytes:
     flags = ((_STUB_DROP_UID if setup["drop_uid"] else 0)
              | (_STUB_LANDLOCK if setup["landlock"] else 0)
              | (_STUB_ADDRESS_SPACE if setup["address_space"] is not None else 0)
+             | (_STUB_VIEW if setup["root"] else 0)
+             | (_STUB_PROC if setup["proc"] else 0)
              | (_STUB_FAKE_TSC if setup["fake_tsc"] else 0))
-    parts = [struct.pack("<IiIQI", _STUB_MAGIC, setup["cpu"], flags,
-                         (setup["address_space"] or 0) & _U64_MASK, len(setup["rlimits"]))]
+    parts = [struct.pack("<IiIQII", _STUB_MAGIC, setup["cpu"], flags,
+                         (setup["address_space"] or 0) & _U64_MASK, setup["uid"],
+                         len(setup["rlimits"]))]
     for res, soft, hard in setup["rlimits"]:
         # RLIM_INFINITY is -1 in Python, all ones in the kernel
         parts.append(struct.pack("<IIQQ", res, 0, soft & _U64_MASK, hard & _U64_MASK))
-    parts += [string(setup["cwd"]), string(setup["exe"]), _U32.pack(len(setup["argv"]))]
+    parts += [string(setup["cwd"]), string(setup["exe"]), string(setup["root"]),
+              _U32.pack(len(setup["argv"]))]
     parts += [string(a) for a in setup["argv"]]
     parts.append(_U32.pack(len(setup["env"])))
     parts += [string(e) for e in setup["env"]]
@@ -1518,13 +1865,18 @@ def _become_program(sp: Spawner, ctl: _socket.socket, setup: dict, fds: list[int
         for target, fd in zip((0, 1, 2, 4), high):
             os.dup2(fd, target, inheritable=target < 3)
         os.closerange(5 if setup["landlock"] else 4, 1 << 20)
-        os.chdir(setup["cwd"])
-        # Opened while still privileged: the program runs from this
-        # descriptor (execveat), so the path to it need not be searchable by
-        # the unprivileged uid.
+        # Opened while still privileged and before the chroot: the program
+        # runs from this descriptor (execveat), so the path to it need not
+        # be searchable by the unprivileged uid, nor exist in its view.
         exe_fd = os.open(setup["exe"], os.O_PATH | os.O_CLOEXEC)
+        root = setup.get("root")
+        if root:
+            if setup["proc"]:
+                _mount_own_proc(root, setup["landlock"])
+            os.chroot(root)
+        os.chdir(setup["cwd"])
         if setup["drop_uid"]:
-            uid = UID_BASE + os.getpid()
+            uid = setup["uid"]
             os.setgroups([])
             os.setresgid(uid, uid, uid)
             os.setresuid(uid, uid, uid)
@@ -1572,16 +1924,58 @@ def _become_program(sp: Spawner, ctl: _socket.socket, setup: dict, fds: list[int
             os._exit(127)
 
 
-def main(fd: int, stub: str = "") -> None:
+def _leave_spawner(sock: _socket.socket) -> None:
+    """In a child of the spawner (a warm child, or the init of the programs'
+    PID namespace): keep nothing of the spawner's but ``sock``, as fd 3."""
+    # A new session: its own process group (which Run._kill() kills as a
+    # whole) and no controlling terminal (no terminal signals, no /dev/tty).
+    # setsid() fails for a process that is already a group leader, so the
+    # spawner must not setpgid() it.
+    os.setsid()
+    # Python ignores SIGPIPE and SIGXFSZ, and ignored signals survive exec:
+    # the program must get the default actions (SIGXFSZ is how RLIMIT_FSIZE
+    # ends it). SIGCHLD is blocked in the spawner.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # ignored by main()
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+    # None of the spawner's descriptors (the worker's socket, the signalfd,
+    # cached rulesets, the previous run's ends) stays here: only 0-2
+    # (replaced before exec) and our socket, as fd 3.
+    fd = sock.detach()
+    if fd != 3:
+        os.dup2(fd, 3, inheritable=False)
+    os.closerange(4, 1 << 20)
+
+
+def _mount_own_proc(root: str, landlock: bool) -> None:
+    """In the child, inside the run's PID namespace: a /proc of that
+    namespace in the view, showing only the processes of our own uid
+    (``hidepid=invisible``: not the init); with Landlock, our own entry is
+    added to the ruleset (fd 4) as readable. Same as execstub.c."""
+    L.mount("proc", root + "/proc", "proc", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC,
+            "hidepid=invisible")
+    if landlock:
+        fd = os.open(f"{root}/proc/{os.getpid()}", os.O_PATH | os.O_CLOEXEC)
+        try:
+            rule = L.LandlockPathBeneath(L.LL_READ_FILE | L.LL_READ_DIR, fd)
+            L.syscall("landlock_add_rule", 4, L.LANDLOCK_RULE_PATH_BENEATH,
+                      ctypes.byref(rule), 0)
+        finally:
+            os.close(fd)
+
+
+def main(fd: int, stub: str = "", view: bool = True) -> None:
     """Entry point of the spawner process (``python -I -S -c ...``):
     ``fd`` is its socket to the worker, ``stub`` the compiled execstub.c
-    (empty: none, warm children stay Python)."""
+    (empty: none, warm children stay Python), ``view``: whether to give
+    programs the private view where possible."""
     os.set_inheritable(fd, False)  # passed to us inheritable; no program's
     sock = _socket.socket(fileno=fd)
     # The worker may be interrupted with ^C; the spawner must not die of it
     # mid-run (it ends when the worker closes the socket).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        Spawner(sock, stub or None).serve()
+        Spawner(sock, stub or None, view).serve()
     except (EOFError, ConnectionError):
         pass

@@ -41,14 +41,24 @@ def send_bytes(sock: Any, data: bytes, fds: list[int] | tuple[int, ...] = ()) ->
         payload = payload[sock.send(payload):]
 
 
-def recv(sock: Any) -> tuple[Any, list[int]] | None:
-    """The next ``(value, fds)``, or None at end of stream."""
-    header, ancdata, _flags, _addr = sock.recvmsg(_HEADER.size,
-                                                  _cmsg_space(MAX_FDS * 4))
+def recv_bytes(sock: Any, size: int) -> tuple[bytes, list[int]]:
+    """Up to ``size`` bytes (empty at end of stream) and the descriptors
+    attached to them."""
+    data, ancdata, _flags, _addr = sock.recvmsg(size, _cmsg_space(MAX_FDS * 4))
+    return data, _fds(ancdata)
+
+
+def _fds(ancdata: list) -> list[int]:
     fds: list[int] = []
     for level, kind, data in ancdata:
         if level == SOL_SOCKET and kind == SCM_RIGHTS:
             fds += array.array("i", data[:len(data) - len(data) % 4]).tolist()
+    return fds
+
+
+def recv(sock: Any) -> tuple[Any, list[int]] | None:
+    """The next ``(value, fds)``, or None at end of stream."""
+    header, fds = recv_bytes(sock, _HEADER.size)
     if not header:
         return None
     while len(header) < _HEADER.size:

@@ -260,7 +260,8 @@ _NR_END = X32_SYSCALL_BIT
 
 
 def _actions(extra: list[str], refused: Mapping[str, int] | None = None,
-             fake_time: bool = False) -> dict[int, int | str]:
+             fake_time: bool = False,
+             path_queries_traced: bool = True) -> dict[int, int | str]:
     """What each listed call number does: a SECCOMP_RET value, or the label of
     a block that looks at the arguments. Unlisted numbers are forbidden. When
     a name is in several tables, the first of ALLOWED (with ``extra``), the
@@ -279,7 +280,10 @@ def _actions(extra: list[str], refused: Mapping[str, int] | None = None,
         if name not in extra:
             actions.setdefault(NUMBERS[name], _errno(code))
     for name, stop in TRACED.items():
-        actions.setdefault(NUMBERS[name], _trace(stop))
+        if stop == Stop.PATH_QUERY and not path_queries_traced:
+            actions.setdefault(NUMBERS[name], SECCOMP_RET_ALLOW)
+        else:
+            actions.setdefault(NUMBERS[name], _trace(stop))
     return actions
 
 
@@ -319,7 +323,8 @@ def _one_of(asm: Assembler, arg: int, values: Iterable[int], *, listed: str,
 
 def build_filter(extra_allowed: Iterable[str] = (),
                  extra_refused: Mapping[str, int] | None = None,
-                 fake_time: bool = False) -> bytes:
+                 fake_time: bool = False,
+                 path_queries_traced: bool = True) -> bytes:
     """The packed ``struct sock_filter`` array of a supervised run.
 
     ``extra_allowed`` names more system calls to allow in the kernel (for
@@ -327,6 +332,10 @@ def build_filter(extra_allowed: Iterable[str] = (),
     ``extra_refused`` (name -> errno) makes more calls fail with that errno
     instead of being forbidden (for runtimes that probe for something they
     can do without); it cannot refuse a traced or allowed call.
+    ``path_queries_traced=False``: stat, access and readlink run in the
+    kernel, for programs in a private view (where the kernel answers only
+    about what the view holds, and a tracer's check of the path could be
+    raced by another thread anyway).
 
     The call number is looked up by a binary search over runs of numbers
     with the same action (about 8 comparisons), not by a list of
@@ -369,7 +378,7 @@ def build_filter(extra_allowed: Iterable[str] = (),
     #    ending follows the whole tree, and the program stays well below 256
     #    instructions, so every jump is within the 8-bit range (the
     #    assembler checks).
-    runs = _ranges(_actions(extra, refused, fake_time))
+    runs = _ranges(_actions(extra, refused, fake_time, path_queries_traced))
     # Shared endings; the argument blocks below return through the first three.
     endings: dict[int | str, str] = {SECCOMP_RET_ALLOW: "allow", _errno(errno.EPERM): "eperm",
                                      _trace(Stop.MEMORY): "trace_memory"}

@@ -30,6 +30,10 @@ class Capabilities:
     namespaces: tuple[str, ...]
     #: the spawner runs as root, so programs run under fresh unprivileged uids
     root: bool
+    #: each program runs in a private filesystem view (its own mount and PID
+    #: namespaces, a minimal read-only root): nothing else of the host exists
+    #: in its world
+    view: bool = False
     #: why something above is missing, in plain words
     problems: tuple[str, ...] = field(default=())
 
@@ -49,6 +53,27 @@ class Capabilities:
             out.append("ptrace of child processes is not allowed")
         return "; ".join(out)
 
+    @property
+    def fully_isolated(self) -> bool:
+        """Every layer is in force: the private view, Landlock and the
+        seccomp filter (what ``SIO_SUPERVISOR_ISOLATION=full`` requires)."""
+        return self.usable and self.view and self.landlock_abi > 0
+
+    def weaker(self) -> str:
+        """What is weaker than full isolation, in plain words (empty when
+        :attr:`fully_isolated`)."""
+        out = []
+        if not self.view:
+            out.append("no private filesystem view: programs see the host's file tree; "
+                       "Landlock keeps file contents safe, but the names, sizes, times "
+                       "and link targets of any file can be probed (the tracer's path "
+                       "checks can be raced by another thread), and a program sees the "
+                       "other processes of the machine")
+        if not self.landlock_abi:
+            out.append("no Landlock: file access is checked by the tracer only, so "
+                       "programs are limited to one thread")
+        return "; ".join(out)
+
     def describe(self) -> str:
         """One paragraph, in plain words, of what is enforced on this machine."""
         if not self.usable:
@@ -56,6 +81,10 @@ class Capabilities:
         else:
             parts = ["Supervised execution is available: seccomp-bpf system-call filter "
                      "with a ptrace tracer for decision points"]
+            if self.view:
+                parts.append("each program runs in a private view (its own mount and PID "
+                             "namespaces, a read-only root holding only the system "
+                             "libraries and runtimes, its job directory and three devices)")
             if self.landlock_abi:
                 parts.append(f"Landlock (ABI {self.landlock_abi}) confines file access "
                              "in the kernel")
@@ -71,6 +100,8 @@ class Capabilities:
             if self.root:
                 parts.append("running as root: each program gets a fresh unprivileged uid")
             text = "; ".join(parts) + "."
+            if not self.fully_isolated:
+                text += " Weaker than full isolation: " + self.weaker() + "."
         if self.problems:
             text += " Notes: " + "; ".join(self.problems) + "."
         return text
@@ -78,5 +109,5 @@ class Capabilities:
     @classmethod
     def from_dict(cls, fields: dict) -> Capabilities:
         """Build from what the spawner reports."""
-        return cls(**{**fields, "namespaces": tuple(fields["namespaces"]),
+        return cls(**{"view": False, **fields, "namespaces": tuple(fields["namespaces"]),
                       "problems": tuple(fields["problems"])})

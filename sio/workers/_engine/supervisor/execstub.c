@@ -43,14 +43,18 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -64,10 +68,15 @@
 #define F_DROP_UID 1u
 #define F_LANDLOCK 2u
 #define F_ADDRESS_SPACE 4u
-#define F_FAKE_TSC 8u
+#define F_VIEW 8u
+#define F_PROC 16u
+#define F_FAKE_TSC 32u
 
 #ifndef SYS_landlock_restrict_self
 #define SYS_landlock_restrict_self 446
+#endif
+#ifndef SYS_landlock_add_rule
+#define SYS_landlock_add_rule 445
 #endif
 #ifndef SYS_close_range
 #define SYS_close_range 436
@@ -219,8 +228,95 @@ static void close_from(int first)
         close((int)fd);
 }
 
-int main(void)
+/* The init (pid 1) of the PID namespace of a spawner's programs, started as
+ * "sio-execstub init" (Spawner._start_init): the programs must not be the
+ * init, which ignores the signals it has no handler for (SIGABRT, SIGPIPE,
+ * SIGXCPU...). For each byte the spawner sends on fd 3 with a descriptor
+ * attached, it forks a child that goes on (returns from here) as the stub of
+ * the next run, with that descriptor as its fd 3. At end of stream it exits,
+ * and the kernel kills whatever is left in the namespace. Children are
+ * reaped by the kernel (SIGCHLD ignored), after their tracer has seen them
+ * end. Same as Spawner._init_child. */
+static void init_main(void)
 {
+    signal(SIGCHLD, SIG_IGN);
+    for (;;) {
+        unsigned char byte;
+        union {
+            struct cmsghdr align;
+            char buf[CMSG_SPACE(sizeof(int) * MAX_FDS)];
+        } control;
+        struct iovec iov = {&byte, 1};
+        struct msghdr msg = {0};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.buf;
+        msg.msg_controllen = sizeof control.buf;
+        ssize_t n = recvmsg(CTL, &msg, MSG_CMSG_CLOEXEC);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            _exit(0);
+        int fd = -1;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c))
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                int count = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+                for (int i = 0; i < count; i++) {
+                    int got;
+                    memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+                    if (fd < 0)
+                        fd = got;
+                    else
+                        close(got);
+                }
+            }
+        if (fd < 0)
+            continue;
+        pid_t child = fork();
+        if (child == 0) {
+            signal(SIGCHLD, SIG_DFL);
+            if (dup2(fd, CTL) < 0)
+                _exit(127);
+            close(fd);
+            /* Its own session and process group, which Run._kill kills. */
+            if (setsid() < 0)
+                _exit(127);
+            return;
+        }
+        close(fd); /* a failed fork: the spawner reads end of stream */
+    }
+}
+
+/* Inside the run's PID namespace, before the chroot: a /proc of that
+ * namespace in the view, showing only the processes of our own uid (not the
+ * init); with Landlock, our own entry is added to the ruleset (fd 4) as
+ * readable. Same as _mount_own_proc in _server.py. */
+static void mount_own_proc(const char *root, int landlock)
+{
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/proc", root) >= (int)sizeof path)
+        fail("malformed run set-up (root too long)");
+    if (mount("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible") != 0)
+        fail_errno(errno);
+    if (!landlock)
+        return;
+    snprintf(path, sizeof path, "%s/proc/%d", root, (int)getpid());
+    int fd = open(path, O_PATH | O_CLOEXEC);
+    if (fd < 0)
+        fail_errno(errno);
+    struct __attribute__((packed)) {
+        uint64_t allowed_access;
+        int32_t parent_fd;
+    } rule = {(1u << 2) | (1u << 3), fd}; /* READ_FILE | READ_DIR */
+    if (syscall(SYS_landlock_add_rule, 4, 1 /* PATH_BENEATH */, &rule, 0) != 0)
+        fail_errno(errno);
+    close(fd);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "init") == 0)
+        init_main(); /* returns in the child */
     /* Our socket must not reach the program. */
     if (fcntl(CTL, F_SETFD, FD_CLOEXEC) != 0)
         _exit(127);
@@ -236,14 +332,16 @@ int main(void)
 
     /* Layout (little-endian; str = u32 length including the NUL, bytes):
      *   u32 MAGIC, i32 cpu (-1: leave), u32 flags, u64 address-space bytes,
-     *   u32 n, n * {u32 resource, u32 0, u64 soft, u64 hard},
-     *   str cwd, str exe, u32 argc, argc * str, u32 envc, envc * str,
+     *   u32 uid (with DROP_UID), u32 n, n * {u32 resource, u32 0, u64 soft, u64 hard},
+     *   str cwd, str exe, str root (the view, with VIEW), u32 argc, argc * str,
+     *   u32 envc, envc * str,
      *   u32 filter bytes, the classic BPF program (8 bytes an instruction). */
     if (u32(&r) != MAGIC)
         fail("malformed run set-up (bad magic)");
     int32_t cpu = (int32_t)u32(&r);
     uint32_t flags = u32(&r);
     uint64_t address_space = u64(&r);
+    uint32_t uid = u32(&r);
     uint32_t nlimits = u32(&r);
     if (nlimits > 64)
         fail("malformed run set-up (too many limits)");
@@ -257,7 +355,8 @@ int main(void)
     }
     const char *cwd = str(&r);
     const char *exe = str(&r);
-    char **argv = strings(&r);
+    const char *root = str(&r);
+    char **args = strings(&r);
     char **envp = strings(&r);
     uint32_t filter_bytes = u32(&r);
     if (filter_bytes == 0 || filter_bytes % sizeof(struct sock_filter) != 0
@@ -300,16 +399,26 @@ int main(void)
         fail_errno(errno);
     close_from(landlock ? 5 : 4);
 
-    if (chdir(cwd) != 0)
-        fail_errno(errno);
-    /* Opened while still privileged: the program runs from this descriptor,
-     * so the path to it need not be searchable by the unprivileged uid. */
+    /* Opened while still privileged and before the chroot: the program
+     * runs from this descriptor, so the path to it need not be searchable by
+     * the unprivileged uid, nor exist in its view. */
     int exe_fd = open(exe, O_PATH | O_CLOEXEC);
     if (exe_fd < 0)
         fail_errno(errno);
+    if (flags & F_VIEW) {
+        if (flags & F_PROC)
+            mount_own_proc(root, landlock);
+        if (chroot(root) != 0)
+            fail_errno(errno);
+    }
+    if (chdir(cwd) != 0)
+        fail_errno(errno);
 
     if (flags & F_DROP_UID) {
-        uid_t uid = (uid_t)(UID_BASE + (unsigned)getpid());
+        /* UID_BASE + our pid as the spawner sees it: unique among live
+         * processes (inside a PID namespace getpid() is always 2). */
+        if (uid < UID_BASE)
+            fail("malformed run set-up (bad uid)");
         if (setgroups(0, NULL) != 0 || setresgid(uid, uid, uid) != 0
             || setresuid(uid, uid, uid) != 0)
             fail_errno(errno);
@@ -359,7 +468,7 @@ int main(void)
     }
     /* From here on every call goes through the filter: this execveat is the
      * one exec the tracer allows. */
-    syscall(SYS_execveat, exe_fd, "", argv, envp, AT_EMPTY_PATH);
+    syscall(SYS_execveat, exe_fd, "", args, envp, AT_EMPTY_PATH);
     fail_errno(errno);
     return 127;
 }

@@ -10,4 +10,7 @@ SYSTEM_READ_PATHS: tuple[str, ...] = (
     "/lib", "/lib32", "/lib64", "/libx32", "/usr/lib", "/usr/lib32", "/usr/lib64",
     "/usr/libx32", "/usr/local/lib",
     "/etc/ld.so.cache", "/etc/ld.so.preload", "/etc/localtime",
+    # glibc's locale aliases: read by setlocale() for a locale that is not
+    # installed as named (the programs' LC_ALL is en_US.UTF-8)
+    "/usr/share/locale/locale.alias", "/etc/locale.alias",
 )

@@ -63,6 +63,13 @@ class Policy:
     #: failing an allocation near the limit has already gone over it (and gets
     #: MLE, decided on VmPeak) instead of crashing below it (RE).
     memory_margin_kib: int = 8192
+    #: RLIMIT_NOFILE: the most descriptors the program may hold (its three
+    #: standard streams included). Small, because descriptors are how a
+    #: program parks memory in the kernel where its address-space limit does
+    #: not see it: each pipe holds up to 1 MiB of buffers (``pipe-max-size``),
+    #: each epoll watch, timer or event object some more. With 16, at most 6
+    #: pipes: their buffers stay within :attr:`memory_margin_kib`.
+    max_open_files: int = 16
     #: CPU to pin the tracer and the program to; None picks the CPU the
     #: spawner is running on when the run starts.
     cpu: int | None = None
@@ -82,6 +89,9 @@ class Policy:
                              f"not {self.fake_time!r}")
         if self.max_threads < 1:
             raise ValueError("Policy.max_threads must be at least 1")
+        if self.max_open_files < 3:
+            raise ValueError("Policy.max_open_files must be at least 3 (the standard "
+                             "streams)")
         if self.memory_margin_kib * 1024 < LARGE_MAPPING:
             # Smaller mappings are not checked by the tracer: one of them
             # must not be able to cross the whole margin.
