@@ -16,6 +16,7 @@ import errno
 import fcntl
 import logging
 import os
+import posixpath
 import select
 import shutil
 import tempfile
@@ -23,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 from sio.workers._engine.groups import (
     GroupLimits,
@@ -398,6 +399,17 @@ class _Task:
                 return
             image = images.process_image(p.image)
             mapping, opened, handed = self._open(pi, p)
+            builtin = self._builtin(p)
+            if builtin is not None:
+                try:
+                    st.outcome = self._run_builtin(p, builtin, mapping)
+                    st.started = True
+                finally:
+                    for f in opened:
+                        os.close(f)
+                    for fd in handed:
+                        self.take(fd)
+                return
             try:
                 ns = self.task.mount_namespaces[p.mount_namespace]
                 base = images.base_root()
@@ -448,6 +460,60 @@ class _Task:
             st.error = f"process {pi}: {e}"
         finally:
             st.done.set()
+
+    # -- built-in programs ---------------------------------------------------
+
+    def _builtin(self, p: Process) -> images.BuiltinProgram | None:
+        """The built-in program ``p`` runs, when its ``arguments[0]`` is the
+        mount target of a whole filesystem image that stands for one."""
+        if not p.arguments:
+            return None
+        program = posixpath.normpath(posixpath.join(p.working_directory, p.arguments[0]))
+        for mp in self.task.mount_namespaces[p.mount_namespace].mountpoints:
+            fs = self.task.filesystems[mp.source]
+            if fs.type == "image" and not fs.path.strip("/") and fs.image is not None \
+                    and posixpath.normpath(mp.target) == program:
+                return images.builtin_program(fs.image)
+        return None
+
+    def _open_in_namespace(self, p: Process, path: str) -> BinaryIO:
+        """Open ``path`` of ``p``'s mount namespace for reading, through the
+        task's filesystems (the mount with the longest matching target), as
+        a ``file`` stream would be (never outside the filesystem)."""
+        full = posixpath.normpath(posixpath.join(p.working_directory, path))
+        best = None
+        for mp in self.task.mount_namespaces[p.mount_namespace].mountpoints:
+            target = posixpath.normpath(mp.target)
+            if (full == target or full.startswith(target.rstrip("/") + "/")) and \
+                    (best is None or len(target) > len(posixpath.normpath(best.target))):
+                best = mp
+        if best is None:
+            raise OSError(f"{path}: not in a filesystem of the mount namespace")
+        sub = full[len(posixpath.normpath(best.target)):]
+        try:
+            fd = self._open_file(0, best.source, sub, "read")
+        except _SetupError as e:
+            raise OSError(f"{path}: {str(e).removeprefix('fd 0: ')}") from None
+        return open(fd, "rb", buffering=0)
+
+    def _run_builtin(self, p: Process, program: images.BuiltinProgram,
+                     mapping: dict[int, int]) -> Outcome:
+        """Run a built-in program in this thread (see :mod:`sio.workflows.images`):
+        what it prints goes to the process's descriptors 1 and 2."""
+        start, cpu = time.monotonic(), time.thread_time()
+        code, out, err = program(p.arguments[1:], lambda path: self._open_in_namespace(p, path))
+        sig = None
+        for data, target in ((out, 1), (err, 2)):
+            fd = next((src for src, dst in mapping.items() if dst == target), None)
+            view = memoryview(data)
+            try:
+                while fd is not None and view:
+                    view = view[os.write(fd, view):]
+            except BrokenPipeError:
+                sig, code = 13, None  # as a program killed by SIGPIPE
+        return Outcome(exit_code=code, signal=sig,
+                       cpu_time_ms=int((time.thread_time() - cpu) * 1000),
+                       wall_time_ms=int(round((time.monotonic() - start) * 1000)))
 
     # -- watchdog and tear-down ----------------------------------------------
 
