@@ -19,6 +19,7 @@ import os
 import posixpath
 import select
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -27,8 +28,11 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from sio.workers._engine.groups import (
+    CPU_CHECK_INTERVAL_S,
     GroupLimits,
+    GroupUnavailable,
     GroupUsage,
+    Launcher,
     Mount,
     PidNamespace,
     ResourceGroup,
@@ -193,9 +197,11 @@ class _Task:
     """The state of one running execution task."""
 
     def __init__(self, task: ExecutionTask, object_path: Callable[[str], str],
-                 workdir: str, conf: Settings, network_of: int | None) -> None:
+                 workdir: str, conf: Settings, network_of: int | None,
+                 launcher: Launcher | None = None) -> None:
         self.task = task
         self.network_of = network_of
+        self.launcher = launcher
         self.object_path = object_path
         self.conf = conf
         self.workdir = workdir
@@ -426,11 +432,15 @@ class _Task:
                 env.update(p.environment)
                 group = self.groups[p.resource_group]
                 holder = self.pidns.get(p.pid_namespace)
+                launcher = self.launcher
                 argv = nsexec_argv(
                     p.arguments, cgroups=group.joined,
                     pid_namespace=holder.path if holder else None,
-                    own_pid_namespace=holder is None, network_of=self.network_of,
-                    isolate_network=self.network_of is None, root_dir=self.root, mounts=mounts,
+                    own_pid_namespace=holder is None,
+                    # the launcher is in the run's network namespaces already
+                    network_of=None if launcher else self.network_of,
+                    isolate_network=launcher is None and self.network_of is None,
+                    root_dir=self.root, mounts=mounts,
                     links=base.links, devices=True, cwd=p.working_directory,
                     user=(uid, uid), fds=mapping)
 
@@ -439,13 +449,17 @@ class _Task:
                     for fd in handed:
                         self.take(fd)
 
-                st.outcome = run_process(
-                    argv, cwd=self.workdir, env=env, stderr=CAPTURE, pass_fds=list(mapping),
-                    limits=Limits(output_bytes=self.conf.output_limit_bytes,
-                                  capture_bytes=4096,
-                                  cpu_time_ms=watchdog.cpu_time_ms if watchdog else None,
-                                  wall_time_ms=watchdog.wall_time_ms if watchdog else None),
-                    on_spawn=spawned)
+                if launcher is not None:
+                    st.outcome = self._launch(launcher, argv, env, mapping, group, watchdog,
+                                              spawned)
+                else:
+                    st.outcome = run_process(
+                        argv, cwd=self.workdir, env=env, stderr=CAPTURE, pass_fds=list(mapping),
+                        limits=Limits(output_bytes=self.conf.output_limit_bytes,
+                                      capture_bytes=4096,
+                                      cpu_time_ms=watchdog.cpu_time_ms if watchdog else None,
+                                      wall_time_ms=watchdog.wall_time_ms if watchdog else None),
+                        on_spawn=spawned)
                 if st.outcome.exit_code == 127 and st.outcome.stderr \
                         and st.outcome.stderr.startswith(b"nsexec: "):
                     st.error = st.outcome.stderr.decode(errors="replace").strip()
@@ -456,10 +470,71 @@ class _Task:
                     self.take(fd)  # never started: the peers must not wait for it
         except _SetupError as e:
             st.error = f"process {pi}: {e}"
-        except (OSError, WorkflowError) as e:
+        except (OSError, WorkflowError, GroupUnavailable) as e:
             st.error = f"process {pi}: {e}"
         finally:
             st.done.set()
+
+    def _launch(self, launcher: Launcher, argv: list[str], env: dict[str, str],
+                mapping: dict[int, int], group: ResourceGroup, watchdog: Limits | None,
+                spawned: Callable[[], None]) -> Outcome:
+        """Run ``argv`` (from :func:`nsexec_argv`) through the run's warm
+        launcher, with what :func:`run_process` would give it: the
+        environment, the output limit (RLIMIT_FSIZE), no core dumps, and
+        with ``watchdog`` the CPU time (of the group, which is the process's
+        tree, checked every 25 ms; RLIMIT_CPU a second later as a backstop)
+        and wall time limits."""
+        extra = [o for k, v in env.items() for o in ("-E", f"{k}={v}")]
+        extra += ["-Z", str(self.conf.output_limit_bytes)]
+        cpu_limit = watchdog.cpu_time_ms if watchdog else None
+        if cpu_limit is not None:
+            extra += ["-X", str(-(-cpu_limit // 1000) + 1)]
+        cut = argv.index("--")
+        start = time.monotonic()
+        launched = launcher.start(argv[:cut] + extra + argv[cut:], list(mapping))
+        spawned()
+        wall = start + watchdog.wall_time_ms / 1000 if watchdog and watchdog.wall_time_ms \
+            else None
+        killed: KillReason | None = None
+        try:
+            while True:
+                timeout = None
+                if killed is None and (cpu_limit is not None or wall is not None):
+                    timeout = CPU_CHECK_INTERVAL_S
+                    if wall is not None:
+                        timeout = max(0.0, min(timeout, wall - time.monotonic()))
+                ended = launched.wait(timeout)
+                if ended is not None:
+                    break
+                if cpu_limit is not None and group.cpu_time_ms() >= cpu_limit:
+                    killed = KillReason.CPU_TIME
+                elif wall is not None and time.monotonic() >= wall:
+                    killed = KillReason.WALL_TIME
+                if killed is not None:
+                    # The program's tree is the group; its waiter (not in
+                    # it) takes the program down too if it is still setting up.
+                    group.kill()
+                    try:
+                        os.kill(launched.pid, 9)
+                    except ProcessLookupError:
+                        pass
+        finally:
+            launched.close()
+        end = time.monotonic()
+        status, cpu_s, errors = ended
+        exit_code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+        sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+        cpu_ms = int(cpu_s * 1000)
+        if killed is None and sig is not None:
+            # Limits the kernel enforced, as run_process tells them.
+            if sig in (signal.SIGXCPU, signal.SIGKILL) and cpu_limit is not None \
+                    and cpu_ms >= cpu_limit:
+                killed = KillReason.CPU_TIME
+            elif sig == signal.SIGXFSZ:
+                killed = KillReason.OUTPUT
+        return Outcome(exit_code=exit_code, signal=sig, cpu_time_ms=cpu_ms,
+                       wall_time_ms=int(round((end - start) * 1000)), killed=killed,
+                       stderr=errors)
 
     # -- built-in programs ---------------------------------------------------
 
@@ -695,7 +770,8 @@ class _Exclusive:
 
 def run_execution(task: ExecutionTask, object_path: Callable[[str], str], workdir: str,
                   exports: dict[str, str] | None = None,
-                  network_of: int | None = None) -> tuple[dict[str, Any], set[str]]:
+                  network_of: int | None = None,
+                  launcher: Launcher | None = None) -> tuple[dict[str, Any], set[str]]:
     """Run one execution task; returns its report and the handles of the
     objects it produced.
 
@@ -705,9 +781,12 @@ def run_execution(task: ExecutionTask, object_path: Callable[[str], str], workdi
         (:class:`~sio.workers._engine.groups.PidNamespace` with ``network``)
         whose network, IPC and UTS namespaces the processes join; None: each
         process gets new ones.
+    :param launcher: a warm launcher in those namespaces that starts the
+        processes (None: each is started by the engine's
+        :func:`~sio.workers._engine.process.run_process`).
     """
     conf = settings()
-    t = _Task(task, object_path, workdir, conf, network_of)
+    t = _Task(task, object_path, workdir, conf, network_of, launcher)
     produced: set[str] = set()
     start = time.monotonic()
     error = None

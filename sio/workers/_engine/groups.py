@@ -24,6 +24,10 @@ does not depend on this module; it knows nothing of environs or workflows.
 * :class:`PidNamespace` holds a PID namespace open: a tiny init (``nsexec
   -H``) is its PID 1 and reaps orphans, so that a process that ends does not
   take the namespace (and processes started after it) down with it.
+* :class:`Launcher` is a warm ``nsexec -L``: it starts the processes of a
+  workflow run on request (a message on a socket, descriptors attached),
+  which saves each of them the fork of the worker and two execs, and joins
+  the run's network namespaces once (see ``nsexec.c``);
 * :func:`nsexec_argv` builds the argv that starts one program through
   ``nsexec`` (``nsexec.c`` beside this file, built once per machine like
   ``limitexec``): joins cgroups and a PID namespace, creates a mount
@@ -41,7 +45,9 @@ import atexit
 import ctypes
 import ctypes.util
 import os
+import select
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -52,7 +58,7 @@ from dataclasses import dataclass
 from sio.workers._engine import build
 
 __all__ = ["GroupLimits", "GroupUsage", "ResourceGroup", "PidNamespace", "Mount", "nsexec_path",
-           "nsexec_argv", "mount_tmpfs", "unmount", "GroupUnavailable"]
+           "nsexec_argv", "mount_tmpfs", "unmount", "GroupUnavailable", "Launcher", "Launched"]
 
 _SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nsexec.c")
 _lock = threading.Lock()
@@ -539,6 +545,103 @@ class PidNamespace:
         for stream in (self._holder.stdout, self._holder.stderr):
             if stream is not None:
                 stream.close()
+
+
+class Launched:
+    """A process started by a :class:`Launcher`: :attr:`pid` is that of its
+    ``nsexec`` (the waiter of its PID namespace), not the program's."""
+
+    def __init__(self, pid: int, status: int, errors: int) -> None:
+        self.pid = pid
+        self._status = status
+        self._errors = errors
+        self._buffer = b""
+
+    def wait(self, timeout: float | None) -> tuple[int, float, bytes] | None:
+        """(wait status, CPU seconds of it and the program, what nsexec
+        printed) once it has ended; None if ``timeout`` (seconds) passed
+        first."""
+        while b"\n" not in self._buffer:
+            if timeout is not None and not select.select([self._status], [], [], timeout)[0]:
+                return None
+            chunk = os.read(self._status, 256)
+            if not chunk:
+                raise GroupUnavailable("the launcher ended during a run")
+            self._buffer += chunk
+        _, status, user, system = self._buffer.split()[:4]
+        os.set_blocking(self._errors, False)
+        try:
+            errors = os.read(self._errors, 4096)
+        except BlockingIOError:
+            errors = b""
+        return int(status), (int(user) + int(system)) / 1e6, errors
+
+    def close(self) -> None:
+        for fd in (self._status, self._errors):
+            os.close(fd)
+
+
+class Launcher:
+    """A warm ``nsexec -L`` (see ``nsexec.c``): starts processes on request,
+    inside the network/IPC/UTS namespaces of holder ``network_of`` (joined
+    once). :meth:`close` ends it, and with it any process still running."""
+
+    def __init__(self, network_of: int | None = None) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self._proc = subprocess.Popen(
+                [nsexec_path(), "-L", *(["-J", str(network_of)] if network_of else [])],
+                stdin=theirs, stdout=subprocess.DEVNULL, close_fds=True)
+        finally:
+            theirs.close()
+        self._sock = ours
+        self._lock = threading.Lock()
+
+    def start(self, argv: Sequence[str], fds: Sequence[int]) -> Launched:
+        """Start ``argv`` as built by :func:`nsexec_argv` (its first item,
+        the helper's path, is dropped) whose ``-F`` sources are ``fds``.
+
+        :raises GroupUnavailable: the launcher is gone.
+        """
+        index = {fd: i + 2 for i, fd in enumerate(fds)}
+        options = list(argv[1:])
+        for i in range(len(options) - 1):
+            if options[i] == "--":
+                break
+            if options[i] == "-F":
+                src, dst = options[i + 1].split(":")
+                options[i + 1] = f"{index[int(src)]}:{dst}"
+        status_r, status_w = os.pipe2(os.O_CLOEXEC)
+        errors_r, errors_w = os.pipe2(os.O_CLOEXEC)
+        try:
+            payload = b"\0".join(os.fsencode(o) for o in options)
+            with self._lock:
+                socket.send_fds(self._sock, [payload], [status_w, errors_w, *fds])
+        except OSError as e:
+            for fd in (status_r, errors_r):
+                os.close(fd)
+            raise GroupUnavailable(f"the launcher is gone: {e}") from e
+        finally:
+            os.close(status_w)
+            os.close(errors_w)
+        line = b""
+        while b"\n" not in line:
+            chunk = os.read(status_r, 256)
+            if not chunk:
+                err = os.read(errors_r, 4096)
+                os.close(status_r)
+                os.close(errors_r)
+                raise GroupUnavailable("the launcher could not start a process: "
+                                       + err.decode(errors="replace").strip())
+            line += chunk
+        first, rest = line.split(b"\n", 1)
+        launched = Launched(int(first.split()[1]), status_r, errors_r)
+        launched._buffer = rest
+        return launched
+
+    def close(self) -> None:
+        self._sock.close()  # end of file: it exits, its children are killed
+        self._proc.wait()
 
 
 @dataclass(frozen=True)

@@ -37,10 +37,33 @@
  *   -F SRC:DST      descriptor SRC becomes DST in the program; every other
  *                   descriptor above 2 that is not a DST is closed, and
  *                   0/1/2 not given as DST become /dev/null.
+ *   -E KEY=VALUE    the program's environment (repeatable; without any, it
+ *                   inherits ours); its PATH is where PROGRAM is looked up.
+ *   -Z BYTES        RLIMIT_FSIZE of the program (output limit: SIGXFSZ).
+ *   -X SECONDS      RLIMIT_CPU of the program (soft; hard one more): only a
+ *                   backstop of the caller's CPU-time watchdog.
+ *                   RLIMIT_CORE is 0 with -Z or -X.
  *   --  PROGRAM ARGS...  (PROGRAM looked up in PATH of the environment).
  *
  * Failures before execve print one line "nsexec: ..." on fd 2 of the caller
  * (before the descriptors are remapped) and exit with status 127.
+ *
+ * Launcher mode, "nsexec -L [-J PID]": a warm launcher for the processes of
+ * one workflow run, which saves each of them the caller's fork and exec of
+ * the helpers (a fork of a big Python process, an exec of the rlimit
+ * wrapper, an exec of nsexec: about a millisecond and a half) and the
+ * joining of the network namespaces (done once, with -J, by the launcher).
+ * Requests come on descriptor 0, a SOCK_SEQPACKET socket: one message per
+ * process, the options above and "-- PROGRAM ARGS" as NUL-separated strings,
+ * with descriptors attached (SCM_RIGHTS): [0] a status pipe, [1] where
+ * "nsexec: ..." errors go, [2...] the sources of the -F options, which name
+ * them by index in this list (-F 2:1 = the third descriptor becomes 1). The
+ * launcher forks; the child does what nsexec does with those options (the
+ * waiter of -p/-P included). On the status pipe the launcher writes
+ * "P <pid>\n" once the child exists, and "X <wait status> <user us>
+ * <system us>\n" (the child's rusage, which includes the program it waited
+ * for) when it has ended, then closes it. End of file on descriptor 0: the
+ * launcher exits (its children are killed: PR_SET_PDEATHSIG).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -51,9 +74,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/syscall.h>
@@ -61,6 +87,8 @@
 #include <unistd.h>
 
 #define MAX_ITEMS 256
+
+extern char **environ;
 
 static int err_fd = 2;
 
@@ -140,7 +168,10 @@ static void mount_point(const char *root, const char *dst, int is_dir, char *out
     }
 }
 
-int main(int argc, char **argv) {
+static int ns_main(int argc, char **argv) {
+    const char *envs[MAX_ITEMS + 1];
+    int nenv = 0;
+    long fsize = -1, cpusec = -1;
     const char *cgroups[MAX_ITEMS], *binds[MAX_ITEMS], *tmpfss[MAX_ITEMS], *links[MAX_ITEMS];
     int ncg = 0, nb = 0, nt = 0, nf = 0, nl = 0, devices = 0, ownpid = 0;
     const char *joinns = NULL;
@@ -169,6 +200,9 @@ int main(int argc, char **argv) {
         case 'J': joinns = v; break;
         case 'D': cwd = v; break;
         case 'U': user = v; break;
+        case 'E': if (nenv < MAX_ITEMS) envs[nenv++] = v; break;
+        case 'Z': fsize = atol(v); break;
+        case 'X': cpusec = atol(v); break;
         case 'F':
             if (nf < MAX_ITEMS && sscanf(v, "%d:%d", &fsrc[nf], &fdst[nf]) == 2) nf++;
             else die_msg("bad -F");
@@ -336,7 +370,156 @@ int main(int argc, char **argv) {
         if (next >= 1024) break;
         lo = next + 1;
     }
+    if (fsize >= 0 || cpusec >= 0) {
+        struct rlimit r = {0, 0};
+        if (setrlimit(RLIMIT_CORE, &r) < 0) die("RLIMIT_CORE", NULL);
+        if (fsize >= 0) {
+            r.rlim_cur = r.rlim_max = (rlim_t)fsize;
+            if (setrlimit(RLIMIT_FSIZE, &r) < 0) die("RLIMIT_FSIZE", NULL);
+        }
+        if (cpusec >= 0) {
+            r.rlim_cur = (rlim_t)cpusec;
+            r.rlim_max = (rlim_t)cpusec + 1;
+            if (setrlimit(RLIMIT_CPU, &r) < 0) die("RLIMIT_CPU", NULL);
+        }
+    }
+    if (nenv) {
+        envs[nenv] = NULL;
+        environ = (char **)envs;  /* execvp looks PROGRAM up in this PATH */
+    }
     execvp(argv[i], argv + i);
     dprintf(err_fd, "nsexec: cannot execute %s: %s\n", argv[i], strerror(errno));
     _exit(127);
+}
+
+/* ---- launcher mode ---------------------------------------------------- */
+
+#define MAX_FDS 64
+#define MAX_ARGS 2048
+
+struct running { pid_t pid; int status_fd; };
+
+static void join_network(const char *pid) {
+    static const char *kinds[] = {"net", "ipc", "uts"};
+    static const int types[] = {CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS};
+    for (int k = 0; k < 3; k++) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%s/ns/%s", pid, kinds[k]);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || setns(fd, types[k]) < 0) die("join namespace", path);
+        close(fd);
+    }
+}
+
+/* Start one requested process: never returns in the child. */
+static pid_t launch(char *buf, size_t n, int *fds, int nfds, sigset_t *old, int sfd) {
+    char *args[MAX_ARGS + 2];
+    int argc = 0;
+    args[argc++] = "nsexec";
+    for (size_t k = 0; k < n && argc < MAX_ARGS; k += strlen(buf + k) + 1)
+        args[argc++] = buf + k;
+    args[argc] = NULL;
+    pid_t child = fork();
+    if (child != 0) return child;
+    /* The child: the request's stderr is ours, the rest as plain nsexec. */
+    sigprocmask(SIG_SETMASK, old, NULL);
+    signal(SIGCHLD, SIG_DFL);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    close(sfd);
+    close(fds[0]);
+    if (dup2(fds[1], 2) < 0) _exit(127);
+    close(0);
+    static char rewritten[MAX_ARGS][32];
+    for (int a = 1; a + 1 < argc; a++) {
+        if (!strcmp(args[a], "--")) break;
+        if (strcmp(args[a], "-F")) continue;
+        int index, dst;
+        if (sscanf(args[a + 1], "%d:%d", &index, &dst) != 2 || index < 2 || index >= nfds)
+            die_msg("bad -F in a request");
+        a++;
+        snprintf(rewritten[a], sizeof rewritten[a], "%d:%d", fds[index], dst);
+        args[a] = rewritten[a];
+    }
+    _exit(ns_main(argc, args));
+}
+
+static void launcher(int argc, char **argv) {
+    if (argc == 4 && !strcmp(argv[2], "-J")) join_network(argv[3]);
+    else if (argc != 2) die_msg("usage: nsexec -L [-J PID]");
+    sigset_t mask, old;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    if (sigprocmask(SIG_BLOCK, &mask, &old) < 0) die("sigprocmask", NULL);
+    int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+    if (sfd < 0) die("signalfd", NULL);
+    static struct running run[4096];
+    int nrun = 0;
+    static char buf[1 << 17];
+    for (;;) {
+        struct pollfd p[2] = {{0, POLLIN, 0}, {sfd, POLLIN, 0}};
+        if (poll(p, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            die("poll", NULL);
+        }
+        if (p[1].revents) {
+            struct signalfd_siginfo info;
+            if (read(sfd, &info, sizeof info) < 0 && errno != EAGAIN) die("signalfd", NULL);
+            int status;
+            struct rusage ru;
+            pid_t pid;
+            while ((pid = wait4(-1, &status, WNOHANG, &ru)) > 0) {
+                for (int r = 0; r < nrun; r++) {
+                    if (run[r].pid != pid) continue;
+                    dprintf(run[r].status_fd, "X %d %ld %ld\n", status,
+                            (long)ru.ru_utime.tv_sec * 1000000L + ru.ru_utime.tv_usec,
+                            (long)ru.ru_stime.tv_sec * 1000000L + ru.ru_stime.tv_usec);
+                    close(run[r].status_fd);
+                    run[r] = run[--nrun];
+                    break;
+                }
+            }
+        }
+        if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        union { struct cmsghdr h; char space[CMSG_SPACE(sizeof(int) * MAX_FDS)]; } control;
+        struct iovec iov = {buf, sizeof buf - 1};
+        struct msghdr msg = {0};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.space;
+        msg.msg_controllen = sizeof control.space;
+        ssize_t n = recvmsg(0, &msg, MSG_CMSG_CLOEXEC);
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN) continue;
+            die("recvmsg", NULL);
+        }
+        if (n == 0) _exit(0);  /* the caller is gone: so are our children */
+        buf[n] = 0;
+        int fds[MAX_FDS], nfds = 0;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+            int count = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+            for (int k = 0; k < count && nfds < MAX_FDS; k++)
+                memcpy(&fds[nfds++], CMSG_DATA(c) + k * sizeof(int), sizeof(int));
+        }
+        if (nfds < 2 || (msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) || nrun >= 4096) {
+            for (int k = 0; k < nfds; k++) close(fds[k]);
+            continue;  /* the caller sees end of file on the status pipe */
+        }
+        pid_t pid = launch(buf, (size_t)n, fds, nfds, &old, sfd);
+        if (pid < 0) {
+            dprintf(fds[1], "nsexec: fork: %s\n", strerror(errno));
+        } else {
+            dprintf(fds[0], "P %d\n", (int)pid);
+            run[nrun].pid = pid;
+            run[nrun++].status_fd = fds[0];
+        }
+        /* Our copies must go now: a pipe end held here would keep its
+         * peer from seeing end of file. */
+        for (int k = pid < 0 ? 0 : 1; k < nfds; k++) close(fds[k]);
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "-L")) launcher(argc, argv);
+    return ns_main(argc, argv);
 }
