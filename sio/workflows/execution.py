@@ -219,6 +219,7 @@ class _Task:
         self.fs_writable: list[bool] = []
         self.new_objects: dict[str, bool] = {}  # writable object mounts: pre-existed?
         self.procs = [_ProcState() for _ in task.processes]
+        self.builtins: list[images.BuiltinProgram | None] = []
         self.channels = [_ChannelState() for _ in task.channels]
         self.stop = threading.Event()
         self.hard_killed = False
@@ -268,6 +269,13 @@ class _Task:
                     os.chmod(host, os.stat(host).st_mode | 0o444)
             self.fs_host.append(host)
             self.fs_writable.append(writable)
+        self.builtins = [self._builtin(p) for p in t.processes]
+        if all(b is not None for b in self.builtins):
+            # Built-in programs only (a checker task): they run in this
+            # process, so no group or namespace would hold anything. The
+            # report shows the groups unused.
+            self._open_pipes()
+            return
         floors: dict[int, int] = {}
         for p in t.processes:
             floor = images.process_image(p.image).pid_floor
@@ -288,6 +296,10 @@ class _Task:
         for ns_index, n in members.items():
             if n > 1:
                 self.pidns[ns_index] = PidNamespace()
+        self._open_pipes()
+
+    def _open_pipes(self) -> None:
+        t = self.task
         for _ in range(t.pipes):
             r, w = os.pipe2(os.O_CLOEXEC)
             self.pipes.append((r, w))
@@ -405,7 +417,7 @@ class _Task:
                 return
             image = images.process_image(p.image)
             mapping, opened, handed = self._open(pi, p)
-            builtin = self._builtin(p)
+            builtin = self.builtins[pi]
             if builtin is not None:
                 try:
                     st.outcome = self._run_builtin(p, builtin, mapping)
@@ -594,12 +606,14 @@ class _Task:
 
     def run_alone(self, hard_ms: int) -> None:
         """The common case of one process and no channel, without threads:
-        the engine's watchdog of :func:`run_process` enforces the group's CPU
-        time (its process tree is the whole group) and the hard limit, and
-        its kill reasons are mapped to the group's."""
+        the watchdog of :meth:`_launch` (or of :func:`run_process`) enforces
+        the group's CPU time (its process tree is the whole group) and the
+        hard limit, and its kill reasons are mapped to the group's."""
         spec = self.task.resource_groups[self.task.processes[0].resource_group]
         self.run_process(0, Limits(cpu_time_ms=spec.time_limit or None, wall_time_ms=hard_ms))
         outcome = self.procs[0].outcome
+        if not self.groups:
+            return  # a built-in program
         group = self.groups[self.task.processes[0].resource_group]
         if outcome is not None and outcome.killed is KillReason.CPU_TIME:
             group.killed = "time"

@@ -145,8 +145,11 @@ static void hold(int newnet) {
     mirror(init);
 }
 
-static void make_parents(char *path) {
-    for (char *p = path + 1; *p; p++) {
+/* Create the missing directories of path after its first skip bytes (the
+ * new root, which exists: its components are host directories, and a
+ * mkdir of each for every mount costs more than the mount). */
+static void make_parents(char *path, size_t skip) {
+    for (char *p = path + skip + 1; *p; p++) {
         if (*p == '/') {
             *p = 0;
             if (mkdir(path, 0755) < 0 && errno != EEXIST) die("mkdir", path);
@@ -158,7 +161,7 @@ static void make_parents(char *path) {
 static void mount_point(const char *root, const char *dst, int is_dir, char *out, size_t n) {
     if (dst[0] != '/') die_msg("mount targets must be absolute paths");
     if (snprintf(out, n, "%s%s", root, dst) >= (int)n) die_msg("path too long");
-    make_parents(out);
+    make_parents(out, strlen(root));
     if (is_dir) {
         if (mkdir(out, 0755) < 0 && errno != EEXIST) die("mkdir", out);
     } else {
@@ -300,7 +303,7 @@ static int ns_main(int argc, char **argv) {
             *target++ = 0;
             if (snprintf(path, sizeof path, "%s%s", root, spec) >= (int)sizeof path)
                 die_msg("path too long");
-            make_parents(path);
+            make_parents(path, strlen(root));
             if (symlink(target, path) < 0) die("symlink", path);
         }
         if (devices) {
