@@ -659,3 +659,47 @@ def test_the_oicompare_image_reads_only_the_task_filesystems(tmp_path):
     assert report["status"] == "RE" and report["processes"][0]["exit_code"] == 2, report
     assert Path(env["workflow_objects_out"]["answer"]).read_text() == ""
     assert "/etc/hostname" in Path(env["workflow_objects_out"]["err"]).read_text()
+
+
+EXIT_3 = "import os, sys\nprint(os.environ.get('GREETING'), sys.stdin.read().strip())\nsys.exit(3)\n"
+SPIN = "while True:\n    pass\n"
+
+
+@pytest.mark.parametrize("with_launcher", [True, False])
+def test_the_launcher_and_the_engine_start_processes_alike(tmp_path, with_launcher):
+    """run_execution starts processes through a run's warm launcher (as the
+    runner does) or, without one, through the engine's run_process: the
+    same environment, descriptors, exit status and limits either way."""
+    from sio.workers._engine.groups import Launcher, PidNamespace
+    from sio.workflows.execution import run_execution
+    from sio.workflows.job import load
+
+    prog, spin = put(tmp_path, "prog.py", EXIT_3), put(tmp_path, "spin.py", SPIN)
+    data = put(tmp_path, "in.txt", "hello\n")
+    p = proc(0, {0: {"type": "object_read", "handle": data},
+                 1: {"type": "object_write", "handle": "out"}})
+    p["environment"].append("GREETING=hi")
+    wf, _ = load(workflow([task("exit", [p], [prog]),
+                           task("spin", [proc(0, {})], [spin], reg=1,
+                                groups=[group(time_limit=300)])],
+                          [prog, spin, data], observable_registers=2))
+    objects = tmp_path / "objects"
+    objects.mkdir()
+    paths = {prog: prog, spin: spin, data: data, "out": str(objects / "out")}
+    holder = PidNamespace(network=True)
+    launcher = Launcher(holder.init_pid) if with_launcher else None
+    try:
+        report, produced = run_execution(wf.tasks[0], paths.__getitem__, str(tmp_path),
+                                         network_of=holder.init_pid, launcher=launcher)
+        assert report["status"] == "RE" and report["processes"][0]["exit_code"] == 3, report
+        assert (objects / "out").read_text() == "hi hello\n"
+        assert produced == {"out"}
+        report, _ = run_execution(wf.tasks[1], paths.__getitem__, str(tmp_path),
+                                  network_of=holder.init_pid, launcher=launcher)
+        assert report["status"] == "TLE", report
+        assert report["processes"][0]["killed_by"] == "time_limit"
+        assert 300 <= report["resource_groups"][0]["cpu_time_ms"] < 2000, report
+    finally:
+        if launcher is not None:
+            launcher.close()
+        holder.close()

@@ -427,6 +427,7 @@ static pid_t launch(char *buf, size_t n, int *fds, int nfds, sigset_t *old, int 
     /* The child: the request's stderr is ours, the rest as plain nsexec. */
     sigprocmask(SIG_SETMASK, old, NULL);
     signal(SIGCHLD, SIG_DFL);
+    signal(SIGPIPE, SIG_DFL);  /* an ignored signal stays ignored across exec */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     close(sfd);
     close(fds[0]);
@@ -455,6 +456,9 @@ static void launcher(int argc, char **argv) {
     if (sigprocmask(SIG_BLOCK, &mask, &old) < 0) die("sigprocmask", NULL);
     int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
     if (sfd < 0) die("signalfd", NULL);
+    /* A caller that stopped listening (its status pipe closed) must not
+     * take the launcher down. */
+    signal(SIGPIPE, SIG_IGN);
     static struct running run[4096];
     int nrun = 0;
     static char buf[1 << 17];
