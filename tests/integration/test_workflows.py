@@ -662,7 +662,7 @@ def test_the_oicompare_image_reads_only_the_task_filesystems(tmp_path):
 
 
 EXIT_3 = "import os, sys\nprint(os.environ.get('GREETING'), sys.stdin.read().strip())\nsys.exit(3)\n"
-SPIN = "while True:\n    pass\n"
+SPIN_FOREVER = "while True:\n    pass\n"
 
 
 @pytest.mark.parametrize("with_launcher", [True, False])
@@ -674,7 +674,7 @@ def test_the_launcher_and_the_engine_start_processes_alike(tmp_path, with_launch
     from sio.workflows.execution import run_execution
     from sio.workflows.job import load
 
-    prog, spin = put(tmp_path, "prog.py", EXIT_3), put(tmp_path, "spin.py", SPIN)
+    prog, spin = put(tmp_path, "prog.py", EXIT_3), put(tmp_path, "spin.py", SPIN_FOREVER)
     data = put(tmp_path, "in.txt", "hello\n")
     p = proc(0, {0: {"type": "object_read", "handle": data},
                  1: {"type": "object_write", "handle": "out"}})
