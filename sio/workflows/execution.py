@@ -527,7 +527,7 @@ class _Task:
                     # it) takes the program down too if it is still setting up.
                     group.kill()
                     try:
-                        os.kill(launched.pid, 9)
+                        os.kill(launched.pid, signal.SIGKILL)
                     except ProcessLookupError:
                         pass
         finally:

@@ -611,10 +611,15 @@ class Launcher:
             if options[i] == "-F":
                 src, dst = options[i + 1].split(":")
                 options[i + 1] = f"{index[int(src)]}:{dst}"
+        payload = b"\0".join(os.fsencode(o) for o in options)
+        # What nsexec -L can take (MAX_FDS, its buffer and MAX_ARGS there).
+        if len(fds) + 2 > 64 or len(payload) >= (1 << 17) - 1 or len(options) > 2000:
+            raise GroupUnavailable(f"a process with {len(fds)} descriptors and "
+                                   f"{len(payload)} bytes of options is more than the "
+                                   "launcher takes (62 descriptors, 128 KiB, 2000 items)")
         status_r, status_w = os.pipe2(os.O_CLOEXEC)
         errors_r, errors_w = os.pipe2(os.O_CLOEXEC)
         try:
-            payload = b"\0".join(os.fsencode(o) for o in options)
             with self._lock:
                 socket.send_fds(self._sock, [payload], [status_w, errors_w, *fds])
         except OSError as e:

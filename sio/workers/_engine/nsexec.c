@@ -203,7 +203,7 @@ static int ns_main(int argc, char **argv) {
         case 'J': joinns = v; break;
         case 'D': cwd = v; break;
         case 'U': user = v; break;
-        case 'E': if (nenv < MAX_ITEMS) envs[nenv++] = v; break;
+        case 'E': if (nenv < MAX_ITEMS) envs[nenv++] = v; else die_msg("too many -E"); break;
         case 'Z': fsize = atol(v); break;
         case 'X': cpusec = atol(v); break;
         case 'F':
