@@ -588,7 +588,9 @@ class _Task:
         """Run a built-in program in this thread (see :mod:`sio.workflows.images`):
         what it prints goes to the process's descriptors 1 and 2."""
         start, cpu = time.monotonic(), time.thread_time()
-        code, out, err = program(p.arguments[1:], lambda path: self._open_in_namespace(p, path))
+        status, out, err = program(p.arguments[1:],
+                                   lambda path: self._open_in_namespace(p, path))
+        code: int | None = status
         sig = None
         for data, target in ((out, 1), (err, 2)):
             fd = next((src for src, dst in mapping.items() if dst == target), None)
@@ -597,7 +599,7 @@ class _Task:
                 while fd is not None and view:
                     view = view[os.write(fd, view):]
             except BrokenPipeError:
-                sig, code = 13, None  # as a program killed by SIGPIPE
+                sig, code = int(signal.SIGPIPE), None  # as a program killed by SIGPIPE
         return Outcome(exit_code=code, signal=sig,
                        cpu_time_ms=int((time.thread_time() - cpu) * 1000),
                        wall_time_ms=int(round((time.monotonic() - start) * 1000)))

@@ -591,7 +591,7 @@ class Launcher:
         try:
             self._proc = subprocess.Popen(
                 [nsexec_path(), "-L", *(["-J", str(network_of)] if network_of else [])],
-                stdin=theirs, stdout=subprocess.DEVNULL, close_fds=True)
+                stdin=theirs.fileno(), stdout=subprocess.DEVNULL, close_fds=True)
         finally:
             theirs.close()
         self._sock = ours
