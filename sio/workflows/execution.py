@@ -526,8 +526,10 @@ class _Task:
                     # The program's tree is the group; its waiter (not in
                     # it) takes the program down too if it is still setting up.
                     group.kill()
+                    pid = launched.pid
                     try:
-                        os.kill(launched.pid, signal.SIGKILL)
+                        if pid is not None:
+                            os.kill(pid, signal.SIGKILL)
                     except ProcessLookupError:
                         pass
         finally:

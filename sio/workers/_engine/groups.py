@@ -548,36 +548,61 @@ class PidNamespace:
 
 
 class Launched:
-    """A process started by a :class:`Launcher`: :attr:`pid` is that of its
-    ``nsexec`` (the waiter of its PID namespace), not the program's."""
+    """A process started by a :class:`Launcher`."""
 
-    def __init__(self, pid: int, status: int, errors: int) -> None:
-        self.pid = pid
+    def __init__(self, status: int, report: int) -> None:
         self._status = status
-        self._errors = errors
+        self._report = report
         self._buffer = b""
+        self._reported = b""
+        os.set_blocking(report, False)
+
+    def _read_report(self) -> bytes:
+        try:
+            while chunk := os.read(self._report, 4096):
+                self._reported += chunk
+        except BlockingIOError:
+            pass
+        return self._reported
+
+    def _split_report(self) -> tuple[int | None, bytes]:
+        # The launcher's "P <pid>" line and the child's own lines
+        # ("nsexec: ...") may come in either order.
+        pid, errors = None, []
+        for line in self._read_report().splitlines(keepends=True):
+            if line.startswith(b"P ") and line.endswith(b"\n") and pid is None:
+                pid = int(line[2:])
+            else:
+                errors.append(line)
+        return pid, b"".join(errors)
+
+    @property
+    def pid(self) -> int | None:
+        """The pid of its ``nsexec`` (the waiter of its PID namespace, not
+        the program), once the launcher has said it."""
+        return self._split_report()[0]
 
     def wait(self, timeout: float | None) -> tuple[int, float, bytes] | None:
         """(wait status, CPU seconds of it and the program, what nsexec
         printed) once it has ended; None if ``timeout`` (seconds) passed
-        first."""
+        first.
+
+        :raises GroupUnavailable: the launcher could not start it (or ended).
+        """
         while b"\n" not in self._buffer:
             if timeout is not None and not select.select([self._status], [], [], timeout)[0]:
                 return None
             chunk = os.read(self._status, 256)
             if not chunk:
-                raise GroupUnavailable("the launcher ended during a run")
+                message = self._split_report()[1].decode(errors="replace").strip()
+                raise GroupUnavailable("the launcher did not run the process"
+                                       + (f": {message}" if message else ""))
             self._buffer += chunk
         _, status, user, system = self._buffer.split()[:4]
-        os.set_blocking(self._errors, False)
-        try:
-            errors = os.read(self._errors, 4096)
-        except BlockingIOError:
-            errors = b""
-        return int(status), (int(user) + int(system)) / 1e6, errors
+        return int(status), (int(user) + int(system)) / 1e6, self._split_report()[1]
 
     def close(self) -> None:
-        for fd in (self._status, self._errors):
+        for fd in (self._status, self._report):
             os.close(fd)
 
 
@@ -618,31 +643,21 @@ class Launcher:
                                    f"{len(payload)} bytes of options is more than the "
                                    "launcher takes (62 descriptors, 128 KiB, 2000 items)")
         status_r, status_w = os.pipe2(os.O_CLOEXEC)
-        errors_r, errors_w = os.pipe2(os.O_CLOEXEC)
+        report_r, report_w = os.pipe2(os.O_CLOEXEC)
         try:
             with self._lock:
-                socket.send_fds(self._sock, [payload], [status_w, errors_w, *fds])
+                socket.send_fds(self._sock, [payload], [status_w, report_w, *fds])
         except OSError as e:
-            for fd in (status_r, errors_r):
+            for fd in (status_r, report_r):
                 os.close(fd)
             raise GroupUnavailable(f"the launcher is gone: {e}") from e
         finally:
             os.close(status_w)
-            os.close(errors_w)
-        line = b""
-        while b"\n" not in line:
-            chunk = os.read(status_r, 256)
-            if not chunk:
-                err = os.read(errors_r, 4096)
-                os.close(status_r)
-                os.close(errors_r)
-                raise GroupUnavailable("the launcher could not start a process: "
-                                       + err.decode(errors="replace").strip())
-            line += chunk
-        first, rest = line.split(b"\n", 1)
-        launched = Launched(int(first.split()[1]), status_r, errors_r)
-        launched._buffer = rest
-        return launched
+            os.close(report_w)
+        # Not waiting for the launcher to say it started the process: the
+        # descriptors are in flight (held by the socket), and this thread
+        # is woken only once, when the process has ended.
+        return Launched(status_r, report_r)
 
     def close(self) -> None:
         self._sock.close()  # end of file: it exits, its children are killed

@@ -55,14 +55,16 @@
  * joining of the network namespaces (done once, with -J, by the launcher).
  * Requests come on descriptor 0, a SOCK_SEQPACKET socket: one message per
  * process, the options above and "-- PROGRAM ARGS" as NUL-separated strings,
- * with descriptors attached (SCM_RIGHTS): [0] a status pipe, [1] where
- * "nsexec: ..." errors go, [2...] the sources of the -F options, which name
- * them by index in this list (-F 2:1 = the third descriptor becomes 1). The
- * launcher forks; the child does what nsexec does with those options (the
- * waiter of -p/-P included). On the status pipe the launcher writes
- * "P <pid>\n" once the child exists, and "X <wait status> <user us>
+ * with descriptors attached (SCM_RIGHTS): [0] a status pipe, [1] a report
+ * pipe, [2...] the sources of the -F options, which name them by index in
+ * this list (-F 2:1 = the third descriptor becomes 1). The launcher forks;
+ * the child does what nsexec does with those options (the waiter of -p/-P
+ * included). On the report pipe the launcher writes "P <pid>\n" once the
+ * child exists, then the child's "nsexec: ..." errors follow (its fd 2). On
+ * the status pipe the launcher writes only "X <wait status> <user us>
  * <system us>\n" (the child's rusage, which includes the program it waited
- * for) when it has ended, then closes it. End of file on descriptor 0: the
+ * for) when the child has ended, then closes it: the caller sleeps until
+ * then, woken once per process. End of file on descriptor 0: the
  * launcher exits (its children are killed: PR_SET_PDEATHSIG).
  */
 #define _GNU_SOURCE
@@ -516,7 +518,7 @@ static void launcher(int argc, char **argv) {
         if (pid < 0) {
             dprintf(fds[1], "nsexec: fork: %s\n", strerror(errno));
         } else {
-            dprintf(fds[0], "P %d\n", (int)pid);
+            dprintf(fds[1], "P %d\n", (int)pid);
             run[nrun].pid = pid;
             run[nrun++].status_fd = fds[0];
         }
