@@ -57,13 +57,14 @@
  * process, the options above and "-- PROGRAM ARGS" as NUL-separated strings,
  * with descriptors attached (SCM_RIGHTS): [0] a status pipe, [1] a report
  * pipe, [2...] the sources of the -F options, which name them by index in
- * this list (-F 2:1 = the third descriptor becomes 1). The launcher forks;
- * the child does what nsexec does with those options (the waiter of -p/-P
- * included). On the report pipe the launcher writes "P <pid>\n" once the
+ * this list (-F 2:1 = the third descriptor becomes 1). The launcher forks
+ * (into the PID namespace of -p or -P: the child is the program, there is no
+ * waiter); the child does what nsexec does with the other options. On the
+ * report pipe the launcher writes "P <pid>\n" once the
  * child exists, then the child's "nsexec: ..." errors follow (its fd 2). On
  * the status pipe the launcher writes only "X <wait status> <user us>
- * <system us>\n" (the child's rusage, which includes the program it waited
- * for) when the child has ended, then closes it: the caller sleeps until
+ * <system us>\n" (the program's rusage, which includes the children it
+ * waited for) when it has ended, then closes it: the caller sleeps until
  * then, woken once per process. End of file on descriptor 0: the
  * launcher exits (its children are killed: PR_SET_PDEATHSIG).
  */
@@ -417,14 +418,50 @@ static void join_network(const char *pid) {
 }
 
 /* Start one requested process: never returns in the child. */
-static pid_t launch(char *buf, size_t n, int *fds, int nfds, sigset_t *old, int sfd) {
+/* Start one requested process: never returns in the child; -1 (a message
+ * written to the request's report pipe) when it could not be started.
+ *
+ * The PID namespace of -p or -P is entered here, for the fork: the child is
+ * the program itself (PID 1 of its own namespace with -p), reaped by the
+ * launcher, instead of a waiter that forks the program and mirrors how it
+ * ended (one fork and one process less per program). own_pidns is the
+ * launcher's, restored after the fork. */
+static pid_t launch(char *buf, size_t n, int *fds, int nfds, sigset_t *old, int sfd,
+                    int own_pidns) {
     char *args[MAX_ARGS + 2];
     int argc = 0;
+    const char *pidns = NULL;
+    int ownpid = 0, options = 1;
     args[argc++] = "nsexec";
-    for (size_t k = 0; k < n && argc < MAX_ARGS; k += strlen(buf + k) + 1)
-        args[argc++] = buf + k;
+    for (size_t k = 0; k < n && argc < MAX_ARGS; k += strlen(buf + k) + 1) {
+        char *a = buf + k;
+        if (options && !strcmp(a, "--")) options = 0;
+        if (options && !strcmp(a, "-p")) { ownpid = 1; continue; }
+        if (options && !strcmp(a, "-P") && k + strlen(a) + 1 < n) {
+            k += strlen(a) + 1;
+            pidns = buf + k;
+            continue;
+        }
+        args[argc++] = a;
+    }
     args[argc] = NULL;
+    if (pidns) {
+        int fd = open(pidns, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || setns(fd, CLONE_NEWPID) < 0) {
+            dprintf(fds[1], "nsexec: join PID namespace %s: %s\n", pidns, strerror(errno));
+            if (fd >= 0) close(fd);
+            return -1;
+        }
+        close(fd);
+    } else if (ownpid && unshare(CLONE_NEWPID) < 0) {
+        dprintf(fds[1], "nsexec: unshare(CLONE_NEWPID): %s\n", strerror(errno));
+        return -1;
+    }
     pid_t child = fork();
+    int saved = errno;
+    if (child != 0 && (pidns || ownpid) && setns(own_pidns, CLONE_NEWPID) < 0)
+        die("restore the launcher's PID namespace", NULL);
+    if (child < 0) dprintf(fds[1], "nsexec: fork: %s\n", strerror(saved));
     if (child != 0) return child;
     /* The child: the request's stderr is ours, the rest as plain nsexec. */
     sigprocmask(SIG_SETMASK, old, NULL);
@@ -461,6 +498,8 @@ static void launcher(int argc, char **argv) {
     /* A caller that stopped listening (its status pipe closed) must not
      * take the launcher down. */
     signal(SIGPIPE, SIG_IGN);
+    int own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+    if (own_pidns < 0) die("open", "/proc/self/ns/pid");
     static struct running run[4096];
     int nrun = 0;
     static char buf[1 << 17];
@@ -514,10 +553,8 @@ static void launcher(int argc, char **argv) {
             for (int k = 0; k < nfds; k++) close(fds[k]);
             continue;  /* the caller sees end of file on the status pipe */
         }
-        pid_t pid = launch(buf, (size_t)n, fds, nfds, &old, sfd);
-        if (pid < 0) {
-            dprintf(fds[1], "nsexec: fork: %s\n", strerror(errno));
-        } else {
+        pid_t pid = launch(buf, (size_t)n, fds, nfds, &old, sfd, own_pidns);
+        if (pid >= 0) {
             dprintf(fds[1], "P %d\n", (int)pid);
             run[nrun].pid = pid;
             run[nrun++].status_fd = fds[0];
