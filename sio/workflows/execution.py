@@ -523,8 +523,8 @@ class _Task:
                 elif wall is not None and time.monotonic() >= wall:
                     killed = KillReason.WALL_TIME
                 if killed is not None:
-                    # The program's tree is the group; its waiter (not in
-                    # it) takes the program down too if it is still setting up.
+                    # The program's tree is the group; the launcher's child
+                    # is killed by pid too, in case it has not joined it yet.
                     group.kill()
                     pid = launched.pid
                     try:

@@ -578,8 +578,8 @@ class Launched:
 
     @property
     def pid(self) -> int | None:
-        """The pid of its ``nsexec`` (the waiter of its PID namespace, not
-        the program), once the launcher has said it."""
+        """The pid of the launcher's child (the program once it has
+        executed), once the launcher has said it."""
         return self._split_report()[0]
 
     def wait(self, timeout: float | None) -> tuple[int, float, bytes] | None:
