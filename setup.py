@@ -21,13 +21,12 @@ setup(
     # 'sio' is a PEP 420 namespace: there is no sio/__init__.py, so other
     # distributions can add their own sio.* packages.
     packages=find_namespace_packages(include=["sio.*"]),
-    # limitexec.c, nsexec.c, execstub.c, _compare.c, oicompare.c: helpers built
+    # limitexec.c, nsexec.c, execstub.c, _compare.c: helpers built
     # from them with the system cc on first use
     package_data={"sio.workers": ["py.typed"],
                   "sio.workers._engine": ["limitexec.c", "nsexec.c"],
                   "sio.workers._engine.supervisor": ["execstub.c"],
-                  "sio.executors": ["_compare.c"],
-                  "sio.workflows": ["oicompare.c"]},
+                  "sio.executors": ["_compare.c"]},
     zip_safe=False,
     install_requires=[
         "filetracker>=2.2",

@@ -9,8 +9,9 @@ solution. Both ways do the same work:
   ``exec`` jobs with ``check_output`` (the supervisor, the default checker),
   each through :func:`sio.workers.runner.run`, files as local paths;
 * **workflow**: one ``workflow`` job running that workflow: compile in the
-  workflow's namespace, 50 runs, 50 ``checkers:oicompare`` runs, 50 + 10 + 1
-  Lua grading scripts.
+  workflow's namespace, 50 runs, 50 ``checkers:oicompare`` runs (a built-in
+  program: the exec jobs' comparator, run by the worker), 50 + 10 + 1 Lua
+  grading scripts.
 
 The two are interleaved (5 rounds); the best round of each is printed, and
 the ratio workflow / jobs (target <= 1.3).

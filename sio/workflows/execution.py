@@ -16,18 +16,23 @@ import errno
 import fcntl
 import logging
 import os
+import posixpath
 import select
 import shutil
+import signal
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 from sio.workers._engine.groups import (
+    CPU_CHECK_INTERVAL_S,
     GroupLimits,
+    GroupUnavailable,
     GroupUsage,
+    Launcher,
     Mount,
     PidNamespace,
     ResourceGroup,
@@ -192,9 +197,11 @@ class _Task:
     """The state of one running execution task."""
 
     def __init__(self, task: ExecutionTask, object_path: Callable[[str], str],
-                 workdir: str, conf: Settings, network_of: int | None) -> None:
+                 workdir: str, conf: Settings, network_of: int | None,
+                 launcher: Launcher | None = None) -> None:
         self.task = task
         self.network_of = network_of
+        self.launcher = launcher
         self.object_path = object_path
         self.conf = conf
         self.workdir = workdir
@@ -212,6 +219,7 @@ class _Task:
         self.fs_writable: list[bool] = []
         self.new_objects: dict[str, bool] = {}  # writable object mounts: pre-existed?
         self.procs = [_ProcState() for _ in task.processes]
+        self.builtins: list[images.BuiltinProgram | None] = []
         self.channels = [_ChannelState() for _ in task.channels]
         self.stop = threading.Event()
         self.hard_killed = False
@@ -261,6 +269,13 @@ class _Task:
                     os.chmod(host, os.stat(host).st_mode | 0o444)
             self.fs_host.append(host)
             self.fs_writable.append(writable)
+        self.builtins = [self._builtin(p) for p in t.processes]
+        if all(b is not None for b in self.builtins):
+            # Built-in programs only (a checker task): they run in this
+            # process, so no group or namespace would hold anything. The
+            # report shows the groups unused.
+            self._open_pipes()
+            return
         floors: dict[int, int] = {}
         for p in t.processes:
             floor = images.process_image(p.image).pid_floor
@@ -281,6 +296,10 @@ class _Task:
         for ns_index, n in members.items():
             if n > 1:
                 self.pidns[ns_index] = PidNamespace()
+        self._open_pipes()
+
+    def _open_pipes(self) -> None:
+        t = self.task
         for _ in range(t.pipes):
             r, w = os.pipe2(os.O_CLOEXEC)
             self.pipes.append((r, w))
@@ -398,6 +417,17 @@ class _Task:
                 return
             image = images.process_image(p.image)
             mapping, opened, handed = self._open(pi, p)
+            builtin = self.builtins[pi]
+            if builtin is not None:
+                try:
+                    st.outcome = self._run_builtin(p, builtin, mapping)
+                    st.started = True
+                finally:
+                    for f in opened:
+                        os.close(f)
+                    for fd in handed:
+                        self.take(fd)
+                return
             try:
                 ns = self.task.mount_namespaces[p.mount_namespace]
                 base = images.base_root()
@@ -414,11 +444,15 @@ class _Task:
                 env.update(p.environment)
                 group = self.groups[p.resource_group]
                 holder = self.pidns.get(p.pid_namespace)
+                launcher = self.launcher
                 argv = nsexec_argv(
                     p.arguments, cgroups=group.joined,
                     pid_namespace=holder.path if holder else None,
-                    own_pid_namespace=holder is None, network_of=self.network_of,
-                    isolate_network=self.network_of is None, root_dir=self.root, mounts=mounts,
+                    own_pid_namespace=holder is None,
+                    # the launcher is in the run's network namespaces already
+                    network_of=None if launcher else self.network_of,
+                    isolate_network=launcher is None and self.network_of is None,
+                    root_dir=self.root, mounts=mounts,
                     links=base.links, devices=True, cwd=p.working_directory,
                     user=(uid, uid), fds=mapping)
 
@@ -427,13 +461,17 @@ class _Task:
                     for fd in handed:
                         self.take(fd)
 
-                st.outcome = run_process(
-                    argv, cwd=self.workdir, env=env, stderr=CAPTURE, pass_fds=list(mapping),
-                    limits=Limits(output_bytes=self.conf.output_limit_bytes,
-                                  capture_bytes=4096,
-                                  cpu_time_ms=watchdog.cpu_time_ms if watchdog else None,
-                                  wall_time_ms=watchdog.wall_time_ms if watchdog else None),
-                    on_spawn=spawned)
+                if launcher is not None:
+                    st.outcome = self._launch(launcher, argv, env, mapping, group, watchdog,
+                                              spawned)
+                else:
+                    st.outcome = run_process(
+                        argv, cwd=self.workdir, env=env, stderr=CAPTURE, pass_fds=list(mapping),
+                        limits=Limits(output_bytes=self.conf.output_limit_bytes,
+                                      capture_bytes=4096,
+                                      cpu_time_ms=watchdog.cpu_time_ms if watchdog else None,
+                                      wall_time_ms=watchdog.wall_time_ms if watchdog else None),
+                        on_spawn=spawned)
                 if st.outcome.exit_code == 127 and st.outcome.stderr \
                         and st.outcome.stderr.startswith(b"nsexec: "):
                     st.error = st.outcome.stderr.decode(errors="replace").strip()
@@ -444,21 +482,142 @@ class _Task:
                     self.take(fd)  # never started: the peers must not wait for it
         except _SetupError as e:
             st.error = f"process {pi}: {e}"
-        except (OSError, WorkflowError) as e:
+        except (OSError, WorkflowError, GroupUnavailable) as e:
             st.error = f"process {pi}: {e}"
         finally:
             st.done.set()
+
+    def _launch(self, launcher: Launcher, argv: list[str], env: dict[str, str],
+                mapping: dict[int, int], group: ResourceGroup, watchdog: Limits | None,
+                spawned: Callable[[], None]) -> Outcome:
+        """Run ``argv`` (from :func:`nsexec_argv`) through the run's warm
+        launcher, with what :func:`run_process` would give it: the
+        environment, the output limit (RLIMIT_FSIZE), no core dumps, and
+        with ``watchdog`` the CPU time (of the group, which is the process's
+        tree, checked every 25 ms; RLIMIT_CPU a second later as a backstop)
+        and wall time limits."""
+        extra = [o for k, v in env.items() for o in ("-E", f"{k}={v}")]
+        extra += ["-Z", str(self.conf.output_limit_bytes)]
+        cpu_limit = watchdog.cpu_time_ms if watchdog else None
+        if cpu_limit is not None:
+            extra += ["-X", str(-(-cpu_limit // 1000) + 1)]
+        cut = argv.index("--")
+        start = time.monotonic()
+        launched = launcher.start(argv[:cut] + extra + argv[cut:], list(mapping))
+        spawned()
+        wall = start + watchdog.wall_time_ms / 1000 if watchdog and watchdog.wall_time_ms \
+            else None
+        killed: KillReason | None = None
+        try:
+            while True:
+                timeout = None
+                if killed is None and (cpu_limit is not None or wall is not None):
+                    timeout = CPU_CHECK_INTERVAL_S
+                    if wall is not None:
+                        timeout = max(0.0, min(timeout, wall - time.monotonic()))
+                ended = launched.wait(timeout)
+                if ended is not None:
+                    break
+                if cpu_limit is not None and group.cpu_time_ms() >= cpu_limit:
+                    killed = KillReason.CPU_TIME
+                elif wall is not None and time.monotonic() >= wall:
+                    killed = KillReason.WALL_TIME
+                if killed is not None:
+                    # The program's tree is the group; the launcher's child
+                    # is killed by pid too, in case it has not joined it yet.
+                    group.kill()
+                    pid = launched.pid
+                    try:
+                        if pid is not None:
+                            os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+        finally:
+            launched.close()
+        end = time.monotonic()
+        status, cpu_s, errors = ended
+        exit_code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+        sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+        cpu_ms = int(cpu_s * 1000)
+        if killed is None and sig is not None:
+            # Limits the kernel enforced, as run_process tells them.
+            if sig in (signal.SIGXCPU, signal.SIGKILL) and cpu_limit is not None \
+                    and cpu_ms >= cpu_limit:
+                killed = KillReason.CPU_TIME
+            elif sig == signal.SIGXFSZ:
+                killed = KillReason.OUTPUT
+        return Outcome(exit_code=exit_code, signal=sig, cpu_time_ms=cpu_ms,
+                       wall_time_ms=int(round((end - start) * 1000)), killed=killed,
+                       stderr=errors)
+
+    # -- built-in programs ---------------------------------------------------
+
+    def _builtin(self, p: Process) -> images.BuiltinProgram | None:
+        """The built-in program ``p`` runs, when its ``arguments[0]`` is the
+        mount target of a whole filesystem image that stands for one."""
+        if not p.arguments:
+            return None
+        program = posixpath.normpath(posixpath.join(p.working_directory, p.arguments[0]))
+        for mp in self.task.mount_namespaces[p.mount_namespace].mountpoints:
+            fs = self.task.filesystems[mp.source]
+            if fs.type == "image" and not fs.path.strip("/") and fs.image is not None \
+                    and posixpath.normpath(mp.target) == program:
+                return images.builtin_program(fs.image)
+        return None
+
+    def _open_in_namespace(self, p: Process, path: str) -> BinaryIO:
+        """Open ``path`` of ``p``'s mount namespace for reading, through the
+        task's filesystems (the mount with the longest matching target), as
+        a ``file`` stream would be (never outside the filesystem)."""
+        full = posixpath.normpath(posixpath.join(p.working_directory, path))
+        best = None
+        for mp in self.task.mount_namespaces[p.mount_namespace].mountpoints:
+            target = posixpath.normpath(mp.target)
+            if (full == target or full.startswith(target.rstrip("/") + "/")) and \
+                    (best is None or len(target) > len(posixpath.normpath(best.target))):
+                best = mp
+        if best is None:
+            raise OSError(f"{path}: not in a filesystem of the mount namespace")
+        sub = full[len(posixpath.normpath(best.target)):]
+        try:
+            fd = self._open_file(0, best.source, sub, "read")
+        except _SetupError as e:
+            raise OSError(f"{path}: {str(e).removeprefix('fd 0: ')}") from None
+        return open(fd, "rb", buffering=0)
+
+    def _run_builtin(self, p: Process, program: images.BuiltinProgram,
+                     mapping: dict[int, int]) -> Outcome:
+        """Run a built-in program in this thread (see :mod:`sio.workflows.images`):
+        what it prints goes to the process's descriptors 1 and 2."""
+        start, cpu = time.monotonic(), time.thread_time()
+        status, out, err = program(p.arguments[1:],
+                                   lambda path: self._open_in_namespace(p, path))
+        code: int | None = status
+        sig = None
+        for data, target in ((out, 1), (err, 2)):
+            fd = next((src for src, dst in mapping.items() if dst == target), None)
+            view = memoryview(data)
+            try:
+                while fd is not None and view:
+                    view = view[os.write(fd, view):]
+            except BrokenPipeError:
+                sig, code = int(signal.SIGPIPE), None  # as a program killed by SIGPIPE
+        return Outcome(exit_code=code, signal=sig,
+                       cpu_time_ms=int((time.thread_time() - cpu) * 1000),
+                       wall_time_ms=int(round((time.monotonic() - start) * 1000)))
 
     # -- watchdog and tear-down ----------------------------------------------
 
     def run_alone(self, hard_ms: int) -> None:
         """The common case of one process and no channel, without threads:
-        the engine's watchdog of :func:`run_process` enforces the group's CPU
-        time (its process tree is the whole group) and the hard limit, and
-        its kill reasons are mapped to the group's."""
+        the watchdog of :meth:`_launch` (or of :func:`run_process`) enforces
+        the group's CPU time (its process tree is the whole group) and the
+        hard limit, and its kill reasons are mapped to the group's."""
         spec = self.task.resource_groups[self.task.processes[0].resource_group]
         self.run_process(0, Limits(cpu_time_ms=spec.time_limit or None, wall_time_ms=hard_ms))
         outcome = self.procs[0].outcome
+        if not self.groups:
+            return  # a built-in program
         group = self.groups[self.task.processes[0].resource_group]
         if outcome is not None and outcome.killed is KillReason.CPU_TIME:
             group.killed = "time"
@@ -629,7 +788,8 @@ class _Exclusive:
 
 def run_execution(task: ExecutionTask, object_path: Callable[[str], str], workdir: str,
                   exports: dict[str, str] | None = None,
-                  network_of: int | None = None) -> tuple[dict[str, Any], set[str]]:
+                  network_of: int | None = None,
+                  launcher: Launcher | None = None) -> tuple[dict[str, Any], set[str]]:
     """Run one execution task; returns its report and the handles of the
     objects it produced.
 
@@ -639,9 +799,12 @@ def run_execution(task: ExecutionTask, object_path: Callable[[str], str], workdi
         (:class:`~sio.workers._engine.groups.PidNamespace` with ``network``)
         whose network, IPC and UTS namespaces the processes join; None: each
         process gets new ones.
+    :param launcher: a warm launcher in those namespaces that starts the
+        processes (None: each is started by the engine's
+        :func:`~sio.workers._engine.process.run_process`).
     """
     conf = settings()
-    t = _Task(task, object_path, workdir, conf, network_of)
+    t = _Task(task, object_path, workdir, conf, network_of, launcher)
     produced: set[str] = set()
     start = time.monotonic()
     error = None

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sio.workers._engine.groups import PidNamespace
+from sio.workers._engine.groups import Launcher, PidNamespace
 from sio.workflows.execution import run_execution
 from sio.workflows.model import ExecutionTask, ScriptTask, Workflow, WorkflowError
 from sio.workflows.scripts import ScriptFailed, run_script
@@ -122,6 +122,16 @@ def run_workflow(wf: Workflow, *, fetch: Callable[[str, str], None], workdir: st
             network.append(PidNamespace(network=True))
         return network[0].init_pid
 
+    # One warm launcher in that namespace starts every process of the run
+    # (see nsexec -L): no fork of this process and no exec of the helpers
+    # per process.
+    launchers: list[Launcher] = []
+
+    def launcher() -> Launcher:
+        if not launchers:
+            launchers.append(Launcher(network_pid()))
+        return launchers[0]
+
     def step() -> bool:
         """One pass over the tasks: run every ready one; False when none was."""
         progressed = False
@@ -134,7 +144,8 @@ def run_workflow(wf: Workflow, *, fetch: Callable[[str, str], None], workdir: st
                     continue
                 emit("start", i)
                 report, produced = run_execution(t, store.path, workdir,
-                                                 exports.get(t.name), network_pid())
+                                                 exports.get(t.name), network_pid(),
+                                                 launcher())
                 exported.extend(sorted(h for h in produced if h not in wf.observable_objects
                                        and any(h.startswith(p) for p in
                                                exports.get(t.name, {}).values())))
@@ -187,6 +198,8 @@ def run_workflow(wf: Workflow, *, fetch: Callable[[str, str], None], workdir: st
         while step():
             pass
     finally:
+        for started in launchers:
+            started.close()
         for holder in network:
             holder.close()
     for info in infos:

@@ -558,3 +558,148 @@ def test_python_solution_through_the_python_image(tmp_path):
                                              "groups": {"1": "OK", "2": "OK"}}
     wrong = run_job(run_workflow_json(pkg, "pysb1.py"))
     assert wrong["workflow_registers"][1]["status"] == "WA"
+
+
+# --------------------------------------------------------------------------
+# The checkers:oicompare image is the exec jobs' default checker
+# --------------------------------------------------------------------------
+
+LONG = "x" * (70 * 1024)
+CHECKER_CASES = {
+    "equal": ("1 2 3\n4\n", "1 2 3\n4\n"),
+    "equal up to whitespace": ("1 2 3\n4\n", " 1\t2  3 \r\n4\n\n\n"),
+    "a different token": ("1 2 3\n4 5\n", "1 2 3\n4 6\n"),
+    "a missing token": ("1 2 3\n4 5\n", "1 2 3\n4\n"),
+    "an extra token": ("1 2 3\n", "1 2 3 7\n"),
+    "a missing line": ("1\n2\n3\n", "1\n2\n"),
+    "a long token differing at its end": (LONG + "a\n", LONG + "b\n"),
+    "a long token equal": (LONG + "\n", LONG),
+    "empty files": ("", ""),
+    "empty output": ("5\n", ""),
+    "output where none is expected": ("", "5\n"),
+    "not printable": ("zażółć\n", "zażółć\x01\xff\n"),
+}
+
+
+def _exec_checker(tmp_path: Path, expected: str, received: str) -> dict[str, Any]:
+    """What the exec jobs' default checker says (sio.executors.checker.run)."""
+    from sio.executors import checker
+    from sio.workers.util import TemporaryCwd
+
+    hint, out = put(tmp_path, "hint", expected), put(tmp_path, "user", received)
+    with TemporaryCwd():
+        return checker.run({"hint_file": hint, "out_file": out, "use_filetracker": False})
+
+
+def test_the_oicompare_image_gives_the_exec_jobs_verdicts_and_messages(tmp_path):
+    tasks, external = [], []
+    for i, (expected, received) in enumerate(CHECKER_CASES.values()):
+        ins, exp, got = (put(tmp_path, f"{n}{i}", s) for n, s in
+                         (("in", "0\n"), ("exp", expected), ("got", received)))
+        external += [ins, exp, got]
+        tasks.append({
+            "type": "execution", "name": f"check {i}", "exclusive": False,
+            "hard_time_limit": 10000, "output_register": i, "pid_namespaces": 1, "pipes": 0,
+            "channels": [],
+            "filesystems": [{"type": "image", "image": "checkers:oicompare", "path": ""},
+                            {"type": "object", "handle": ins},
+                            {"type": "object", "handle": exp},
+                            {"type": "object", "handle": got}],
+            "mount_namespaces": [{"root": 0, "mountpoints": [
+                {"source": 0, "target": "/chk", "writable": False},
+                {"source": 1, "target": "/in", "writable": False},
+                {"source": 2, "target": "/out", "writable": False},
+                {"source": 3, "target": "/user_out", "writable": False}]}],
+            "resource_groups": [group()],
+            "processes": [{"arguments": ["/chk", "/in", "/out", "/user_out"],
+                           "environment": [], "image": "", "mount_namespace": 0,
+                           "resource_group": 0, "pid_namespace": 0,
+                           "working_directory": "/", "start_after": [],
+                           "descriptors": {"1": {"type": "object_write",
+                                                 "handle": f"answer{i}"}}}]})
+    env = run_job(workflow(tasks, external, observable_registers=len(tasks),
+                           observable_objects=[f"answer{i}" for i in range(len(tasks))]),
+                  workflow_output_dir=str(tmp_path / "out"))
+    for i, (name, (expected, received)) in enumerate(CHECKER_CASES.items()):
+        report = env["workflow_registers"][i]
+        assert report["status"] == "OK" and report["processes"][0]["exit_code"] == 0, report
+        answer = Path(env["workflow_objects_out"][f"answer{i}"]).read_text().split("\n")
+        job = _exec_checker(tmp_path, expected, received)
+        verdict = {"OK": "OK", "WRONG": "WA"}[answer[0]]
+        assert verdict == job["result_code"], name
+        assert answer[2] == str(job["result_percentage"][0]), name
+        # the comment is the exec job's result_string (left unset when OK)
+        assert answer[1] == job.get("result_string", ""), name
+        assert answer[3:] == [""], name
+    # the long token is shown abbreviated, as the exec job shows it
+    long_case = list(CHECKER_CASES).index("a long token differing at its end")
+    comment = Path(env["workflow_objects_out"][f"answer{long_case}"]).read_text()
+    assert comment.startswith("WRONG\nWRONG: line 1: expected \"xxx") and "…" in comment
+
+
+def test_the_oicompare_image_reads_only_the_task_filesystems(tmp_path):
+    exp = put(tmp_path, "exp", "1\n")
+    t = {"type": "execution", "name": "escape", "exclusive": False, "hard_time_limit": 10000,
+         "output_register": 0, "pid_namespaces": 1, "pipes": 0, "channels": [],
+         "filesystems": [{"type": "image", "image": "checkers:oicompare", "path": ""},
+                         {"type": "object", "handle": exp}],
+         "mount_namespaces": [{"root": 0, "mountpoints": [
+             {"source": 0, "target": "/chk", "writable": False},
+             {"source": 1, "target": "/out", "writable": False}]}],
+         "resource_groups": [group()],
+         "processes": [{"arguments": ["/chk", "/out", "/out", "/etc/hostname"],
+                        "environment": [], "image": "", "mount_namespace": 0,
+                        "resource_group": 0, "pid_namespace": 0, "working_directory": "/",
+                        "start_after": [],
+                        "descriptors": {"1": {"type": "object_write", "handle": "answer"},
+                                        "2": {"type": "object_write", "handle": "err"}}}]}
+    env = run_job(workflow([t], [exp], observable_objects=["answer", "err"]),
+                  workflow_output_dir=str(tmp_path / "out"))
+    report = env["workflow_registers"][0]
+    assert report["status"] == "RE" and report["processes"][0]["exit_code"] == 2, report
+    assert Path(env["workflow_objects_out"]["answer"]).read_text() == ""
+    assert "/etc/hostname" in Path(env["workflow_objects_out"]["err"]).read_text()
+
+
+EXIT_3 = "import os, sys\nprint(os.environ.get('GREETING'), sys.stdin.read().strip())\nsys.exit(3)\n"
+SPIN_FOREVER = "while True:\n    pass\n"
+
+
+@pytest.mark.parametrize("with_launcher", [True, False])
+def test_the_launcher_and_the_engine_start_processes_alike(tmp_path, with_launcher):
+    """run_execution starts processes through a run's warm launcher (as the
+    runner does) or, without one, through the engine's run_process: the
+    same environment, descriptors, exit status and limits either way."""
+    from sio.workers._engine.groups import Launcher, PidNamespace
+    from sio.workflows.execution import run_execution
+    from sio.workflows.job import load
+
+    prog, spin = put(tmp_path, "prog.py", EXIT_3), put(tmp_path, "spin.py", SPIN_FOREVER)
+    data = put(tmp_path, "in.txt", "hello\n")
+    p = proc(0, {0: {"type": "object_read", "handle": data},
+                 1: {"type": "object_write", "handle": "out"}})
+    p["environment"].append("GREETING=hi")
+    wf, _ = load(workflow([task("exit", [p], [prog]),
+                           task("spin", [proc(0, {})], [spin], reg=1,
+                                groups=[group(time_limit=300)])],
+                          [prog, spin, data], observable_registers=2))
+    objects = tmp_path / "objects"
+    objects.mkdir()
+    paths = {prog: prog, spin: spin, data: data, "out": str(objects / "out")}
+    holder = PidNamespace(network=True)
+    launcher = Launcher(holder.init_pid) if with_launcher else None
+    try:
+        report, produced = run_execution(wf.tasks[0], paths.__getitem__, str(tmp_path),
+                                         network_of=holder.init_pid, launcher=launcher)
+        assert report["status"] == "RE" and report["processes"][0]["exit_code"] == 3, report
+        assert (objects / "out").read_text() == "hi hello\n"
+        assert produced == {"out"}
+        report, _ = run_execution(wf.tasks[1], paths.__getitem__, str(tmp_path),
+                                  network_of=holder.init_pid, launcher=launcher)
+        assert report["status"] == "TLE", report
+        assert report["processes"][0]["killed_by"] == "time_limit"
+        assert 300 <= report["resource_groups"][0]["cpu_time_ms"] < 2000, report
+    finally:
+        if launcher is not None:
+            launcher.close()
+        holder.close()

@@ -24,6 +24,10 @@ does not depend on this module; it knows nothing of environs or workflows.
 * :class:`PidNamespace` holds a PID namespace open: a tiny init (``nsexec
   -H``) is its PID 1 and reaps orphans, so that a process that ends does not
   take the namespace (and processes started after it) down with it.
+* :class:`Launcher` is a warm ``nsexec -L``: it starts the processes of a
+  workflow run on request (a message on a socket, descriptors attached),
+  which saves each of them the fork of the worker and two execs, and joins
+  the run's network namespaces once (see ``nsexec.c``);
 * :func:`nsexec_argv` builds the argv that starts one program through
   ``nsexec`` (``nsexec.c`` beside this file, built once per machine like
   ``limitexec``): joins cgroups and a PID namespace, creates a mount
@@ -41,7 +45,9 @@ import atexit
 import ctypes
 import ctypes.util
 import os
+import select
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -52,7 +58,7 @@ from dataclasses import dataclass
 from sio.workers._engine import build
 
 __all__ = ["GroupLimits", "GroupUsage", "ResourceGroup", "PidNamespace", "Mount", "nsexec_path",
-           "nsexec_argv", "mount_tmpfs", "unmount", "GroupUnavailable"]
+           "nsexec_argv", "mount_tmpfs", "unmount", "GroupUnavailable", "Launcher", "Launched"]
 
 _SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nsexec.c")
 _lock = threading.Lock()
@@ -539,6 +545,123 @@ class PidNamespace:
         for stream in (self._holder.stdout, self._holder.stderr):
             if stream is not None:
                 stream.close()
+
+
+class Launched:
+    """A process started by a :class:`Launcher`."""
+
+    def __init__(self, status: int, report: int) -> None:
+        self._status = status
+        self._report = report
+        self._buffer = b""
+        self._reported = b""
+        os.set_blocking(report, False)
+
+    def _read_report(self) -> bytes:
+        try:
+            while chunk := os.read(self._report, 4096):
+                self._reported += chunk
+        except BlockingIOError:
+            pass
+        return self._reported
+
+    def _split_report(self) -> tuple[int | None, bytes]:
+        # The launcher's "P <pid>" line and the child's own lines
+        # ("nsexec: ...") may come in either order.
+        pid, errors = None, []
+        for line in self._read_report().splitlines(keepends=True):
+            if line.startswith(b"P ") and line.endswith(b"\n") and pid is None:
+                pid = int(line[2:])
+            else:
+                errors.append(line)
+        return pid, b"".join(errors)
+
+    @property
+    def pid(self) -> int | None:
+        """The pid of the launcher's child (the program once it has
+        executed), once the launcher has said it."""
+        return self._split_report()[0]
+
+    def wait(self, timeout: float | None) -> tuple[int, float, bytes] | None:
+        """(wait status, CPU seconds of it and the program, what nsexec
+        printed) once it has ended; None if ``timeout`` (seconds) passed
+        first.
+
+        :raises GroupUnavailable: the launcher could not start it (or ended).
+        """
+        while b"\n" not in self._buffer:
+            if timeout is not None and not select.select([self._status], [], [], timeout)[0]:
+                return None
+            chunk = os.read(self._status, 256)
+            if not chunk:
+                message = self._split_report()[1].decode(errors="replace").strip()
+                raise GroupUnavailable("the launcher did not run the process"
+                                       + (f": {message}" if message else ""))
+            self._buffer += chunk
+        _, status, user, system = self._buffer.split()[:4]
+        return int(status), (int(user) + int(system)) / 1e6, self._split_report()[1]
+
+    def close(self) -> None:
+        for fd in (self._status, self._report):
+            os.close(fd)
+
+
+class Launcher:
+    """A warm ``nsexec -L`` (see ``nsexec.c``): starts processes on request,
+    inside the network/IPC/UTS namespaces of holder ``network_of`` (joined
+    once). :meth:`close` ends it, and with it any process still running."""
+
+    def __init__(self, network_of: int | None = None) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self._proc = subprocess.Popen(
+                [nsexec_path(), "-L", *(["-J", str(network_of)] if network_of else [])],
+                stdin=theirs.fileno(), stdout=subprocess.DEVNULL, close_fds=True)
+        finally:
+            theirs.close()
+        self._sock = ours
+        self._lock = threading.Lock()
+
+    def start(self, argv: Sequence[str], fds: Sequence[int]) -> Launched:
+        """Start ``argv`` as built by :func:`nsexec_argv` (its first item,
+        the helper's path, is dropped) whose ``-F`` sources are ``fds``.
+
+        :raises GroupUnavailable: the launcher is gone.
+        """
+        index = {fd: i + 2 for i, fd in enumerate(fds)}
+        options = list(argv[1:])
+        for i in range(len(options) - 1):
+            if options[i] == "--":
+                break
+            if options[i] == "-F":
+                src, dst = options[i + 1].split(":")
+                options[i + 1] = f"{index[int(src)]}:{dst}"
+        payload = b"\0".join(os.fsencode(o) for o in options)
+        # What nsexec -L can take (MAX_FDS, its buffer and MAX_ARGS there).
+        if len(fds) + 2 > 64 or len(payload) >= (1 << 17) - 1 or len(options) > 2000:
+            raise GroupUnavailable(f"a process with {len(fds)} descriptors and "
+                                   f"{len(payload)} bytes of options is more than the "
+                                   "launcher takes (62 descriptors, 128 KiB, 2000 items)")
+        status_r, status_w = os.pipe2(os.O_CLOEXEC)
+        report_r, report_w = os.pipe2(os.O_CLOEXEC)
+        try:
+            with self._lock:
+                socket.send_fds(self._sock, [payload], [status_w, report_w, *fds])
+        except OSError as e:
+            for fd in (status_r, report_r):
+                os.close(fd)
+            raise GroupUnavailable(f"the launcher is gone: {e}") from e
+        finally:
+            os.close(status_w)
+            os.close(report_w)
+        # Not waiting for the launcher to say it started the process: the
+        # descriptors are in flight (held by the socket), and this thread
+        # is woken only once, when the process has ended.
+        return Launched(status_r, report_r)
+
+    def close(self) -> None:
+        self._sock.close()  # end of file: it exits, its children are killed
+        self._proc.wait()
 
 
 @dataclass(frozen=True)

@@ -37,10 +37,36 @@
  *   -F SRC:DST      descriptor SRC becomes DST in the program; every other
  *                   descriptor above 2 that is not a DST is closed, and
  *                   0/1/2 not given as DST become /dev/null.
+ *   -E KEY=VALUE    the program's environment (repeatable; without any, it
+ *                   inherits ours); its PATH is where PROGRAM is looked up.
+ *   -Z BYTES        RLIMIT_FSIZE of the program (output limit: SIGXFSZ).
+ *   -X SECONDS      RLIMIT_CPU of the program (soft; hard one more): only a
+ *                   backstop of the caller's CPU-time watchdog.
+ *                   RLIMIT_CORE is 0 with -Z or -X.
  *   --  PROGRAM ARGS...  (PROGRAM looked up in PATH of the environment).
  *
  * Failures before execve print one line "nsexec: ..." on fd 2 of the caller
  * (before the descriptors are remapped) and exit with status 127.
+ *
+ * Launcher mode, "nsexec -L [-J PID]": a warm launcher for the processes of
+ * one workflow run, which saves each of them the caller's fork and exec of
+ * the helpers (a fork of a big Python process, an exec of the rlimit
+ * wrapper, an exec of nsexec: about a millisecond and a half) and the
+ * joining of the network namespaces (done once, with -J, by the launcher).
+ * Requests come on descriptor 0, a SOCK_SEQPACKET socket: one message per
+ * process, the options above and "-- PROGRAM ARGS" as NUL-separated strings,
+ * with descriptors attached (SCM_RIGHTS): [0] a status pipe, [1] a report
+ * pipe, [2...] the sources of the -F options, which name them by index in
+ * this list (-F 2:1 = the third descriptor becomes 1). The launcher forks
+ * (into the PID namespace of -p or -P: the child is the program, there is no
+ * waiter); the child does what nsexec does with the other options. On the
+ * report pipe the launcher writes "P <pid>\n" once the
+ * child exists, then the child's "nsexec: ..." errors follow (its fd 2). On
+ * the status pipe the launcher writes only "X <wait status> <user us>
+ * <system us>\n" (the program's rusage, which includes the children it
+ * waited for) when it has ended, then closes it: the caller sleeps until
+ * then, woken once per process. End of file on descriptor 0: the
+ * launcher exits (its children are killed: PR_SET_PDEATHSIG).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -51,9 +77,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/syscall.h>
@@ -61,6 +90,8 @@
 #include <unistd.h>
 
 #define MAX_ITEMS 256
+
+extern char **environ;
 
 static int err_fd = 2;
 
@@ -117,8 +148,11 @@ static void hold(int newnet) {
     mirror(init);
 }
 
-static void make_parents(char *path) {
-    for (char *p = path + 1; *p; p++) {
+/* Create the missing directories of path after its first skip bytes (the
+ * new root, which exists: its components are host directories, and a
+ * mkdir of each for every mount costs more than the mount). */
+static void make_parents(char *path, size_t skip) {
+    for (char *p = path + skip + 1; *p; p++) {
         if (*p == '/') {
             *p = 0;
             if (mkdir(path, 0755) < 0 && errno != EEXIST) die("mkdir", path);
@@ -130,7 +164,7 @@ static void make_parents(char *path) {
 static void mount_point(const char *root, const char *dst, int is_dir, char *out, size_t n) {
     if (dst[0] != '/') die_msg("mount targets must be absolute paths");
     if (snprintf(out, n, "%s%s", root, dst) >= (int)n) die_msg("path too long");
-    make_parents(out);
+    make_parents(out, strlen(root));
     if (is_dir) {
         if (mkdir(out, 0755) < 0 && errno != EEXIST) die("mkdir", out);
     } else {
@@ -140,7 +174,10 @@ static void mount_point(const char *root, const char *dst, int is_dir, char *out
     }
 }
 
-int main(int argc, char **argv) {
+static int ns_main(int argc, char **argv) {
+    const char *envs[MAX_ITEMS + 1];
+    int nenv = 0;
+    long fsize = -1, cpusec = -1;
     const char *cgroups[MAX_ITEMS], *binds[MAX_ITEMS], *tmpfss[MAX_ITEMS], *links[MAX_ITEMS];
     int ncg = 0, nb = 0, nt = 0, nf = 0, nl = 0, devices = 0, ownpid = 0;
     const char *joinns = NULL;
@@ -169,6 +206,9 @@ int main(int argc, char **argv) {
         case 'J': joinns = v; break;
         case 'D': cwd = v; break;
         case 'U': user = v; break;
+        case 'E': if (nenv < MAX_ITEMS) envs[nenv++] = v; else die_msg("too many -E"); break;
+        case 'Z': fsize = atol(v); break;
+        case 'X': cpusec = atol(v); break;
         case 'F':
             if (nf < MAX_ITEMS && sscanf(v, "%d:%d", &fsrc[nf], &fdst[nf]) == 2) nf++;
             else die_msg("bad -F");
@@ -266,7 +306,7 @@ int main(int argc, char **argv) {
             *target++ = 0;
             if (snprintf(path, sizeof path, "%s%s", root, spec) >= (int)sizeof path)
                 die_msg("path too long");
-            make_parents(path);
+            make_parents(path, strlen(root));
             if (symlink(target, path) < 0) die("symlink", path);
         }
         if (devices) {
@@ -336,7 +376,196 @@ int main(int argc, char **argv) {
         if (next >= 1024) break;
         lo = next + 1;
     }
+    if (fsize >= 0 || cpusec >= 0) {
+        struct rlimit r = {0, 0};
+        if (setrlimit(RLIMIT_CORE, &r) < 0) die("RLIMIT_CORE", NULL);
+        if (fsize >= 0) {
+            r.rlim_cur = r.rlim_max = (rlim_t)fsize;
+            if (setrlimit(RLIMIT_FSIZE, &r) < 0) die("RLIMIT_FSIZE", NULL);
+        }
+        if (cpusec >= 0) {
+            r.rlim_cur = (rlim_t)cpusec;
+            r.rlim_max = (rlim_t)cpusec + 1;
+            if (setrlimit(RLIMIT_CPU, &r) < 0) die("RLIMIT_CPU", NULL);
+        }
+    }
+    if (nenv) {
+        envs[nenv] = NULL;
+        environ = (char **)envs;  /* execvp looks PROGRAM up in this PATH */
+    }
     execvp(argv[i], argv + i);
     dprintf(err_fd, "nsexec: cannot execute %s: %s\n", argv[i], strerror(errno));
     _exit(127);
+}
+
+/* ---- launcher mode ---------------------------------------------------- */
+
+#define MAX_FDS 64
+#define MAX_ARGS 2048
+
+struct running { pid_t pid; int status_fd; };
+
+static void join_network(const char *pid) {
+    static const char *kinds[] = {"net", "ipc", "uts"};
+    static const int types[] = {CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS};
+    for (int k = 0; k < 3; k++) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%s/ns/%s", pid, kinds[k]);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || setns(fd, types[k]) < 0) die("join namespace", path);
+        close(fd);
+    }
+}
+
+/* Start one requested process: never returns in the child. */
+/* Start one requested process: never returns in the child; -1 (a message
+ * written to the request's report pipe) when it could not be started.
+ *
+ * The PID namespace of -p or -P is entered here, for the fork: the child is
+ * the program itself (PID 1 of its own namespace with -p), reaped by the
+ * launcher, instead of a waiter that forks the program and mirrors how it
+ * ended (one fork and one process less per program). own_pidns is the
+ * launcher's, restored after the fork. */
+static pid_t launch(char *buf, size_t n, int *fds, int nfds, sigset_t *old, int sfd,
+                    int own_pidns) {
+    char *args[MAX_ARGS + 2];
+    int argc = 0;
+    const char *pidns = NULL;
+    int ownpid = 0, options = 1;
+    args[argc++] = "nsexec";
+    for (size_t k = 0; k < n && argc < MAX_ARGS; k += strlen(buf + k) + 1) {
+        char *a = buf + k;
+        if (options && !strcmp(a, "--")) options = 0;
+        if (options && !strcmp(a, "-p")) { ownpid = 1; continue; }
+        if (options && !strcmp(a, "-P") && k + strlen(a) + 1 < n) {
+            k += strlen(a) + 1;
+            pidns = buf + k;
+            continue;
+        }
+        args[argc++] = a;
+    }
+    args[argc] = NULL;
+    if (pidns) {
+        int fd = open(pidns, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || setns(fd, CLONE_NEWPID) < 0) {
+            dprintf(fds[1], "nsexec: join PID namespace %s: %s\n", pidns, strerror(errno));
+            if (fd >= 0) close(fd);
+            return -1;
+        }
+        close(fd);
+    } else if (ownpid && unshare(CLONE_NEWPID) < 0) {
+        dprintf(fds[1], "nsexec: unshare(CLONE_NEWPID): %s\n", strerror(errno));
+        return -1;
+    }
+    pid_t child = fork();
+    int saved = errno;
+    if (child != 0 && (pidns || ownpid) && setns(own_pidns, CLONE_NEWPID) < 0)
+        die("restore the launcher's PID namespace", NULL);
+    if (child < 0) dprintf(fds[1], "nsexec: fork: %s\n", strerror(saved));
+    if (child != 0) return child;
+    /* The child: the request's stderr is ours, the rest as plain nsexec. */
+    sigprocmask(SIG_SETMASK, old, NULL);
+    signal(SIGCHLD, SIG_DFL);
+    signal(SIGPIPE, SIG_DFL);  /* an ignored signal stays ignored across exec */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    close(sfd);
+    close(fds[0]);
+    if (dup2(fds[1], 2) < 0) _exit(127);
+    close(0);
+    static char rewritten[MAX_ARGS][32];
+    for (int a = 1; a + 1 < argc; a++) {
+        if (!strcmp(args[a], "--")) break;
+        if (strcmp(args[a], "-F")) continue;
+        int index, dst;
+        if (sscanf(args[a + 1], "%d:%d", &index, &dst) != 2 || index < 2 || index >= nfds)
+            die_msg("bad -F in a request");
+        a++;
+        snprintf(rewritten[a], sizeof rewritten[a], "%d:%d", fds[index], dst);
+        args[a] = rewritten[a];
+    }
+    _exit(ns_main(argc, args));
+}
+
+static void launcher(int argc, char **argv) {
+    if (argc == 4 && !strcmp(argv[2], "-J")) join_network(argv[3]);
+    else if (argc != 2) die_msg("usage: nsexec -L [-J PID]");
+    sigset_t mask, old;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    if (sigprocmask(SIG_BLOCK, &mask, &old) < 0) die("sigprocmask", NULL);
+    int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+    if (sfd < 0) die("signalfd", NULL);
+    /* A caller that stopped listening (its status pipe closed) must not
+     * take the launcher down. */
+    signal(SIGPIPE, SIG_IGN);
+    int own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+    if (own_pidns < 0) die("open", "/proc/self/ns/pid");
+    static struct running run[4096];
+    int nrun = 0;
+    static char buf[1 << 17];
+    for (;;) {
+        struct pollfd p[2] = {{0, POLLIN, 0}, {sfd, POLLIN, 0}};
+        if (poll(p, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            die("poll", NULL);
+        }
+        if (p[1].revents) {
+            struct signalfd_siginfo info;
+            if (read(sfd, &info, sizeof info) < 0 && errno != EAGAIN) die("signalfd", NULL);
+            int status;
+            struct rusage ru;
+            pid_t pid;
+            while ((pid = wait4(-1, &status, WNOHANG, &ru)) > 0) {
+                for (int r = 0; r < nrun; r++) {
+                    if (run[r].pid != pid) continue;
+                    dprintf(run[r].status_fd, "X %d %ld %ld\n", status,
+                            (long)ru.ru_utime.tv_sec * 1000000L + ru.ru_utime.tv_usec,
+                            (long)ru.ru_stime.tv_sec * 1000000L + ru.ru_stime.tv_usec);
+                    close(run[r].status_fd);
+                    run[r] = run[--nrun];
+                    break;
+                }
+            }
+        }
+        if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        union { struct cmsghdr h; char space[CMSG_SPACE(sizeof(int) * MAX_FDS)]; } control;
+        struct iovec iov = {buf, sizeof buf - 1};
+        struct msghdr msg = {0};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.space;
+        msg.msg_controllen = sizeof control.space;
+        ssize_t n = recvmsg(0, &msg, MSG_CMSG_CLOEXEC);
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN) continue;
+            die("recvmsg", NULL);
+        }
+        if (n == 0) _exit(0);  /* the caller is gone: so are our children */
+        buf[n] = 0;
+        int fds[MAX_FDS], nfds = 0;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+            int count = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+            for (int k = 0; k < count && nfds < MAX_FDS; k++)
+                memcpy(&fds[nfds++], CMSG_DATA(c) + k * sizeof(int), sizeof(int));
+        }
+        if (nfds < 2 || (msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) || nrun >= 4096) {
+            for (int k = 0; k < nfds; k++) close(fds[k]);
+            continue;  /* the caller sees end of file on the status pipe */
+        }
+        pid_t pid = launch(buf, (size_t)n, fds, nfds, &old, sfd, own_pidns);
+        if (pid >= 0) {
+            dprintf(fds[1], "P %d\n", (int)pid);
+            run[nrun].pid = pid;
+            run[nrun++].status_fd = fds[0];
+        }
+        /* Our copies must go now: a pipe end held here would keep its
+         * peer from seeing end of file. */
+        for (int k = pid < 0 ? 0 : 1; k < nfds; k++) close(fds[k]);
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "-L")) launcher(argc, argv);
+    return ns_main(argc, argv);
 }
