@@ -583,7 +583,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 where = (f"on sioworkersd at {args.daemon}" if args.daemon else
                          f"locally, {store.batch(batch_id).options['jobs']} at once")
                 _say(f"batch {batch_id}: {len(environs)} jobs {where} (store {store.path})")
-            return _run(store, batch_id, args.jobs, args.quiet, db_hint)
+            try:
+                return _run(store, batch_id, args.jobs, args.quiet, db_hint)
+            except DaemonError as e:
+                raise DaemonError(f"{e}\nthe batch is kept: send it again with "
+                                  f"sio-batch-map{db_hint} --resume {batch_id}") from None
     except (UsageError, DaemonError) as e:
         _say(f"error: {e}")
         return EXIT_USAGE
