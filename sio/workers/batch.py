@@ -161,14 +161,23 @@ def _create(store: Store, texts: Sequence[str], daemon: str | None, jobs: int | 
     return store.create(texts, daemon, {}, batch_id=batch_id, group_id=group_id_of(batch_id))
 
 
+#: Local batches run by threads of this process: (store path, batch id) ->
+#: the thread, so that waiting for one here joins it instead of polling.
+_threads: dict[tuple[str, str], threading.Thread] = {}
+
+
 def _local_thread(path: str, batch_id: str, jobs: int, owner: str) -> threading.Thread:
     def target() -> None:
-        with Store(path) as store:
-            run_local(store, batch_id, jobs, owner=owner)
+        try:
+            with Store(path) as store:
+                run_local(store, batch_id, jobs, owner=owner)
+        finally:
+            _threads.pop((path, batch_id), None)
 
     # Not a daemon thread: a program that returns from main after
     # map_async still finishes its batch before the interpreter exits.
     thread = threading.Thread(target=target, name=f"sio-batch-{batch_id}")
+    _threads[path, batch_id] = thread
     thread.start()
     return thread
 
@@ -211,7 +220,18 @@ def map(environs: Iterable[Environ], *, daemon: str | None = None, jobs: int | N
     """Run a batch and return the result environs in input order, ``None``
     for every job that failed (:func:`get_errors` says why). The batch stays
     in the store; see :func:`map_async` for the parameters."""
-    batch_id = map_async(environs, daemon=daemon, jobs=jobs, db=db)
+    if daemon is not None:
+        batch_id = map_async(environs, daemon=daemon, db=db)
+    else:
+        # The pool runs in this thread: no polling, and Ctrl-C (a
+        # KeyboardInterrupt) leaves the batch interrupted, resumable.
+        with _open(db) as store:
+            batch_id = _create(store, _encode(environs), None, jobs)
+            progress = Progress(sys.stderr) if verbose else None
+            run_local(store, batch_id, store.batch(batch_id).options["jobs"],
+                      on_progress=progress.update if progress else None)
+            if progress is not None:
+                progress.update(store.counts(batch_id), final=True)
     return [result for _, result in get_results(batch_id, block=True, verbose=verbose, db=db)]
 
 
@@ -267,6 +287,9 @@ def list_batches(*, db: str | os.PathLike[str] | None = None) -> list[BatchStatu
 
 def _wait(store: Store, batch_id: str, verbose: bool, stream: TextIO | None = None) -> None:
     row = store.batch(batch_id)
+    thread = _threads.get((store.path, batch_id))
+    if thread is not None and not verbose:
+        thread.join()  # run by this process: no need to poll
     sync = None if row.is_local else Sync(store, batch_id)
     progress = Progress(stream or sys.stderr) if verbose else None
     while True:

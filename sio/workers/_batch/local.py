@@ -187,14 +187,17 @@ def _run(store: Store, batch_id: str, owner: str, jobs: int, stop: threading.Eve
                 chunk = os.read(key.fd, 1 << 16)
                 if chunk:
                     *lines_in, w.buffer = (w.buffer + chunk).split(b"\n")
-                    now = time.monotonic()
                     for line in lines_in:
                         outcome = _parse(line)
                         outcomes.append(outcome)
                         if outcome.idx in w.sent:
                             w.sent.remove(outcome.idx)
-                        took = now - w.busy_since
-                        w.mean_s = took if w.mean_s is None else 0.8 * w.mean_s + 0.2 * took
+                    if lines_in:
+                        # Short jobs' answers come in bunches (see .worker):
+                        # the time since the last bunch is theirs together.
+                        now = time.monotonic()
+                        took = (now - w.busy_since) / len(lines_in)
+                        w.mean_s = took if w.mean_s is None else 0.5 * w.mean_s + 0.5 * took
                         w.busy_since = now
                     if not todo and not w.sent:
                         _close_input(w)

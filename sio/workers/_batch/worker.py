@@ -17,16 +17,20 @@ ends the worker.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import signal
 import sys
+import time
 import traceback
 from typing import Any
 
 from sio.workers.runner import run
 from sio.workers.util import json_dumps
+
+#: Answers of short jobs are sent together, but none waits longer than this
+#: (seconds).
+FLUSH_S = 0.02
 
 
 def failure(exc: BaseException) -> tuple[str, str]:
@@ -36,12 +40,12 @@ def failure(exc: BaseException) -> tuple[str, str]:
 
 def run_line(line: str) -> str:
     idx, _, text = line.partition("\t")
-    environ = json.loads(text)
-    sent = copy.deepcopy(environ)  # a job may change its environ before it raises
     try:
-        result = run(environ)
+        result = run(json.loads(text))
     except Exception as exc:
         message, tb = failure(exc)
+        # The environ as sent, not as the job left it before raising.
+        sent = json.loads(text)
         sent.update(result="FAILURE", exception=message, traceback=tb)
         return f"{idx}\terror\t{json_dumps([sent, message, tb])}\n"
     if result.get("result") == "FAILURE":
@@ -59,20 +63,44 @@ def main() -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGUSR1, stop)
-    answers = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    answers = os.dup(1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     parent = os.getppid()
-    for line in sys.stdin:
-        # A parent that died (re-parented: getppid changed) wants nothing
-        # more: the jobs it queued here would only be run again on resume.
-        if stopping or os.getppid() != parent:
+    pending = b""
+    while not stopping:
+        chunk = os.read(0, 1 << 16)
+        if not chunk:
             break
-        try:
-            answers.write(run_line(line.rstrip("\n")))
-            answers.flush()
-        except BrokenPipeError:  # the parent is gone: nobody wants the rest
-            break
+        *lines, pending = (pending + chunk).split(b"\n")
+        out: list[str] = []
+        flushed = time.monotonic()
+        for line in lines:
+            # A parent that died (re-parented: getppid changed) wants
+            # nothing more: the jobs it queued here would only be run again
+            # on resume.
+            if stopping or os.getppid() != parent:
+                stopping = True
+                break
+            out.append(run_line(line.decode("utf-8")))
+            # Answers go out together when jobs are short (fewer wake-ups
+            # of the parent), and at least every FLUSH_S.
+            if time.monotonic() - flushed >= FLUSH_S:
+                if not _send(answers, out):
+                    return
+                out, flushed = [], time.monotonic()
+        if out and not _send(answers, out):
+            return
+
+
+def _send(fd: int, answers: list[str]) -> bool:
+    data = "".join(answers).encode("utf-8")
+    try:
+        while data:
+            data = data[os.write(fd, data):]
+    except BrokenPipeError:  # the parent is gone: nobody wants the rest
+        return False
+    return True
 
 
 if __name__ == "__main__":
