@@ -250,3 +250,18 @@ def test_progress_bar_on_a_terminal(slow_job, db, tmp_path):
     final = text.rstrip().split("\r")[-1]
     assert final.startswith("[" + "#" * 24 + "] 20/20 done, 0 failed, 0 running, ")
     assert "/s, 0:00 left" in final
+
+
+def test_help_and_the_default_store(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "SIO_BATCH_DB"}
+    env["XDG_DATA_HOME"] = str(tmp_path / "data")
+    p = subprocess.run([SIO_BATCH_MAP, "--help"], env=env, capture_output=True, text=True,
+                       timeout=60, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0 and p.stdout.startswith("usage: sio-batch-map")
+    assert not (tmp_path / "data").exists()
+    p = subprocess.run([SIO_BATCH_MAP, "-q"], env=env, input='{"job_type": "ping", "ping": "x"}',
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and json.loads(p.stdout)["pong"] == "x"
+    assert (tmp_path / "data" / "sioworkers" / "batches.sqlite").exists()
+    assert p.stderr.startswith("sio-batch-map: batch ")  # and no progress (-q)
+    assert len(p.stderr.splitlines()) == 1
