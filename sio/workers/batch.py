@@ -273,9 +273,14 @@ def status(batch_id: str, *, db: str | os.PathLike[str] | None = None) -> BatchS
     first)."""
     with _open(db) as store:
         row = store.batch(batch_id)
+        group = None
         if not row.is_local and row.submitted and not row.forgotten:
-            Sync(store, batch_id).step()
-        return _status(store, store.batch(batch_id))
+            group = Sync(store, batch_id).step()
+        counts = store.counts(batch_id)
+        if group is not None:  # the daemon knows which are queued and which run
+            counts = Counts(counts.total, int(group.get("queued", counts.pending)),
+                            int(group.get("running", counts.running)), counts.done, counts.failed)
+        return _status(store, store.batch(batch_id), counts)
 
 
 def list_batches(*, db: str | os.PathLike[str] | None = None) -> list[BatchStatus]:

@@ -29,6 +29,8 @@ SLOW_JOB = """
 import os, time
 
 def run(environ):
+    if environ.get('die'):
+        os.kill(os.getpid(), 9)  # takes its worker process with it
     time.sleep(environ.get('sleep_ms', 0) / 1000)
     with open(environ['log'], 'a') as f:
         f.write('%d\\n' % environ['n'])
@@ -92,6 +94,16 @@ def test_local_mode_1000_pings_ordered_with_errors(db):
     assert batch_id in [b.id for b in batch.list_batches(db=db)]
     # map: the same, as a list with None for the failures
     assert batch.map(environs[:30], jobs=2, db=db) == [r for _, r in pairs[:30]]
+
+
+def test_a_job_that_kills_its_worker_fails_alone(slow_job, db, tmp_path):
+    log = str(tmp_path / "runs.log")
+    environs = [{"job_type": slow_job, "n": n, "log": log, "die": n == 2} for n in range(6)]
+    results = batch.map(environs, jobs=1, db=db)
+    assert [r and r["twice"] for r in results] == [0, 2, None, 6, 8, 10]
+    [error] = batch.get_errors(db=db, batch_id=only_batch(db).id)
+    assert error.environ["n"] == 2
+    assert error.exception == "the worker process running this job was killed by signal 9"
 
 
 def wait_for(predicate, timeout=30.0):

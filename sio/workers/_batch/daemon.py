@@ -164,6 +164,11 @@ class Sync:
             group = full
         if self.store.counts(self.batch_id).complete:
             self.forget()
+        elif group.get("state") == "done":
+            # The daemon finished the group without a result for some jobs
+            # (it lost them): they run again in a new group of the same id.
+            self.daemon.forget(self.group_id)
+            self.submit()
         return group
 
     def forget(self) -> None:

@@ -27,13 +27,17 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sio.workers._batch.store import HEARTBEAT_S, Counts, Outcome, Store, new_owner
+from sio.workers._batch.store import HEARTBEAT_S, PENDING, Counts, Outcome, Store, new_owner
+from sio.workers.errors import SioWorkersError
 
 #: Aim: this many seconds of work queued ahead in each worker.
 QUEUE_AHEAD_S = 0.05
 #: At most this many jobs queued in one worker (and at least 2: one running,
 #: one waiting, so that the worker never waits for the parent).
 MAX_DEPTH = 64
+#: Worker processes that may die outside any job (at start, between jobs)
+#: before the batch gives up instead of starting more.
+MAX_IDLE_DEATHS = 5
 #: The parent wakes up at least this often (seconds): stop requests, heartbeat.
 TICK_S = 0.2
 
@@ -132,6 +136,7 @@ def _run(store: Store, batch_id: str, owner: str, jobs: int, stop: threading.Eve
     workers: list[_Worker] = []
     selector = selectors.DefaultSelector()
     stopping = False
+    deaths = 0
     last_beat = time.monotonic()
 
     def add_worker() -> None:
@@ -153,6 +158,7 @@ def _run(store: Store, batch_id: str, owner: str, jobs: int, stop: threading.Eve
         while workers:
             started: list[int] = []
             outcomes: list[Outcome] = []
+            given_back: list[int] = []
             if kill.is_set():
                 break
             if stop.is_set() and not stopping:
@@ -204,23 +210,29 @@ def _run(store: Store, batch_id: str, owner: str, jobs: int, stop: threading.Eve
                     continue
                 # End of its output: the worker is gone.
                 retire(w)
-                if w.sent:
-                    if stopping:
-                        todo.extendleft(reversed([(i, environs[i]) for i in w.sent]))
-                    else:
-                        head = w.sent.popleft()
-                        outcomes.append(_failed_outcome(head, environs[head], _died(w.proc)))
-                        todo.extendleft(reversed([(i, environs[i]) for i in w.sent]))
-                        if todo and len(workers) < jobs:
-                            add_worker()
-                    returned = list(w.sent)
-                    w.sent.clear()
-                    store.mark(batch_id, returned, "pending")
+                if w.sent and not stopping:
+                    head = w.sent.popleft()
+                    outcomes.append(_failed_outcome(head, environs[head], _died(w.proc)))
+                elif not stopping and not w.proc.wait() == 0:
+                    deaths += 1  # died between jobs: no job to blame
+                    if deaths > MAX_IDLE_DEATHS:
+                        raise SioWorkersError(
+                            f"worker processes ({sys.executable} -m sio.workers._batch.worker) "
+                            f"keep dying outside jobs ({_died(w.proc)}); see their standard "
+                            "error above")
+                todo.extendleft(reversed([(i, environs[i]) for i in w.sent]))
+                given_back += w.sent
+                w.sent.clear()
                 w.proc.wait()
+                if not stopping and todo and len(workers) < min(jobs, len(todo)):
+                    add_worker()
             if outcomes or started:
                 new_done, new_failed = store.record(batch_id, outcomes, started)
                 done += new_done
                 failed += new_failed
+            if given_back:
+                # After the record above, which may have marked them running.
+                store.mark(batch_id, given_back, PENDING)
             if time.monotonic() - last_beat > HEARTBEAT_S:
                 store.heartbeat(batch_id, owner)
                 last_beat = time.monotonic()

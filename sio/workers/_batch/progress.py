@@ -10,6 +10,7 @@ resumed batch's earlier results are not part of it).
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TextIO
 
@@ -64,6 +65,12 @@ class Progress:
         self.shown = now
         line = self.text(c, now)
         if self.tty:
+            try:  # a line longer than the terminal would wrap, and \r not undo it
+                columns = os.get_terminal_size(self.stream.fileno()).columns
+            except (OSError, ValueError):
+                columns = 0  # unknown, as a new pseudo-terminal's
+            if columns > 1:
+                line = line[:columns - 1]
             pad = " " * max(0, self.width - len(line))
             self.width = len(line)
             self.stream.write(f"\r{line}{pad}" + ("\n" if final else ""))
