@@ -58,10 +58,7 @@ def daemon_mode(n: int) -> None:
         print("daemon mode: skipped: sio.sioworkersd is not installed here (the daemon's "
               "branch is not merged)")
         return
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from batch_daemon import run as run_daemon  # noqa: E402
-
-    run_daemon(n)
+    print("daemon mode: skipped: not written yet against the daemon's command line")
 
 
 def main() -> int:

@@ -222,6 +222,7 @@ def map(environs: Iterable[Environ], *, daemon: str | None = None, jobs: int | N
     in the store; see :func:`map_async` for the parameters."""
     if daemon is not None:
         batch_id = map_async(environs, daemon=daemon, db=db)
+        pairs = get_results(batch_id, block=True, verbose=verbose, db=db)
     else:
         # The pool runs in this thread: no polling, and Ctrl-C (a
         # KeyboardInterrupt) leaves the batch interrupted, resumable.
@@ -232,7 +233,8 @@ def map(environs: Iterable[Environ], *, daemon: str | None = None, jobs: int | N
                       on_progress=progress.update if progress else None)
             if progress is not None:
                 progress.update(store.counts(batch_id), final=True)
-    return [result for _, result in get_results(batch_id, block=True, verbose=verbose, db=db)]
+        pairs = get_results(batch_id, block=True, db=db)
+    return [result for _, result in pairs]
 
 
 def resume(batch_id: str, *, jobs: int | None = None,
@@ -248,7 +250,10 @@ def resume(batch_id: str, *, jobs: int | None = None,
         if row.is_local:
             run_local(store, batch_id, _jobs(jobs if jobs is not None else row.options.get("jobs")))
         else:
-            Sync(store, batch_id).step()
+            # run_group again: the daemon runs only what it does not hold.
+            sync = Sync(store, batch_id)
+            sync.submit()
+            sync.step()
 
 
 # --------------------------------------------------------------------------

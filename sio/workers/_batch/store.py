@@ -161,8 +161,8 @@ class Store:
     their own."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(self.path))
+        self.path = os.path.abspath(os.fspath(path))
+        folder = os.path.dirname(self.path)
         os.makedirs(folder, exist_ok=True)
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE
         # takes the write lock up front, so two writers never deadlock
