@@ -581,6 +581,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.jobs is not None:
             _jobs(args.jobs)
+        action = ("--resume" if args.resume else "--status" if args.status else
+                  "--errors" if args.errors else "--list" if args.list else None)
+        if action and (args.file or args.daemon):
+            raise UsageError(f"{action} takes no FILE or --daemon (a batch keeps its backend)")
+        if args.daemon and args.jobs is not None:
+            raise UsageError("--jobs is for local mode: the daemon's workers decide how many "
+                             "jobs run at once")
         with Store(db) as store:
             if args.list:
                 for s in list_batches(db=db):

@@ -208,6 +208,9 @@ def test_bad_input_lines_are_reported_before_anything_runs(db):
     proc = subprocess.run([SIO_BATCH_MAP, "--db", db, "--status", "nope"], capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 2 and "no batch 'nope'" in proc.stderr
+    proc = subprocess.run([SIO_BATCH_MAP, "--db", db, "--resume", "x", "more.jsonl"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "--resume takes no FILE" in proc.stderr
 
 
 def test_progress_in_a_pipe_and_errors_listing(db):

@@ -319,19 +319,21 @@ class Store:
         transaction; returns how many new items are done and how many
         failed (results of items already finished are dropped)."""
         now = time.time()
+        outcomes = list(outcomes)
         new = [0, 0]
         with self.transaction() as db:
             db.executemany(
                 "UPDATE items SET state = ?, attempts = attempts + 1 "
                 "WHERE batch_id = ? AND idx = ? AND state = ?",
                 ((RUNNING, batch_id, i, PENDING) for i in started))
-            for o in outcomes:
-                cur = db.execute(
+            for failed in (False, True):
+                # executemany's rowcount is the sum: the results not dropped.
+                new[failed] = db.executemany(
                     "UPDATE items SET state = ?, result = ?, exception = ?, traceback = ?, "
                     "finished = ? WHERE batch_id = ? AND idx = ? AND state NOT IN (?, ?)",
-                    (FAILED if o.failed else DONE, o.result, o.exception, o.traceback, now,
-                     batch_id, o.idx, DONE, FAILED))
-                new[o.failed] += cur.rowcount
+                    ((FAILED if failed else DONE, o.result, o.exception, o.traceback, now,
+                      batch_id, o.idx, DONE, FAILED) for o in outcomes if o.failed == failed)
+                ).rowcount
         return new[0], new[1]
 
     def finished_set(self, batch_id: str) -> set[int]:
