@@ -53,7 +53,7 @@ from typing import Any, Literal, NamedTuple, TextIO
 
 from sio.workers._batch import store as _store
 from sio.workers._batch.daemon import DaemonError, Sync, group_id_of
-from sio.workers._batch.local import run_local
+from sio.workers._batch.local import run_local, start_detached
 from sio.workers._batch.progress import Progress
 from sio.workers._batch.store import Counts, Store, UnknownBatch
 from sio.workers.errors import EntryPointNotFound, SioWorkersError, UsageError
@@ -183,7 +183,8 @@ def _local_thread(path: str, batch_id: str, jobs: int, owner: str) -> threading.
 
 
 def map_async(environs: Iterable[Environ], *, daemon: str | None = None,
-              jobs: int | None = None, db: str | os.PathLike[str] | None = None) -> str:
+              jobs: int | None = None, db: str | os.PathLike[str] | None = None,
+              detach: bool = False) -> str:
     """Start a batch of the environs and return its id at once.
 
     :param daemon: the URL of a ``sioworkersd`` (``http://host:7889``) to run
@@ -191,11 +192,14 @@ def map_async(environs: Iterable[Environ], *, daemon: str | None = None,
     :param jobs: local mode: how many jobs run at once (default: the number
         of CPUs).
     :param db: the store file (default :func:`default_db`).
+    :param detach: local mode: run the batch in a process of its own (in a
+        new session, its standard error in ``batch-<id>.log`` beside the
+        store), which outlives this one.
 
     A local batch runs in a background thread of this process (and its
-    worker processes); the interpreter waits for it before it exits. A
-    daemon batch is sent to the daemon in one ``run_group`` call before this
-    returns.
+    worker processes) unless ``detach``; the interpreter waits for that
+    thread before it exits. A daemon batch is sent to the daemon in one
+    ``run_group`` call before this returns.
 
     :raises UsageError: an item is not a dict.
     :raises DaemonError: the daemon cannot be reached (the batch is in the
@@ -204,7 +208,9 @@ def map_async(environs: Iterable[Environ], *, daemon: str | None = None,
     texts = _encode(environs)
     with _open(db) as store:
         batch_id = _create(store, texts, daemon, jobs)
-        if daemon is None:
+        if daemon is None and detach:
+            start_detached(store, batch_id, store.batch(batch_id).options["jobs"])
+        elif daemon is None:
             owner = _store.new_owner()
             # Claimed before returning, so that the batch is never seen
             # without its runner.
@@ -401,7 +407,8 @@ result is kept in the store by the batch's id as it arrives.
 
 EPILOG = """\
 The progress goes to standard error: a live bar on a terminal, a line a
-second otherwise. Ctrl-C stops starting jobs, lets the running ones finish
+second otherwise. --resume of a batch that a live process runs (--detach,
+another terminal) follows it. Ctrl-C stops starting jobs, lets the running ones finish
 and says how to resume (a second Ctrl-C kills them; they run again on
 resume). A daemon batch keeps running in the daemon.
 
@@ -437,6 +444,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="print the failed jobs of batch ID as JSON lines "
                              "(index, job_type, exception, traceback)")
     action.add_argument("--list", action="store_true", help="list the batches of the store")
+    p.add_argument("--detach", action="store_true",
+                   help="start the batch, print its id and return: it runs in a process of "
+                        "its own (local) or in the daemon; follow it with --resume ID")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     p.add_argument("--debug", action="store_true",
                    help="let an unexpected exception end the program with its traceback")
@@ -532,9 +542,21 @@ def _run(store: Store, batch_id: str, jobs: int | None, quiet: bool, db_hint: st
         if progress is not None:
             progress.update(counts, final=counts.complete)
 
+    watching = row.is_local and _store.owner_alive(row.owner, row.heartbeat)
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        if row.is_local:
+        if watching:
+            # Another live process runs it (a detached one, another
+            # terminal): follow it through the store.
+            while not stop.is_set():
+                counts = store.counts(batch_id)
+                show(counts)
+                row = store.batch(batch_id)
+                if counts.complete or not _store.owner_alive(row.owner, row.heartbeat):
+                    break
+                stop.wait(POLL_S)
+            counts = store.counts(batch_id)
+        elif row.is_local:
             n = _jobs(jobs if jobs is not None else row.options.get("jobs"))
             counts = run_local(store, batch_id, n, stop=stop, kill=kill, on_progress=show)
         else:
@@ -555,8 +577,14 @@ def _run(store: Store, batch_id: str, jobs: int | None, quiet: bool, db_hint: st
     if progress is not None:
         progress.update(counts, final=True)
     if not counts.complete:
-        where = ("it keeps running in the daemon; collect it" if not row.is_local
-                 else "resume it")
+        row = store.batch(batch_id)
+        if row.is_local and _store.owner_alive(row.owner, row.heartbeat):
+            pid = row.owner.rsplit(":", 2)[1] if row.owner else "?"
+            where = f"it keeps running in process {pid}; follow it"
+        elif row.is_local:
+            where = "resume it"
+        else:
+            where = "it keeps running in the daemon; collect it"
         _say(f"interrupted: {counts.finished} of {counts.total} jobs have a result; {where} "
              f"with: sio-batch-map{db_hint} --resume {batch_id}")
         return EXIT_INTERRUPTED
@@ -585,6 +613,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "--errors" if args.errors else "--list" if args.list else None)
         if action and (args.file or args.daemon):
             raise UsageError(f"{action} takes no FILE or --daemon (a batch keeps its backend)")
+        if action and args.detach:
+            raise UsageError(f"--detach is for starting a batch, not with {action}")
         if args.daemon and args.jobs is not None:
             raise UsageError("--jobs is for local mode: the daemon's workers decide how many "
                              "jobs run at once")
@@ -623,6 +653,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 where = (f"on sioworkersd at {args.daemon}" if args.daemon else
                          f"locally, {store.batch(batch_id).options['jobs']} at once")
                 _say(f"batch {batch_id}: {len(environs)} jobs {where} (store {store.path})")
+                if args.detach:
+                    if args.daemon:
+                        Sync(store, batch_id).submit()
+                        _say("sent; collect the results with: "
+                             f"sio-batch-map{db_hint} --resume {batch_id}")
+                    else:
+                        pid = start_detached(store, batch_id, store.batch(batch_id).options["jobs"])
+                        _say(f"running in process {pid}; follow it with: "
+                             f"sio-batch-map{db_hint} --resume {batch_id}")
+                    print(batch_id)
+                    return EXIT_OK
             try:
                 return _run(store, batch_id, args.jobs, args.quiet, db_hint)
             except DaemonError as e:

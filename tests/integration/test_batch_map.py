@@ -280,3 +280,27 @@ def test_help_and_the_default_store(tmp_path):
     assert (tmp_path / "data" / "sioworkers" / "batches.sqlite").exists()
     assert p.stderr.startswith("sio-batch-map: batch ")  # and no progress (-q)
     assert len(p.stderr.splitlines()) == 1
+
+
+def test_detached_batch_outlives_its_command_and_is_followed(slow_job, db, tmp_path):
+    log = tmp_path / "runs.log"
+    environs = [{"job_type": slow_job, "n": n, "sleep_ms": 30, "log": str(log)} for n in range(30)]
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(e) + "\n" for e in environs))
+    started = subprocess.run([SIO_BATCH_MAP, "--db", db, "-j", "2", "--detach", str(source)],
+                             capture_output=True, text=True, timeout=60)
+    assert started.returncode == 0, started.stderr
+    batch_id = started.stdout.strip()
+    assert f"--resume {batch_id}" in started.stderr
+    assert batch.status(batch_id, db=db).state in ("running", "done")
+    followed = subprocess.run([SIO_BATCH_MAP, "--db", db, "--resume", batch_id],
+                              capture_output=True, text=True, timeout=120)
+    assert followed.returncode == 0, followed.stderr
+    assert [json.loads(line)["twice"] for line in followed.stdout.splitlines()] == \
+        [2 * n for n in range(30)]
+    assert sorted(int(line) for line in log.read_text().split()) == list(range(30))
+    assert os.path.exists(os.path.join(os.path.dirname(db), f"batch-{batch_id}.log"))
+    # the same from Python
+    batch_id = batch.map_async([{"job_type": "ping", "ping": str(i)} for i in range(5)],
+                               detach=True, jobs=1, db=db)
+    assert [r["pong"] for _, r in batch.get_results(batch_id, db=db)] == list("01234")

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -250,3 +251,33 @@ def _run(store: Store, batch_id: str, owner: str, jobs: int, stop: threading.Eve
             w.proc.wait()
         selector.close()
     return store.counts(batch_id)
+
+
+def start_detached(store: Store, batch_id: str, jobs: int) -> int:
+    """Run the batch in a process of its own, in a new session, which
+    outlives this one; returns its pid. Its standard error (job logs) goes
+    to ``batch-<id>.log`` beside the store."""
+    log_path = os.path.join(os.path.dirname(store.path), f"batch-{batch_id}.log")
+    token = uuid.uuid4().hex[:8]
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sio.workers._batch.local", store.path, batch_id, str(jobs),
+             token],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+            start_new_session=True)
+    # Claimed here too (the same owner as the child's), so that nobody sees
+    # the batch unowned between this return and the child's start.
+    store.claim(batch_id, new_owner(proc.pid, token))
+    return proc.pid
+
+
+def _detached_main(argv: list[str]) -> None:
+    path, batch_id, jobs, token = argv
+    owner = new_owner(token=token)
+    with Store(path) as store:
+        store.claim(batch_id, owner)
+        run_local(store, batch_id, int(jobs), owner=owner)
+
+
+if __name__ == "__main__":
+    _detached_main(sys.argv[1:])

@@ -134,8 +134,11 @@ def new_batch_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-def new_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+def new_owner(pid: int | None = None, token: str | None = None) -> str:
+    """``host:pid:token`` naming the process that runs a batch (default:
+    this one, with a new token)."""
+    return (f"{socket.gethostname()}:{os.getpid() if pid is None else pid}:"
+            f"{token or uuid.uuid4().hex[:8]}")
 
 
 def owner_alive(owner: str | None, heartbeat: float | None, now: float | None = None) -> bool:
@@ -279,9 +282,10 @@ class Store:
                                  "watch it with sio-batch-map --status " + batch_id)
             db.execute("UPDATE batches SET owner = ?, heartbeat = ? WHERE id = ?",
                        (owner, time.time(), batch_id))
-            # Items handed to a process that is gone were lost with it.
-            db.execute("UPDATE items SET state = ? WHERE batch_id = ? AND state = ?",
-                       (PENDING, batch_id, RUNNING))
+            if row[0] != owner:
+                # Items handed out by a process that is gone were lost with it.
+                db.execute("UPDATE items SET state = ? WHERE batch_id = ? AND state = ?",
+                           (PENDING, batch_id, RUNNING))
 
     def heartbeat(self, batch_id: str, owner: str) -> None:
         with self.transaction() as db:
