@@ -44,9 +44,14 @@ def test_ownership(store):
     row = store.batch(batch_id)
     assert row.owner is None and not owner_alive(row.owner, row.heartbeat)
     assert list(store.items(batch_id))[0][2] == PENDING  # lost with its runner
-    # a dead pid on this host is not alive, whatever its heartbeat
-    dead = me.rsplit(":", 2)[0] + ":999999999:x"
-    assert not owner_alive(dead, 1e18)
+    # on this host: that very process, whatever the heartbeat says
+    host, pid, token = me.rsplit(":", 2)
+    assert owner_alive(me, None)
+    assert not owner_alive(f"{host}:999999999:{token}", 1e18)  # no such pid
+    assert not owner_alive(f"{host}:{pid}:1.{token}", 1e18)  # an earlier process of this pid
+    # on another host: the heartbeat
+    assert owner_alive(f"elsewhere:{pid}:{token}", 1000.0, now=1010.0)
+    assert not owner_alive(f"elsewhere:{pid}:{token}", 1000.0, now=2000.0)
 
 
 def test_unknown_batch_and_a_second_connection(store, tmp_path):

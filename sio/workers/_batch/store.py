@@ -13,9 +13,9 @@ while one writes; writers wait up to :data:`BUSY_TIMEOUT_S` for each other.
 
 Ownership of a local batch: the process that runs it writes ``owner``
 (``host:pid:token``) and refreshes ``heartbeat`` at least every
-:data:`HEARTBEAT_S`; a batch whose owner is gone (a dead pid on this host, or
-no heartbeat for :data:`OWNER_STALE_S` seconds) is *interrupted*, and
-anyone may resume it.
+:data:`HEARTBEAT_S`; a batch whose owner is gone (on this host: no process of
+that pid and start time; on another: no heartbeat for :data:`OWNER_STALE_S`
+seconds) is *interrupted*, and anyone may resume it.
 """
 
 from __future__ import annotations
@@ -134,26 +134,39 @@ def new_batch_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
+def _started(pid: int) -> str | None:
+    """The start time of process ``pid`` (clock ticks after boot), which
+    tells it from a later process with the same pid; ``None`` when there is
+    no such process, or only its zombie (a detached runner that died before
+    its parent waited for it)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The name (field 2, in parentheses) may hold anything: count after it.
+    fields = stat.rsplit(b")", 1)[1].split()
+    return None if fields[0] == b"Z" else fields[19].decode()
+
+
 def new_owner(pid: int | None = None, token: str | None = None) -> str:
-    """``host:pid:token`` naming the process that runs a batch (default:
-    this one, with a new token)."""
-    return (f"{socket.gethostname()}:{os.getpid() if pid is None else pid}:"
-            f"{token or uuid.uuid4().hex[:8]}")
+    """``host:pid:start.token`` naming the process that runs a batch
+    (default: this one, with a new token)."""
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}:{pid}:{_started(pid)}.{token or uuid.uuid4().hex[:8]}"
 
 
 def owner_alive(owner: str | None, heartbeat: float | None, now: float | None = None) -> bool:
-    """Whether the process named by ``owner`` still runs its batch."""
+    """Whether the process named by ``owner`` still runs its batch: on this
+    host, whether that very process exists (a pid reused by another process
+    does not count); on another, whether its heartbeat is fresh."""
     if not owner:
         return False
-    host, pid, _token = owner.rsplit(":", 2)
+    host, pid, token = owner.rsplit(":", 2)
     if host == socket.gethostname():
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass  # it exists, under another uid
-        # A pid may be reused: a long-silent owner is gone anyway.
+        # Not the heartbeat: a live owner may be held up for long (its
+        # output piped into a pager that waits for the user).
+        return _started(int(pid)) == token.split(".", 1)[0]
     now = time.time() if now is None else now
     return heartbeat is not None and now - heartbeat < OWNER_STALE_S
 
