@@ -279,14 +279,20 @@ def _status(store: Store, row: _store.BatchRow, counts: Counts | None = None) ->
                        c.pending, state)
 
 
+def _refresh(store: Store, batch_id: str) -> dict[str, Any] | None:
+    """Fetch a daemon batch's new results into the store; its group's
+    struct, or ``None`` (a local batch, or nothing left in the daemon)."""
+    row = store.batch(batch_id)
+    if not row.is_local and row.submitted and not row.forgotten:
+        return Sync(store, batch_id).step()
+    return None
+
+
 def status(batch_id: str, *, db: str | os.PathLike[str] | None = None) -> BatchStatus:
     """Where the batch stands (a daemon batch's new results are fetched
     first)."""
     with _open(db) as store:
-        row = store.batch(batch_id)
-        group = None
-        if not row.is_local and row.submitted and not row.forgotten:
-            group = Sync(store, batch_id).step()
+        group = _refresh(store, batch_id)
         counts = store.counts(batch_id)
         if group is not None:  # the daemon knows which are queued and which run
             counts = Counts(counts.total, int(group.get("queued", counts.pending)),
@@ -349,11 +355,11 @@ def get_results(batch_id: str, block: bool = True, verbose: bool = False, *,
         runs any more is unfinished.
     """
     with _open(db) as store:
-        row = store.batch(batch_id)
+        store.batch(batch_id)
         if block:
             _wait(store, batch_id, verbose)
-        elif not row.is_local and row.submitted and not row.forgotten:
-            Sync(store, batch_id).step()
+        else:
+            _refresh(store, batch_id)
         return [(json.loads(environ), _environ(result) if state == _store.DONE else None)
                 for _, environ, state, result, _, _ in store.items(batch_id)]
 
@@ -364,7 +370,7 @@ def get_result_environs(batch_id: str, *,
     (``result = 'FAILURE'``), ``None`` where there is none yet; what
     ``sio-batch-map`` prints. It does not wait."""
     with _open(db) as store:
-        store.batch(batch_id)
+        _refresh(store, batch_id)
         return [_environ(result) for _, _, _, result, _, _ in store.items(batch_id)]
 
 
@@ -373,7 +379,7 @@ def get_errors(batch_id: str, *,
     """Every failed job recorded so far, in input order, as
     :class:`BatchError` ``(environ, exception, traceback)``."""
     with _open(db) as store:
-        store.batch(batch_id)
+        _refresh(store, batch_id)
         return [BatchError(json.loads(environ), exc or "", tb or "")
                 for _, environ, state, _, exc, tb in store.items(batch_id)
                 if state == _store.FAILED]
@@ -630,7 +636,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     _say(f"resume it with: sio-batch-map{db_hint} --resume {s.id}")
                 return EXIT_OK
             if args.errors:
-                for idx, environ, state, _, exc, tb in store.items(store.batch(args.errors).id):
+                _refresh(store, args.errors)
+                for idx, environ, state, _, exc, tb in store.items(args.errors):
                     if state == _store.FAILED:
                         print(json_dumps({"index": idx, "job_type": json.loads(environ).get(
                             "job_type"), "exception": exc, "traceback": tb}))
