@@ -501,6 +501,10 @@ def read_environs(stream: TextIO, name: str, *, check_jobs: bool) -> list[Enviro
     return environs
 
 
+#: Rows read from the store at a time to print the results in order.
+PRINT_ROWS = 500
+
+
 class _Printer:
     """Prints the results in input order as they become available."""
 
@@ -514,15 +518,19 @@ class _Printer:
         if not force and now - self.shown < 0.1:
             return
         self.shown = now
-        lines = []
-        for idx, _, state, result, _, _ in self.store.items(self.batch_id, self.next):
-            if state not in _store.FINISHED or result is None:
-                break
-            lines.append(result + "\n")
-            self.next = idx + 1
-        if lines:
-            self.out.write("".join(lines))
-            self.out.flush()
+        while True:
+            lines = []
+            rows = self.store.items(self.batch_id, self.next, PRINT_ROWS)
+            for idx, _, state, result, _, _ in rows:
+                if state not in _store.FINISHED or result is None:
+                    break
+                lines.append(result + "\n")
+                self.next = idx + 1
+            if lines:
+                self.out.write("".join(lines))
+                self.out.flush()
+            if len(lines) < PRINT_ROWS:
+                return
 
 
 def _say(message: str) -> None:

@@ -26,7 +26,7 @@ import socket
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -358,10 +358,13 @@ class Store:
             "SELECT idx FROM items WHERE batch_id = ? AND state IN (?, ?)",
             (batch_id, DONE, FAILED))}
 
-    def items(self, batch_id: str, start: int = 0) -> Iterator[tuple[int, str, str, str | None,
-                                                                   str | None, str | None]]:
+    def items(self, batch_id: str, start: int = 0, limit: int = -1) -> list[
+            tuple[int, str, str, str | None, str | None, str | None]]:
         """``(idx, environ, state, result, exception, traceback)`` from
-        ``start`` on, in order (JSON texts)."""
-        return iter(self.db.execute(
+        ``start`` on, in order, at most ``limit`` (JSON texts)."""
+        # A list, not a cursor: a cursor left half-read would keep a read
+        # transaction open on this connection.
+        return self.db.execute(
             "SELECT idx, environ, state, result, exception, traceback FROM items "
-            "WHERE batch_id = ? AND idx >= ? ORDER BY idx", (batch_id, start)))
+            "WHERE batch_id = ? AND idx >= ? ORDER BY idx LIMIT ?",
+            (batch_id, start, limit)).fetchall()
