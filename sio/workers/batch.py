@@ -133,7 +133,9 @@ def _open(db: str | os.PathLike[str] | None) -> Store:
 
 def _jobs(jobs: int | None) -> int:
     if jobs is None:
-        return os.cpu_count() or 1
+        # The CPUs this process may use (a container or taskset may allow
+        # fewer than the machine has).
+        return len(os.sched_getaffinity(0)) or 1
     if jobs < 1:
         raise UsageError(f"jobs must be at least 1, not {jobs}")
     return jobs
