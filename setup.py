@@ -21,13 +21,19 @@ setup(
     # 'sio' is a PEP 420 namespace: there is no sio/__init__.py, so other
     # distributions can add their own sio.* packages.
     packages=find_namespace_packages(include=["sio.*"]),
-    # limitexec.c, execstub.c: the engine builds its helpers from them on first use
-    package_data={"sio.workers": ["py.typed"], "sio.workers._engine": ["limitexec.c"],
-                  "sio.workers._engine.supervisor": ["execstub.c"]},
+    # limitexec.c, nsexec.c, execstub.c, _compare.c, oicompare.c: helpers built
+    # from them with the system cc on first use
+    package_data={"sio.workers": ["py.typed"],
+                  "sio.workers._engine": ["limitexec.c", "nsexec.c"],
+                  "sio.workers._engine.supervisor": ["execstub.c"],
+                  "sio.executors": ["_compare.c"],
+                  "sio.workflows": ["oicompare.c"]},
     zip_safe=False,
     install_requires=[
         "filetracker>=2.2",
         "celery>=5.3",
+        # Lua for the script tasks of SIO3 workflows (the workflow job)
+        "lupa>=2.0",
     ],
     extras_require={
         "tests": [
@@ -36,6 +42,14 @@ setup(
             "mypy",
             "filetracker[server]>=2.2",
             "redis",
+            # workflows generated from test packages (1.0.0.dev5: the format
+            # sio.workflows reads; a pre-release, hence pinned)
+            "sio3pack==1.0.0.dev5",
+            "psycopg[binary]>=3.1",
+        ],
+        # PostgreSQL as the store of sioworkersd (--database postgresql://...).
+        "postgresql": [
+            "psycopg[binary]>=3.1",
         ],
         # Redis as the Celery broker or result backend.
         "redis": [
@@ -53,6 +67,8 @@ setup(
             "sio-celery-worker = sio.celery.worker:main",
             "sio-get-sandbox = sio.workers.sandbox:main",
             "sio-compile = sio.compilers.job:main",
+            "sio-run-workflow = sio.workflows.job:main",
+            "sioworkersd = sio.sioworkersd.main:main",
         ],
         "sio.jobs": [
             "ping = sio.workers.ping:run",
@@ -67,6 +83,7 @@ setup(
             "inwer = sio.executors.inwer:run",
             "sio2jail-exec = sio.executors.sio2jail_exec:run",
             "sio2jail-interactive-exec = sio.executors.sio2jail_exec:interactive_run",
+            "workflow = sio.workflows.job:run",
         ],
         "sio.compilers": [
             # system toolchains (and their deprecated aliases)

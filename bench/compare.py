@@ -11,7 +11,9 @@ comparison in C, the least any comparator must do). Cases:
 
 Prints each time as a ratio to ``cmp`` on the same pair (for the last case,
 whose files differ in size so that ``cmp`` stops at once, to ``cmp`` on the
-equal pair), and MB/s of hint.
+equal pair), and MB/s of hint. The first line says whether the comparators'
+C helper (``sio/executors/_compare.c``) is in use or its pure-Python
+fallback; ``python bench/compare.py --python`` measures the fallback.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from sio.executors import _compare  # noqa: E402
 from sio.executors.checker import compare_outputs, diff_b_equal  # noqa: E402
 
 SIZE = 50 * 1000 * 1000
@@ -59,6 +62,10 @@ def main() -> int:
     if cmp is None:
         print("cmp not found (Debian package diffutils)")
         return 0
+    if "--python" in sys.argv[1:]:
+        _compare._native[:] = [None]
+    native = _compare.native_helper() is not None
+    print("canonical form: " + ("the C helper" if native else "pure Python (no C helper)"))
     rng = random.Random(1)
     with tempfile.TemporaryDirectory() as d:
         hint = Path(d, "hint")

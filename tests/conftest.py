@@ -33,6 +33,27 @@ def plugin(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------
+# Output comparators: the C canonical form and the pure-Python fallback
+# --------------------------------------------------------------------------
+
+@pytest.fixture(params=["native", "python"])
+def comparator_impl(request, monkeypatch):
+    """Run the test with the comparators' C helper (built with the system C
+    compiler, skipped -- failed in CI -- without one) and with the
+    pure-Python canonical form that replaces it where it cannot be built."""
+    from sio.executors import _compare
+
+    if request.param == "native":
+        if _compare.native_helper() is None:
+            from tests.support import missing
+
+            missing("a C compiler to build the comparators' helper (sio/executors/_compare.c)")
+    else:
+        monkeypatch.setattr(_compare, "_native", [None])
+    return request.param
+
+
+# --------------------------------------------------------------------------
 # Executors: test programs compiled once per session
 # --------------------------------------------------------------------------
 
@@ -293,7 +314,7 @@ def sup_programs(tmp_path_factory):
     for src in sorted(SOURCES.glob("hostile_*.c")) + sorted(SOURCES.glob("sup_*.c")):
         jobs.append((src.stem, [gcc, "-O2", "-static", "-pthread", "-o", str(out / src.stem),
                                 str(src)]))
-    for name in ("sup_behave", "hostile_open", "hostile_threads"):
+    for name in ("sup_behave", "hostile_open", "hostile_threads", "sup_fake_time"):
         jobs.append((name + ".dyn", [gcc, "-O2", "-pthread", "-o", str(out / (name + ".dyn")),
                                      str(SOURCES / (name + ".c"))]))
 

@@ -56,6 +56,20 @@ LEGACY_KEYS: dict[str, str] = {
 FILESYSTEM_POLLING_INTERVAL = 0.1
 
 
+def _original_defaults() -> dict[str, Any]:
+    """A copy of the uppercase names of :mod:`sio.celery.default_config`
+    (taken once, before any configuration file can change them in place)."""
+    import copy
+
+    from sio.celery import default_config
+
+    return {name: copy.deepcopy(getattr(default_config, name))
+            for name in default_config.__all__ if name.isupper()}
+
+
+_ORIGINAL_DEFAULTS = _original_defaults()
+
+
 def _legacy_table() -> dict[str, str]:
     table = dict(LEGACY_KEYS)
     try:
@@ -72,7 +86,11 @@ def translate_settings(source: Mapping[str, Any]) -> dict[str, Any]:
 
     * every known legacy name becomes its lowercase name; when both are
       present the legacy one wins, because an old-style file sets its
-      uppercase keys after ``from sio.celery.default_config import *``;
+      uppercase keys after ``from sio.celery.default_config import *`` —
+      unless the legacy value is still the one
+      :mod:`sio.celery.default_config` gives it (it came with the star
+      import; the file did not set it), so a new-style file that sets
+      ``task_acks_late = False`` after the star import gets that;
     * the result backend ``amqp`` (removed in Celery 5) becomes ``rpc://``,
       which also sends results back over the broker;
     * names starting with ``_`` and other unknown names are left as they
@@ -81,14 +99,20 @@ def translate_settings(source: Mapping[str, Any]) -> dict[str, Any]:
     table = _legacy_table()
     settings: dict[str, Any] = {}
     legacy: dict[str, Any] = {}
+    untouched: dict[str, Any] = {}
     for key in list(source.keys()):
         if key.startswith("_"):
             continue
         value = source[key]
         if key in table:
-            legacy[table[key]] = value
+            if key in _ORIGINAL_DEFAULTS and value == _ORIGINAL_DEFAULTS[key]:
+                untouched[table[key]] = value
+            else:
+                legacy[table[key]] = value
         else:
             settings[key] = value
+    for key, value in untouched.items():
+        settings.setdefault(key, value)
     settings.update(legacy)
     backend = settings.get("result_backend")
     if isinstance(backend, str) and (backend == "amqp" or backend.startswith("amqp://")):

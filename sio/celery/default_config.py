@@ -16,6 +16,16 @@ and old-style files written for sioworkers 1.x keep working::
 (:class:`sio.celery.app.SioCelery` maps the legacy uppercase names to these
 before Celery sees them; see :data:`sio.celery.app.LEGACY_KEYS`).
 
+The module also defines the uppercase names of the original (1.x) with the
+original's values (``CELERY_QUEUES``, ``CELERY_DEFAULT_QUEUE``,
+``CELERY_RESULT_BACKEND``, ``CELERY_ACKS_LATE``, ``CELERY_SEND_EVENTS``,
+``CELERY_IMPORTS``, ``CELERY_ROUTES``), so old files that star-import them
+and extend them (``CELERY_IMPORTS = CELERY_IMPORTS + ['myjobs']``,
+``CELERY_ROUTES.update(...)``) keep working. An uppercase name still at
+its original value does not override the lowercase setting of the same
+meaning, so a new-style file that changes ``task_acks_late`` after the star
+import gets what it set (see :func:`sio.celery.app.translate_settings`).
+
 The reliability settings make sure that a job is never lost when a worker
 dies: the message is acknowledged only after the job has finished
 (``task_acks_late``), a job whose pool process died is requeued
@@ -45,6 +55,14 @@ __all__ = [
     "worker_prefetch_multiplier",
     "worker_send_task_events",
     "worker_cancel_long_running_tasks_on_connection_loss",
+    # The original's names and values (see the module docs)
+    "CELERY_QUEUES",
+    "CELERY_DEFAULT_QUEUE",
+    "CELERY_RESULT_BACKEND",
+    "CELERY_ACKS_LATE",
+    "CELERY_SEND_EVENTS",
+    "CELERY_IMPORTS",
+    "CELERY_ROUTES",
 ]
 
 #: Used when neither ``CELERY_BROKER_URL`` nor a positional URL of
@@ -84,3 +102,17 @@ worker_send_task_events = True
 #: Without it a late-acknowledged job that outlives the broker connection can
 #: never be acknowledged and runs twice; Celery 6 makes this the default.
 worker_cancel_long_running_tasks_on_connection_loss = True
+
+# --------------------------------------------------------------------------
+# The original's uppercase names, with its values (Celery 3 names; mapped
+# to the lowercase ones by sio.celery.app.translate_settings). 'amqp' is
+# read as 'rpc://' there.
+# --------------------------------------------------------------------------
+
+CELERY_QUEUES = {"sioworkers": {"exchange": "sioworkers", "binding_key": "sioworkers"}}
+CELERY_DEFAULT_QUEUE = "sioworkers"
+CELERY_RESULT_BACKEND = "amqp"
+CELERY_ACKS_LATE = True
+CELERY_SEND_EVENTS = True
+CELERY_IMPORTS = ["sio.celery.job"]
+CELERY_ROUTES = {"sio.celery.job.sioworkers_job": {"queue": "sioworkers"}}

@@ -102,6 +102,11 @@ __all__ = [
     "DEFAULT_OUTPUT_LIMIT",
     "DEFAULT_FILE_SIZE_LIMIT",
     "SIZE_LIMIT_MESSAGE",
+    "original_sandbox_name",
+    "OriginalStyleCompiler",
+    "DEFAULT_COMPILER_TIME_LIMIT",
+    "DEFAULT_COMPILER_MEM_LIMIT",
+    "DEFAULT_COMPILER_OUTPUT_LIMIT",
 ]
 
 #: ``compilation_time_limit`` default, ms
@@ -115,6 +120,19 @@ DEFAULT_OUTPUT_LIMIT = 5120
 DEFAULT_FILE_SIZE_LIMIT = 64 * 1024 * 1024
 #: ``compiler_output`` of a result bigger than ``compilation_result_size_limit``
 SIZE_LIMIT_MESSAGE = "Compiled file size limit exceeded."
+
+#: The original's names of the three defaults above (ms, KiB, bytes).
+DEFAULT_COMPILER_TIME_LIMIT = DEFAULT_TIME_LIMIT
+DEFAULT_COMPILER_MEM_LIMIT = DEFAULT_MEM_LIMIT
+DEFAULT_COMPILER_OUTPUT_LIMIT = DEFAULT_OUTPUT_LIMIT
+
+
+def original_sandbox_name(sandbox: str | None) -> str | None:
+    """The sandbox of a compiler built the original's way,
+    ``SomeCompiler(sandbox)``: the original named the compiler's sandbox
+    ``compiler-<sandbox>`` (``gcc.4_8_2`` -> ``compiler-gcc.4_8_2``); no
+    name means the system toolchain."""
+    return f"compiler-{sandbox}" if sandbox else None
 
 #: The environment variable that names the compiler behind ``default-<ext>``
 #: (see :func:`default_compiler_name`).
@@ -255,18 +273,20 @@ def compiler_executor_class(base: type[BaseExecutor]) -> type[BaseExecutor]:
 # Files
 # --------------------------------------------------------------------------
 
-def fetch_file(environ: Mapping[str, Any], name: Any, dest: str, what: str) -> str:
+def fetch_file(environ: Mapping[str, Any], name: Any, dest: str, what: str,
+               key: str = "file") -> str:
     """Download one file ``name`` (Filetracker or local, as the job's
     ``use_filetracker`` says) to ``dest`` (a trailing ``/``: keep the base
-    name) and return its path."""
+    name) and return its path. ``key``: the environ key ``name`` comes from,
+    which an error names (``cannot get environ['source_file'] = ...``)."""
     from sio.workers import ft  # lazy: only jobs that fetch files need Filetracker
 
     if not isinstance(name, str) or not name:
         raise UsageError(f"{what} must be a file name, not {name!r}")
-    one = {"file": name}
+    one = {key: name}
     if "use_filetracker" in environ:
         one["use_filetracker"] = environ["use_filetracker"]
-    return ft.download(one, "file", dest)
+    return ft.download(one, key, dest)
 
 
 def _by_language(environ: Mapping[str, Any], key: str, lang: str) -> Any:
@@ -471,10 +491,15 @@ class Compiler:
 
     def compile(self, environ: dict[str, Any]) -> dict[str, Any]:
         """Compile ``environ['source_file']``; see the module docs."""
+        from sio.workers import ft
+
         if "source_file" not in environ:
             from sio.workers.errors import MissingEnvironKey
 
             raise MissingEnvironKey("source_file", f"compiler {self.name!r}")
+        # Before the compilation, not after it: a missing or unwritable
+        # destination is the caller's mistake, and it should cost nothing.
+        ft.check_upload(environ, "out_file", f"compiler {self.name!r}")
         limits = CompilationLimits.from_environ(environ, self.mem_default)
         directory = tempcwd("compile")
         os.makedirs(directory, exist_ok=True)
@@ -495,8 +520,6 @@ class Compiler:
             environ["result_code"] = ResultCode.CE.value
             environ["compiler_output"] = message if message is not None else output
             return environ
-        from sio.workers import ft
-
         ft.upload(environ, "out_file", job.path(self.result_name(job)))
         environ["result_code"] = ResultCode.OK.value
         environ["compiler_output"] = output
@@ -506,12 +529,14 @@ class Compiler:
     def _fetch_files(self, job: CompileJob) -> None:
         env = job.environ
         where = job.directory + "/"
-        fetch_file(env, env["source_file"], job.path(job.source), "environ['source_file']")
+        fetch_file(env, env["source_file"], job.path(job.source), "environ['source_file']",
+                   "source_file")
         for name in _names(env, "additional_includes", self.lang):
-            fetch_file(env, name, where, "an additional include")
+            fetch_file(env, name, where, "an additional include", "additional_includes")
         for name in _names(env, "additional_sources", self.lang):
             job.sources.append(os.path.basename(fetch_file(env, name, where,
-                                                       "an additional source")))
+                                                       "an additional source",
+                                                       "additional_sources")))
         extra_files = env.get("extra_files") or {}
         if not isinstance(extra_files, Mapping):
             raise UsageError("environ['extra_files'] must be a dict: target name -> file, "
@@ -520,12 +545,13 @@ class Compiler:
             base = os.path.basename(str(target))
             if not base or base in (".", ".."):
                 raise UsageError(f"environ['extra_files'] has a bad target name {target!r}")
-            fetch_file(env, name, job.path(base), f"environ['extra_files'][{target!r}]")
+            fetch_file(env, name, job.path(base), f"environ['extra_files'][{target!r}]",
+                       "extra_files")
         archive = env.get("additional_archive")
         if archive:
             # Outside the compile directory: the archive is not part of it.
             path = fetch_file(env, archive, tempcwd("additional_archive.zip"),
-                          "environ['additional_archive']")
+                          "environ['additional_archive']", "additional_archive")
             try:
                 extract_archive(path, job.directory)
             finally:
@@ -609,6 +635,34 @@ class Compiler:
             return _EnteredCheck(self.name, sandbox, executor_class(sandbox))
         except Exception as e:
             raise SandboxUnavailable(self.name, sandbox, f"{type(e).__name__}: {e}") from e
+
+
+class OriginalStyleCompiler(Compiler):
+    """A compiler built the original's way, ``SomeCompiler(sandbox=None)``,
+    and configured by class (or instance) attributes, read when compiling:
+    ``lang``, ``compiler`` (the program), ``options``, ``output_file`` (the
+    result) and ``sandbox`` (the original's name, see
+    :func:`original_sandbox_name`; None: the system toolchain). The base of
+    the original's compiler classes (``CStyleCompiler``, ``FPCCompiler``),
+    mixed before a family class that says how to use them."""
+
+    lang: str = ""
+    #: the compiler program
+    compiler: str = ""
+    #: its options
+    options: list[str] = []
+    #: the result's file name in the compile directory
+    output_file: str = ""
+    #: the original's sandbox name (``gcc.4_8_2``); None: the system toolchain
+    sandbox: str | None = None
+
+    def __init__(self, sandbox: str | None = None) -> None:
+        cls = type(self)
+        super().__init__(cls.__name__, cls.lang, cls.compiler,
+                         sandbox=original_sandbox_name(sandbox or cls.sandbox))
+
+    def result_name(self, job: CompileJob) -> str:
+        return self.output_file
 
 
 class _EnteredCheck(BaseExecutor):

@@ -11,9 +11,11 @@ is :data:`run_pas_default` (the system ``fpc`` unless
 from __future__ import annotations
 
 from sio.compilers.common import DefaultCompiler
-from sio.compilers.system_fpc import FPC
+from sio.compilers.system_fpc import FLAGS, FPC
+from sio.compilers.system_fpc import FPCCompiler as _SystemFPCCompiler
 
-__all__ = ["VARIANTS", "run_pas_fpc2_6_2", "run_pas_default"]
+__all__ = ["VARIANTS", "run_pas_fpc2_6_2", "run_pas_default", "FPCCompiler",
+           "run_fpc2_6_2", "run_fpc_default"]
 
 #: entry point -> sandbox
 VARIANTS: dict[str, str] = {
@@ -21,7 +23,25 @@ VARIANTS: dict[str, str] = {
 }
 
 #: ``fpc2_6_2``
-run_pas_fpc2_6_2 = FPC("fpc2_6_2", "pas", "fpc", flags=["-O2", "-XS", "-Xt"],
+run_pas_fpc2_6_2 = FPC("fpc2_6_2", "pas", "fpc", flags=FLAGS,
                        sandbox=VARIANTS["fpc2_6_2"])
 #: ``default-pas``, ``pas``
 run_pas_default = DefaultCompiler("pas")
+
+
+class FPCCompiler(_SystemFPCCompiler):
+    """The original's sandboxed Free Pascal compiler class (see
+    :class:`sio.compilers.system_fpc.FPCCompiler`):
+    ``FPCCompiler.fpc2_6_2()`` compiles with ``fpc`` of sandbox
+    ``compiler-fpc.2_6_2``."""
+
+    sandbox = "fpc.2_6_2"
+
+    @classmethod
+    def fpc2_6_2(cls) -> FPCCompiler:
+        return cls("fpc.2_6_2")
+
+
+# The original's names of the entry points' targets.
+run_fpc2_6_2 = run_pas_fpc2_6_2
+run_fpc_default = run_pas_default

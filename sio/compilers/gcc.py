@@ -17,10 +17,13 @@ the libraries (``-lm``) follow the sources. ``default-c``/``c`` and
 
 from __future__ import annotations
 
-from sio.compilers.common import DefaultCompiler
-from sio.compilers.system_gcc import GCC
+from typing import Any
 
-__all__ = ["VARIANTS", "run_c_default", "run_cpp_default"]
+from sio.compilers.common import DefaultCompiler
+from sio.compilers.system_gcc import GCC, CStyleCompiler
+
+__all__ = ["VARIANTS", "run_c_default", "run_cpp_default", "CCompiler", "CPPCompiler",
+           "run_gcc", "run_gplusplus"]
 
 _C = ["-static", "-O3", "-s"]
 
@@ -62,3 +65,62 @@ run_cpp_gcc14_2_cpp23_amd64 = _variant("g++14_2_cpp23_amd64")
 run_c_default = DefaultCompiler("c")
 #: ``default-cpp``, ``default-cc``, ``cpp``, ``cc``
 run_cpp_default = DefaultCompiler("cpp")
+
+
+# --------------------------------------------------------------------------
+# The original's names
+# --------------------------------------------------------------------------
+
+class CCompiler(CStyleCompiler):
+    """The original's sandboxed C compiler class (see
+    :class:`~sio.compilers.system_gcc.CStyleCompiler`):
+    ``CCompiler.get_instance('gcc.12_2_0', 'c17')`` compiles with ``gcc`` of
+    sandbox ``compiler-gcc.12_2_0`` and ``-std=c17 -static -O3 -s -lm``."""
+
+    lang = "c"
+    compiler = "gcc"
+
+    @classmethod
+    def get_instance(cls, sandbox: str, standard: str) -> CCompiler:
+        obj = cls(sandbox)
+        obj.options = [f"-std={standard}", *_C, "-lm"]
+        return obj
+
+
+class CPPCompiler(CStyleCompiler):
+    """The original's sandboxed C++ compiler class:
+    ``CPPCompiler.get_instance('gcc.14_2_0', 'c++23')`` compiles with
+    ``g++`` of sandbox ``compiler-gcc.14_2_0`` and ``-std=c++23 -static -O3
+    -s``."""
+
+    lang = "cpp"
+    compiler = "g++"
+
+    @classmethod
+    def get_instance(cls, sandbox: str, standard: str) -> CPPCompiler:
+        obj = cls(sandbox)
+        obj.options = [f"-std={standard}", *_C]
+        return obj
+
+
+def run_gcc(gcc_version: str, standard: str, environ: dict[str, Any]) -> dict[str, Any]:
+    """Compile C with ``gcc`` of sandbox ``compiler-gcc.<gcc_version>`` and
+    ``-std=<standard>`` (the latest original's helper, e.g.
+    ``run_gcc('12_2_0', 'c17', environ)``)."""
+    return CCompiler.get_instance("gcc." + gcc_version, standard).compile(environ)
+
+
+def run_gplusplus(gcc_version: str, cpp_standard_year: int | str,
+                  environ: dict[str, Any]) -> dict[str, Any]:
+    """Compile C++ with ``g++`` of sandbox ``compiler-gcc.<gcc_version>`` and
+    ``-std=c++<cpp_standard_year>`` (e.g. ``run_gplusplus('14_2_0', 23,
+    environ)``)."""
+    return CPPCompiler.get_instance("gcc." + gcc_version,
+                                    f"c++{cpp_standard_year}").compile(environ)
+
+
+# The Celery-era original's names of its entry points' targets.
+run_gcc4_8_2_c99 = run_c_gcc4_8_2_c99
+run_gplusplus4_8_2_cpp11 = run_cpp_gcc4_8_2_cpp11
+run_gcc_default = run_c_default
+run_gplusplus_default = run_cpp_default

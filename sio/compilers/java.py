@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from sio.compilers.common import DefaultCompiler
 from sio.compilers.system_java import Java
+from sio.compilers.system_java import JavaCompiler as _SystemJavaCompiler
 
-__all__ = ["VARIANTS", "run_java1_8", "run_java_default"]
+__all__ = ["VARIANTS", "run_java1_8", "run_java_default", "JavaCompiler"]
 
 #: entry point -> sandbox
 VARIANTS: dict[str, str] = {
@@ -25,3 +26,11 @@ VARIANTS: dict[str, str] = {
 run_java1_8 = Java("java1_8", sandbox=VARIANTS["java1_8"], binds=[("/proc", "/proc", "rw")])
 #: ``default-java``, ``java``
 run_java_default = DefaultCompiler("java")
+
+
+class JavaCompiler(_SystemJavaCompiler):
+    """The original's sandboxed Java compiler class: ``JavaCompiler()``
+    compiles with the JDK of sandbox ``compiler-java.1_8`` (see
+    :class:`sio.compilers.system_java.JavaCompiler`)."""
+
+    sandbox = "java.1_8"

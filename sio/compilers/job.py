@@ -93,17 +93,20 @@ def run(environ: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------
 
 USAGE = """\
-usage: sio-compile [--debug] SOURCE OUTPUT [COMPILER [ARGS...]]
+usage: sio-compile [--debug] [--filetracker URL] SOURCE OUTPUT [COMPILER [ARGS...]]
 
 Compile SOURCE into OUTPUT with the compile job and print the resulting
 environ between the lines
   --- BEGIN ENVIRON ---
   --- END ENVIRON ---
-as one line of JSON.
+as one line of JSON (nothing else goes to standard output).
 
-Paths starting with '/' are Filetracker paths (the server is
-FILETRACKER_URL); other paths are local, relative to the current directory.
-The compilation itself runs in a temporary directory, removed afterwards.
+SOURCE and OUTPUT are local files, absolute or relative to the current
+directory; missing directories of OUTPUT are created. With --filetracker,
+names starting with '/' are Filetracker names on the server at URL (other
+names stay local). The compilation itself runs in a temporary directory,
+removed afterwards; a missing or unwritable OUTPUT is reported before
+compiling.
 
 COMPILER is a name in entry-point group sio.compilers (system-g++,
 g++14_2_cpp23_amd64, output-only, ...) or a language (cpp, c, pas, java,
@@ -112,12 +115,15 @@ decides. ARGS are extra compilation arguments, passed to the compiler
 after its own options.
 
 Exit status: 0 compiled (OK), 1 compilation error (CE), 2 usage error
-(bad arguments, unknown compiler, missing SOURCE), 3 the compiler could not
-run (not installed, sandbox missing, Filetracker unreachable).
+(bad arguments, unknown compiler, missing SOURCE, OUTPUT a directory or not
+writable), 3 the compiler could not run (not installed, sandbox missing,
+Filetracker unreachable).
 
 options:
-  -h, --help  show this help and exit
-  --debug     log at DEBUG level and show the traceback of a failure
+  -h, --help         show this help and exit
+  --debug            log at DEBUG level and show the traceback of a failure
+  --filetracker URL  names starting with '/' are files on the Filetracker
+                     server at URL (e.g. http://127.0.0.1:9999)
 """
 
 
@@ -134,6 +140,7 @@ def _cli_compiler(name: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``sio-compile``; returns the exit status."""
+    from sio.workers._cli import result_only_stdout
     from sio.workers.errors import EntryPointNotFound
     from sio.workers.results import ResultCode
     from sio.workers.runner import _print_environ
@@ -141,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = list(sys.argv[1:] if argv is None else argv)
     debug = False
+    filetracker_url = None
     while args and args[0].startswith("-"):
         option = args.pop(0)
         if option in ("-h", "--help"):
@@ -148,6 +156,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if option == "--debug":
             debug = True
+        elif option == "--filetracker" or option.startswith("--filetracker="):
+            if "=" in option:
+                filetracker_url = option.split("=", 1)[1]
+            elif args:
+                filetracker_url = args.pop(0)
+            if not filetracker_url:
+                sys.stderr.write("sio-compile: error: --filetracker needs a URL "
+                                 "(see sio-compile --help)\n")
+                return 2
         elif option == "--":
             break
         else:
@@ -162,15 +179,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     environ: dict[str, Any] = {
         "source_file": args[0],
         "out_file": args[1],
-        "use_filetracker": "auto",
+        # Local files unless Filetracker was asked for: a command-line
+        # compiler reads and writes the user's files, absolute paths too.
+        "use_filetracker": "auto" if filetracker_url else False,
         "extra_compilation_args": args[3:],
     }
     from sio.compilers.common import CompilerError
+    from sio.workers import ft
 
     try:
         if len(args) > 2:
             environ["compiler"] = _cli_compiler(args[2])
-        with TemporaryCwd():
+        with result_only_stdout(), TemporaryCwd():
+            if filetracker_url:
+                ft.init_instance(filetracker_url)
             environ = run(environ)
     except Exception as e:
         if debug:

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import os
 
-from sio.compilers.common import CompileJob, Compiler
+from sio.compilers.common import CompileJob, Compiler, OriginalStyleCompiler
 from sio.workers.executors import BaseExecutor
 
-__all__ = ["FPC", "run"]
+__all__ = ["FPC", "run", "FPCCompiler", "FLAGS"]
+
+#: options of ``system-fpc`` (``-XS -Xt``: link statically)
+FLAGS = ["-O2", "-XS", "-Xt"]
 
 
 class FPC(Compiler):
@@ -56,4 +59,22 @@ class FPC(Compiler):
 
 
 #: ``system-fpc``, ``system-pas``
-run = FPC("system-fpc", "pas", "fpc", flags=["-O2", "-XS", "-Xt"])
+run = FPC("system-fpc", "pas", "fpc", flags=FLAGS)
+
+
+class FPCCompiler(OriginalStyleCompiler, FPC):
+    """The original's Free Pascal compiler class, configured by attributes
+    (see :class:`~sio.compilers.common.OriginalStyleCompiler`): ``options``
+    (default those of ``system-fpc``), ``compiler`` (``fpc``),
+    ``output_file`` (``a``) and ``sandbox`` (e.g. ``fpc.2_6_2`` for sandbox
+    ``compiler-fpc.2_6_2``; None: the system ``fpc``).
+    ``FPCCompiler(sandbox=None).compile(environ)`` runs ``<compiler> a.pas
+    <options> <extra args>``."""
+
+    lang = "pas"
+    compiler = "fpc"
+    options = list(FLAGS)
+    output_file = "a"
+
+    def commands(self, job: CompileJob) -> list[list[str]]:
+        return [[self.compiler, job.source, *map(str, self.options), *job.extra_args]]

@@ -22,11 +22,11 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from sio.compilers.common import CompileJob, Compiler
+from sio.compilers.common import CompileJob, Compiler, original_sandbox_name
 from sio.workers.errors import UsageError
 from sio.workers.executors import BaseExecutor
 
-__all__ = ["Java", "run"]
+__all__ = ["Java", "run", "run_default", "JavaCompiler"]
 
 _CLASSES = "classes"
 
@@ -88,3 +88,22 @@ class Java(Compiler):
 
 #: ``system-java``
 run = Java("system-java")
+#: the original's other name of :data:`run`
+run_default = run
+
+
+class JavaCompiler(Java):
+    """The original's Java compiler class: ``JavaCompiler(sandbox=None)``
+    compiles with the system JDK, or with the one of sandbox
+    ``compiler-<sandbox>`` (e.g. ``java.1_8``) through PRoot, with ``/proc``
+    bound inside. The commands and ``exec_info`` are those of
+    :data:`run`."""
+
+    #: the original's sandbox name; None: the system JDK
+    sandbox: str | None = None
+
+    def __init__(self, sandbox: str | None = None) -> None:
+        cls = type(self)
+        full = original_sandbox_name(sandbox or cls.sandbox)
+        super().__init__(cls.__name__, sandbox=full,
+                         binds=[("/proc", "/proc", "rw")] if full else None)

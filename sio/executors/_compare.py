@@ -9,10 +9,17 @@ the first difference is, and only there do we look at tokens, to word the
 message.
 
 Why this shape: comparing outputs is on the hot path of every test, and
-outputs can be hundreds of megabytes. Every step on a chunk is one C-level
-pass over bytes (``translate``, ``in``, ``replace``, ``startswith``,
-``count``), so the cost per byte stays small, nothing is split into Python
-objects per token, and memory use is a few chunks whatever the file size.
+outputs can be hundreds of megabytes. A chunk goes into canonical form in one
+pass of a small C function (``_compare.c``, built with the system C compiler
+on first use like the engine's helpers, :mod:`sio.workers._engine.build`,
+and called through :mod:`ctypes`); without a C compiler the same form comes
+from a few C-level passes of ``bytes`` methods (``translate``, ``replace``),
+several times slower on outputs whose whitespace differs from the hint's.
+A chunk that is in canonical form already (most hints: one space between
+words, no trailing whitespace) is recognised by a vectorized check and used
+as it is, without a copy. Comparing canonical chunks is ``startswith`` (a
+``memcmp``), nothing is split into Python objects per token, and memory use
+is a few chunks whatever the file size.
 
 Canonical form, "oicompare" mode (separators space, TAB, VT, CR, NUL):
 words separated by exactly one space, ``\\n`` kept, no space at the start of
@@ -27,9 +34,15 @@ with one.
 
 from __future__ import annotations
 
+import ctypes
+import logging
+import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
+
+logger = logging.getLogger(__name__)
 
 #: How much is read from each file at a time (bytes).
 CHUNK_SIZE = 1 << 20
@@ -41,12 +54,91 @@ _KEEP = 128
 _OICOMPARE_SEPARATORS = b"\t\v\r\0"
 _DIFF_B_WHITESPACE = b"\t\v\f\r"
 
+
+# --------------------------------------------------------------------------
+# The C canonicalizer
+# --------------------------------------------------------------------------
+
+_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_compare.c")
+
+# Bits of the state sio_canonical() keeps between chunks (see _compare.c).
+_PENDING, _LINE_START, _STRIP = 1, 2, 4
+# What sio_canonical() returns for a chunk that is its own canonical form.
+_UNCHANGED = (1 << (8 * ctypes.sizeof(ctypes.c_size_t))) - 1
+
+
+@dataclass(frozen=True)
+class NativeHelper:
+    """The functions of ``_compare.c``."""
+
+    #: ``sio_canonical(in, n, out, classes, translation, &state, &newlines)``
+    canonical: Callable[..., int]
+    #: ``sio_count_newlines(in, n)``
+    count_newlines: Callable[[bytes, int], int]
+
+
+_native_lock = threading.Lock()
+_native: list[NativeHelper | None] = []  # [the helper or None] once looked for
+
+
+def native_helper() -> NativeHelper | None:
+    """The C helper, built and loaded on first use; ``None`` when it cannot
+    be (no C compiler, a cache directory where nothing may be executed,
+    ...: logged once), and then the comparators do the same in Python."""
+    if not _native:
+        with _native_lock:
+            if not _native:
+                _native.append(_load_native())
+    return _native[0]
+
+
+def _load_native() -> NativeHelper | None:
+    # The engine's builder: one cache, one compiler setting (CC), the same
+    # care about concurrent builds and stale binaries.
+    from sio.workers._engine import build
+
+    fallback = "outputs will be compared in pure Python (slower)"
+    path = build.find_or_build("compare", _SOURCE,
+                               (["-O3", "-shared", "-fPIC"], ["-O2", "-shared", "-fPIC"]),
+                               fallback)
+    if path is None:
+        return None
+    try:
+        library = ctypes.CDLL(path)
+        canonical, count = library.sio_canonical, library.sio_count_newlines
+    except (OSError, AttributeError) as e:
+        logger.warning("Cannot load %s (%s): %s.", path, e, fallback)
+        return None
+    canonical.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_char_p,
+                          ctypes.c_char_p, ctypes.POINTER(ctypes.c_int),
+                          ctypes.POINTER(ctypes.c_size_t)]
+    canonical.restype = ctypes.c_size_t
+    count.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+    count.restype = ctypes.c_size_t
+    return NativeHelper(canonical, count)
+
+
+def _class_table(separators: bytes) -> bytes:
+    """The byte classes of ``_compare.c``: 0 word, 1 space, 2 newline."""
+    table = bytearray(256)
+    for c in b" " + separators:
+        table[c] = 1
+    table[0x0A] = 2
+    return bytes(table)
+
+
 class _Canonical:
-    """The canonical form of one file, produced chunk by chunk by :meth:`next`."""
+    """The canonical form of one file, produced chunk by chunk by :meth:`next`.
+
+    With ``count_lines``, :attr:`newlines` counts the newlines of the
+    canonical form produced so far (the same as of the raw bytes read: a
+    newline is never dropped).
+    """
 
     def __init__(self, f: BinaryIO, separators: bytes, *, strip_line_start: bool,
-                 final_newline: bool) -> None:
+                 final_newline: bool, count_lines: bool = False) -> None:
         self._f = f
+        self._count_lines = count_lines
         self._table = bytes.maketrans(separators, b" " * len(separators))
         self._strip_line_start = strip_line_start
         self._final_newline = final_newline
@@ -56,6 +148,13 @@ class _Canonical:
         self._done = False
         self._pushed = b""
         self._spaces = b" " + separators
+        self._native = native_helper()
+        self._classes = _class_table(separators)
+        self._out = bytearray()
+        self._out_c: ctypes.Array[ctypes.c_char] | None = None
+        self._state = ctypes.c_int()
+        self._newlines = ctypes.c_size_t()
+        self.newlines = 0
 
     def next(self) -> bytes | None:
         """The next non-empty canonical chunk, or None at the end of the file."""
@@ -88,6 +187,9 @@ class _Canonical:
         knows the other file has the very same bytes here)."""
         if not raw:
             return
+        if self._count_lines:
+            self.newlines += (raw.count(b"\n") if self._native is None
+                              else self._native.count_newlines(raw, len(raw)))
         self._last_raw = raw[-1:]
         ends_in_space = raw[-1] in self._spaces
         # Only the end of the chunk matters; look at all of it only when its
@@ -103,8 +205,16 @@ class _Canonical:
 
     def _canonical(self, raw: bytes) -> bytes:
         self._last_raw = raw[-1:]
-        # (No "in" tests before the replaces: replace returns the very same
+        if self._native is not None:
+            return self._canonical_native(raw)
+        c = self._canonical_python(raw)
+        if self._count_lines:
+            self.newlines += c.count(b"\n")
+        return c
+
+    def _canonical_python(self, raw: bytes) -> bytes:        # (No "in" tests before the replaces: replace returns the very same
         # object when there is nothing to replace, so a test costs a pass.)
+        # The same as _compare.c does, in a few passes.
         c = raw.translate(self._table)
         while True:
             # Each pass halves every run of spaces: log2(longest run) passes.
@@ -131,6 +241,30 @@ class _Canonical:
         if c:
             self._line_start = c[-1:] == b"\n"
         return c
+
+
+    def _canonical_native(self, raw: bytes) -> bytes:
+        assert self._native is not None
+        if self._out_c is None or len(self._out) <= len(raw):
+            # Room for the chunk and a held-back space; reused for every
+            # chunk (a new ctypes view only when a longer chunk comes).
+            self._out_c = None
+            self._out = bytearray(len(raw) + 1)
+            self._out_c = (ctypes.c_char * len(self._out)).from_buffer(self._out)
+        self._state.value = ((_PENDING if self._pending else 0)
+                             | (_LINE_START if self._line_start else 0)
+                             | (_STRIP if self._strip_line_start else 0))
+        self._newlines.value = 0
+        n = self._native.canonical(raw, len(raw), self._out_c, self._classes, self._table,
+                         ctypes.byref(self._state), ctypes.byref(self._newlines))
+        self.newlines += self._newlines.value
+        state = self._state.value
+        self._pending = bool(state & _PENDING)
+        self._line_start = bool(state & _LINE_START)
+        if n == _UNCHANGED:
+            return raw
+        with memoryview(self._out) as view:
+            return view[:n].tobytes()
 
 
 class _Cursor:
@@ -271,13 +405,12 @@ class Difference:
 
 
 class _Position:
-    """Line number and the start of the word in progress, kept up to date
-    over the equal prefix."""
+    """The start of the word in progress, kept up to date over the equal
+    prefix. (The line number comes from the hint's newline count.)"""
 
-    __slots__ = ("line", "word", "word_len")
+    __slots__ = ("word", "word_len")
 
     def __init__(self) -> None:
-        self.line = 1
         self.word = b""
         self.word_len = 0
 
@@ -287,7 +420,6 @@ class _Position:
         if n < 0:
             self._consumed_raw(chunk)
             return
-        self.line += chunk.count(b"\n", 0, n)
         k = max(chunk.rfind(b" ", 0, n), chunk.rfind(b"\n", 0, n))
         if k >= 0:
             self.word = chunk[k + 1:min(n, k + 1 + _KEEP)]
@@ -302,7 +434,6 @@ class _Position:
                                     b" " * (len(_OICOMPARE_SEPARATORS) + 1))
 
     def _consumed_raw(self, raw: bytes) -> None:
-        self.line += raw.count(b"\n")
         # Where the last word starts: look at the tail first, the whole
         # chunk only for a word longer than the tail.
         tail = raw[-_KEEP - 1:].translate(self._RAW_TO_SPACE)
@@ -338,12 +469,15 @@ def first_difference(hint: BinaryIO, out: BinaryIO) -> Difference | None:
     end-of-line ``\\n``; words are compared byte for byte; any number of
     trailing end-of-lines (with whitespace among them) is ignored.
     """
-    ca = _Canonical(hint, _OICOMPARE_SEPARATORS, strip_line_start=True, final_newline=False)
+    ca = _Canonical(hint, _OICOMPARE_SEPARATORS, strip_line_start=True, final_newline=False,
+                    count_lines=True)
     cb = _Canonical(out, _OICOMPARE_SEPARATORS, strip_line_start=True, final_newline=False)
     pos = _Position()
     a, b = _common_prefix(ca, cb, pos.consumed)
+    # Newlines of the hint's canonical form so far, less those of the rest
+    # that is not yet compared.
+    line = 1 + ca.newlines - a.count(b"\n")
     xa, xb = _Cursor(a, ca), _Cursor(b, cb)
-    line = pos.line
     if xa.peek() is None and xb.peek() is None:
         return None
     if pos.word_len:

@@ -294,7 +294,7 @@ def interpret_checker_output(stdout: bytes | str) -> CheckerRenv:
     renv: CheckerRenv = {"result_code": "OK"}
     if lines[1]:
         renv["result_string"] = limit_result_string(lines[1])
-    renv["result_percentage"] = output_to_fraction(lines[2])
+    renv["result_percentage"] = list(output_to_fraction(lines[2]))
     return renv
 
 
@@ -310,17 +310,19 @@ _MAX_EXPONENT = 1000
 _MAX_DIGITS = 4000
 
 
-def output_to_fraction(s: bytes | str) -> list[int]:
+def output_to_fraction(s: bytes | str) -> tuple[int, int]:
     """The score in percent that a checker printed on its third line, as a
-    reduced ``[numerator, denominator]`` (denominator > 0).
+    reduced ``(numerator, denominator)`` tuple (denominator > 0), as the
+    original returned it (the environ's ``result_percentage`` is the same
+    pair as a list, which is what JSON gives anyway).
 
-    * empty → ``[100, 1]`` (a checker that says only ``OK`` gives full marks);
+    * empty → ``(100, 1)`` (a checker that says only ``OK`` gives full marks);
     * an integer or decimal: ``50``, ``12.5``, ``42.``, ``.5``, ``1e5``,
-      ``-3`` → that many percent (``12.5`` → ``[25, 2]``);
-    * a percent: the same followed by ``%``: ``50%`` → ``[50, 1]`` (the
+      ``-3`` → that many percent (``12.5`` → ``(25, 2)``);
+    * a percent: the same followed by ``%``: ``50%`` → ``(50, 1)`` (the
       sign only names the unit the line already has);
-    * a fraction of integers: ``1/3`` → ``[1, 3]`` percent, ``007/0042`` →
-      ``[1, 6]``.
+    * a fraction of integers: ``1/3`` → ``(1, 3)`` percent, ``007/0042`` →
+      ``(1, 6)``.
 
     Values above 100 and negative ones pass through (the contest system
     decides). Whitespace around the value is allowed, inside it not.
@@ -330,7 +332,7 @@ def output_to_fraction(s: bytes | str) -> list[int]:
     """
     raw = s.encode("utf-8", "surrogateescape") if isinstance(s, str) else s
     if not raw:
-        return [100, 1]
+        return (100, 1)
     shown = raw.decode("utf-8", "replace")
     invalid = CheckerError("Invalid checker output, expected float, percent or "
                            f"fraction, got {shown!r}")
@@ -357,7 +359,7 @@ def output_to_fraction(s: bytes | str) -> list[int]:
             value *= Fraction(10) ** e
         if sign == b"-":
             value = -value
-    return [value.numerator, value.denominator]
+    return (value.numerator, value.denominator)
 
 
 # --------------------------------------------------------------------------

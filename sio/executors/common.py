@@ -27,6 +27,11 @@ Environ keys :func:`run` reads:
     file name in the run directory -> file to download there.
 ``extra_execution_args`` (list of str, optional)
     more arguments for the program; empty strings are skipped.
+``fake_time`` (str, default ``off``)
+    ``off``, ``zero`` or ``random``: the program's view of time (the
+    time-stamp counter and the clock calls) is faked under the supervisor
+    (``exec``, ``cpu-exec``), as the latest SIO2 does with sio2jail; see
+    :doc:`supervisor` for exactly what. ``unsafe-exec`` ignores it.
 ``check_output`` (bool, default False)
     check the output when the program ended with ``OK``; see
     :func:`sio.executors.checker.run` for ``hint_file``, ``chk_file``,

@@ -16,8 +16,9 @@ else, a comment, a score in percent). There is no ``check_output``.
 
 Environ keys read:
 
-``exe_file``, ``in_file``, ``exec_info``, ``extra_execution_files``, ``extra_execution_args``
-    as in :mod:`sio.executors.common`.
+``exe_file``, ``in_file``, ``exec_info``, ``extra_execution_files``, ``extra_execution_args``, ``fake_time``
+    as in :mod:`sio.executors.common` (``fake_time`` applies to the solution
+    and to the interactor where they run under the supervisor).
 ``interactor_file`` (required)
     the interactor (a native executable).
 ``num_processes`` (int, default 1)
@@ -51,6 +52,13 @@ that applies:
    the cause);
 6. otherwise :class:`InteractorError`.
 
+"Died of ``SIGPIPE``" includes exiting with status 128 + 13 (141) for the
+programs run by :class:`~sio.workers.executors.DetailedUnprotectedExecutor`
+(the interactor always, the solution under ``unsafe-interactive-exec``):
+the original ran them through a shell, which reports a signal that way,
+and oioioi's interactors ``return 128 + 13`` on purpose when the
+solution's pipe closes.
+
 Neither side can hang the job: the parent keeps no pipe end once the
 processes started, so a side that ends is seen at once by the other (end of
 file, or ``SIGPIPE``/``EPIPE`` on writing), and both sides have wall-clock
@@ -65,17 +73,24 @@ import os
 import signal
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sio.executors import common
-from sio.executors.checker import CheckerError, limit_result_string, output_to_fraction
+from sio.executors.checker import (
+    RESULT_STRING_LENGTH_LIMIT,
+    CheckerError,
+    limit_result_string,
+    output_to_fraction,
+)
 from sio.executors.selection import executor_for
 from sio.workers.errors import MissingEnvironKey, SioWorkersError, UsageError
 from sio.workers.executors import ExecLimits
 from sio.workers.file_runners import fetch_extra_execution_files, get_file_runner
 from sio.workers.util import replace_invalid_UTF, tempcwd
 
-__all__ = ["InteractorError", "run", "DEFAULT_INTERACTOR_MEM_LIMIT"]
+__all__ = ["InteractorError", "run", "DEFAULT_INTERACTOR_MEM_LIMIT", "Pipes",
+           "RESULT_STRING_LENGTH_LIMIT"]
 
 #: Memory limit of the interactor when ``interactor_mem_limit`` is absent (KiB).
 DEFAULT_INTERACTOR_MEM_LIMIT = 262144
@@ -90,6 +105,35 @@ Environ = dict[str, Any]
 class InteractorError(SioWorkersError, SystemError):
     """The interactor is broken (it crashed without a verdict, or printed an
     invalid score): the job fails, like with a broken checker."""
+
+
+@dataclass(frozen=True)
+class Pipes:
+    """The two pipes between the interactor and one copy of the solution,
+    as four descriptors (the original's name): the interactor reads the
+    solution's output from ``r_interactor`` and writes its input to
+    ``w_interactor``; the solution reads from ``r_solution`` and writes to
+    ``w_solution``."""
+
+    r_interactor: int
+    w_interactor: int
+    r_solution: int
+    w_solution: int
+
+    @classmethod
+    def open(cls) -> Pipes:
+        """Two new pipes, non-inheritable (PEP 446): only the process each
+        end is given to gets it, never a sibling started at the same
+        moment."""
+        to_solution_r, to_solution_w = os.pipe()
+        try:
+            from_solution_r, from_solution_w = os.pipe()
+        except BaseException:
+            os.close(to_solution_r)
+            os.close(to_solution_w)
+            raise
+        return cls(r_interactor=from_solution_r, w_interactor=to_solution_w,
+                   r_solution=to_solution_r, w_solution=from_solution_w)
 
 
 class _Ends:
@@ -198,7 +242,7 @@ def _decide(environ: Environ, solution: dict[str, Any], interactor: dict[str, An
             except CheckerError as e:
                 raise InteractorError(f"{e}; {_describe(environ, solution, interactor, lines)}"
                                       ) from e
-            return "OK", limit_result_string(comment), percentage
+            return "OK", limit_result_string(comment), list(percentage)
         return "WA", limit_result_string(comment), [0, 1]
     interactor_sigpipe = _signal(interactor) == signal.SIGPIPE
     if interactor.get("result_code") not in ("OK", "TLE") and not interactor_sigpipe:
@@ -254,15 +298,10 @@ def run(environ: Environ, role: str) -> Environ:
     try:
         interactor_argv = ["./soc", str(num_processes)]
         for ends in solution_ends:
-            # Each pipe is made non-inheritable: only the process it is given
-            # to gets it, never a sibling started at the same moment.
-            to_solution_r, to_solution_w = os.pipe()
-            ends.fds.append(to_solution_r)
-            interactor_ends.fds.append(to_solution_w)
-            from_solution_r, from_solution_w = os.pipe()
-            ends.fds.append(from_solution_w)
-            interactor_ends.fds.append(from_solution_r)
-            interactor_argv += [str(from_solution_r), str(to_solution_w)]
+            pipes = Pipes.open()
+            ends.fds += [pipes.r_solution, pipes.w_solution]
+            interactor_ends.fds += [pipes.w_interactor, pipes.r_interactor]
+            interactor_argv += [str(pipes.r_interactor), str(pipes.w_interactor)]
 
         def solution(i: int) -> dict[str, Any]:
             to_solution_r, from_solution_w = solution_ends[i].fds

@@ -74,11 +74,14 @@ class ExecutorUnavailable(SioWorkersError, RuntimeError):
     hole)."""
 
 
-class InstructionCountingUnavailable(ExecutorUnavailable):
+class InstructionCountingUnavailable(ExecutorUnavailable,
+                                     executors.InstructionCountingUnavailable):
     """The job measures time in counted instructions, which this machine
     or this installation cannot do (the job fails: measuring CPU time
     instead under a name that promises instruction counts would give
-    different, machine-dependent verdicts)."""
+    different, machine-dependent verdicts). Also a
+    :class:`sio.workers.executors.InstructionCountingUnavailable`, what
+    :class:`~sio.workers.executors.Sio2JailExecutor` raises."""
 
 
 def _contract_class(name: str, role: str) -> type[BaseExecutor]:
@@ -170,20 +173,12 @@ def instruction_counted(role: str) -> BaseExecutor:
 
     :raises InstructionCountingUnavailable: always.
     """
-    probe = executors.instruction_counter_probe()
     instead = ("Use job type 'exec' or 'cpu-exec' instead (time measured as CPU time)"
                if "interactive" not in role else
                "Use job type 'interactive-exec' or 'cpu-interactive-exec' instead "
                "(time measured as CPU time)")
-    if not probe.available:
-        raise InstructionCountingUnavailable(
-            f"job {role!r} measures time in counted instructions (2*10^9 per second), "
-            f"which needs the {probe.counter}; this machine does not have it: "
-            f"{probe.reason}. {instead}.")
     raise InstructionCountingUnavailable(
-        f"job {role!r} measures time in counted instructions (2*10^9 per second); this "
-        f"machine has the {probe.counter}, but sioworkers' supervisor does not count "
-        f"instructions yet. {instead}.")
+        executors.instruction_counting_problem(f"job {role!r}", instead))
 
 
 def _unprotected(role: str) -> BaseExecutor:

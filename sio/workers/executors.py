@@ -43,6 +43,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import posixpath
+import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ from sio.workers.util import tempcwd
 
 if TYPE_CHECKING:
     from sio.workers._engine.perf import CounterProbe
+    from sio.workers.sandbox import Sandbox
 
 __all__ = [
     "ExecError",
@@ -75,7 +77,17 @@ __all__ = [
     "SUPERVISOR_RESULT_CODES",
     "parse_supervisor_report",
     "instruction_counter_probe",
+    "instruction_counting_problem",
+    "InstructionCountingUnavailable",
     "DEFAULT_LOCALE",
+    # The original's names (compatibility)
+    "CompoundSandboxExecutor",
+    "PRoot32BitExecutor",
+    "Sio2JailExecutor",
+    "RealTimeSio2JailExecutor",
+    "TIME_OUTPUT_RE",
+    "execute_command",
+    "ulimit",
 ]
 
 #: ``LC_ALL`` and ``LANGUAGE`` of every executed program.
@@ -140,6 +152,33 @@ def _direct_argv(command: Sequence[Any]) -> list[str] | None:
     if any(isinstance(element, noquote) for element in command):
         return None
     return [shellquote(e) if isinstance(e, (list, tuple)) else str(e) for e in command]
+
+
+#: What the original parsed from ``bash``'s ``time`` report (the user time
+#: line, minutes and seconds). Kept for code that parses such reports;
+#: :class:`DetailedUnprotectedExecutor` takes the CPU time from the kernel.
+TIME_OUTPUT_RE = re.compile(r"^user\s+([0-9]+)m([0-9.]+)s$", re.MULTILINE)
+
+
+def ulimit(command: Any, mem_limit: int | None = None,
+           time_limit: int | None = None) -> list[Any]:
+    """The original's shell-text limits: ``command`` (a list, or a shell
+    line) prefixed with ``ulimit -t <ceil(time_limit ms)> &&`` and, with a
+    memory limit, ``ulimit -Ss unlimited && ulimit -v <mem_limit KiB> &&``.
+
+    Kept for compatibility; the executors here set their limits with
+    ``setrlimit`` and a watchdog instead (finer than whole seconds).
+    """
+    from sio.workers.util import ceil_ms2s
+
+    prefix: list[Any] = []
+    if time_limit:
+        prefix += [noquote("ulimit"), noquote("-t"), noquote(str(ceil_ms2s(time_limit))),
+                   noquote("&&")]
+    if mem_limit:
+        prefix += [noquote("ulimit -Ss unlimited"), noquote("&&"), noquote("ulimit"),
+                   noquote("-v"), noquote(str(int(mem_limit))), noquote("&&")]
+    return prefix + _as_command(command)
 
 
 # --------------------------------------------------------------------------
@@ -285,6 +324,9 @@ class ExecRequest:
     ignore_errors: bool = False
     extra_ignore_errors: tuple[int, ...] = ()
     pass_fds: tuple[int, ...] = ()
+    #: the environ's ``fake_time`` (``off``, ``zero``, ``random``); only the
+    #: supervised executor can fake a program's time, the others ignore it
+    fake_time: str = "off"
     #: other keyword options, for subclasses (e.g. ``use_path``, ``binds``)
     options: dict[str, Any] = field(default_factory=dict)
     #: to call right after the program started (closes ``fds_to_close``);
@@ -303,6 +345,19 @@ class ExecRequest:
 # --------------------------------------------------------------------------
 # Executors
 # --------------------------------------------------------------------------
+
+def _fake_time(environ: Mapping[str, Any] | None) -> str:
+    """The environ's ``fake_time``, checked (absent or None: ``off``)."""
+    from sio.workers._engine.supervisor.policy import FAKE_TIME_MODES
+
+    value = (environ or {}).get("fake_time")
+    if value is None:
+        return "off"
+    if value not in FAKE_TIME_MODES:
+        raise UsageError(f"fake_time must be one of {', '.join(FAKE_TIME_MODES)}, "
+                         f"not {value!r}")
+    return str(value)
+
 
 class BaseExecutor:
     """Base of all executors: a callable context manager.
@@ -353,7 +408,9 @@ class BaseExecutor:
             (``<prefix>real_time_limit`` wins).
         :param output_limit: output limit, bytes (``<prefix>output_limit``
             wins).
-        :param environ: the job environ to read limits from.
+        :param environ: the job environ to read limits from, and
+            ``fake_time`` (without the prefix, as SIO2 sends it: ``off``,
+            ``zero`` or ``random``; see :class:`SupervisedExecutor`).
         :param environ_prefix: prefix of those keys, e.g. ``'exec_'``.
         :param cwd: the working directory (default :func:`tempcwd`).
         :param pass_fds: more descriptors the program inherits.
@@ -389,6 +446,7 @@ class BaseExecutor:
                 ignore_errors=bool(ignore_errors),
                 extra_ignore_errors=tuple(extra_ignore_errors),
                 pass_fds=tuple(pass_fds),
+                fake_time=_fake_time(environ),
                 options=dict(kwargs),
                 after_spawn=closer.close if closer.fds else None,
             )
@@ -520,20 +578,46 @@ class DetailedUnprotectedExecutor(UnprotectedExecutor):
        rather than captured: then ``output_limit`` is also the largest file
        it may write, RLIMIT_FSIZE);
     4. ``OK`` ``ok`` on exit status 0;
-    5. ``RE`` ``program exited due to signal N`` (and ``exit_signal`` = N);
+    5. ``RE`` ``program exited due to signal N`` (and ``exit_signal`` = N)
+       when a signal N ended it, **or when it exited with status 128 + N**
+       (N > 0, see below);
     6. ``RE`` ``program exited with code N``.
+
+    An exit status above 128 reads as a signal, as the original read it:
+    it ran every program through a shell (``bash -c 'time ...'``), which
+    reports a child killed by signal N as status 128 + N, so a program that
+    exits with 141 was indistinguishable from one killed by ``SIGPIPE``.
+    Clients rely on it: oioioi's interactors ``return 128 + 13`` when the
+    solution's pipe closes, to be judged as if ``SIGPIPE`` killed them
+    (see :mod:`sio.executors.interactive_common`). ``return_code`` stays
+    the status (141). The supervised executors report what really happened
+    (:attr:`SHELL_STATUS_SIGNALS` is this executor's choice only).
 
     ``mem_used`` and ``num_syscalls`` are always 0 (not measured).
     """
 
     #: fraction of the time limit from which a run is TLE
     TLE_FRACTION: ClassVar[float] = 0.95
+    #: read an exit status 128 + N (N > 0) as signal N, as the original's
+    #: shell did (see the class docs)
+    SHELL_STATUS_SIGNALS: ClassVar[bool] = True
+
+    def _signal(self, outcome: Outcome) -> int | None:
+        """The signal the renv reports: the one that ended the program, or
+        N of an exit status 128 + N (with :attr:`SHELL_STATUS_SIGNALS`)."""
+        if outcome.signal is not None:
+            return outcome.signal
+        status = outcome.exit_code
+        if self.SHELL_STATUS_SIGNALS and status is not None and status > 128:
+            return status - 128
+        return None
 
     def _renv(self, request: ExecRequest, outcome: Outcome) -> dict[str, Any]:
         renv = super()._renv(request, outcome)
         renv.update(time_used=outcome.cpu_time_ms, mem_used=0, num_syscalls=0)
-        if outcome.signal is not None:
-            renv["exit_signal"] = outcome.signal
+        signal = self._signal(outcome)
+        if signal is not None:
+            renv["exit_signal"] = signal
         code, message = self._verdict(request, outcome)
         renv["result_code"] = code.value
         renv["result_string"] = message
@@ -559,9 +643,38 @@ class DetailedUnprotectedExecutor(UnprotectedExecutor):
             return ResultCode.OLE, "output limit exceeded"
         if outcome.exit_code == 0:
             return ResultCode.OK, "ok"
-        if outcome.signal is not None:
-            return ResultCode.RE, f"program exited due to signal {outcome.signal}"
+        signal = self._signal(outcome)
+        if signal is not None:
+            return ResultCode.RE, f"program exited due to signal {signal}"
         return ResultCode.RE, f"program exited with code {outcome.exit_code}"
+
+
+def execute_command(command: Any, env: Mapping[str, Any] | None = None,
+                    split_lines: bool = False, stdin: StreamArg = None,
+                    stdout: StreamArg = None, stderr: StreamArg = None,
+                    forward_stderr: bool = False, capture_output: bool = False,
+                    output_limit: int | None = None, real_time_limit: int | None = None,
+                    ignore_errors: bool = False, extra_ignore_errors: Iterable[int] = (),
+                    cwd: str | None = None, pass_fds: Iterable[int] = (),
+                    fds_to_close: Iterable[int] = (), **kwargs: Any) -> dict[str, Any]:
+    """The original's one function that ran a command: run ``command`` (a
+    list or a shell line) in the job directory (or ``cwd``) with only a
+    wall-time limit (``real_time_limit``, ms) and return the basic renv
+    (``return_code``, ``real_time_used``, ``real_time_killed``, ``stdout``
+    with ``capture_output``, at most ``output_limit`` bytes).
+
+    It is an :class:`UnprotectedExecutor` call without CPU or memory limits;
+    the options are those of :meth:`BaseExecutor.__call__`.
+
+    :raises ExecError: non-zero return code, unless ignored.
+    """
+    with UnprotectedExecutor() as executor:
+        return executor(command, env=env, split_lines=split_lines, stdin=stdin,
+                        stdout=stdout, stderr=stderr, forward_stderr=forward_stderr,
+                        capture_output=capture_output, output_limit=output_limit,
+                        real_time_limit=real_time_limit, ignore_errors=ignore_errors,
+                        extra_ignore_errors=extra_ignore_errors, cwd=cwd,
+                        pass_fds=pass_fds, fds_to_close=fds_to_close, **kwargs)
 
 
 def return_code(outcome: Outcome) -> int:
@@ -689,7 +802,67 @@ def _executable_in(root: str, path: str) -> bool:
 _proot_tool_failures: dict[tuple[str, str], float] = {}
 
 
-class PRootExecutor(UnprotectedExecutor):
+class CompoundSandboxExecutor(UnprotectedExecutor):
+    """Base of the executors that run a program with a *tool* from one
+    sandbox (:attr:`TOOL_SANDBOX`) and another sandbox as the program's root
+    file system (``sandbox``, in its ``pristine`` flavour: no fixups), as
+    the latest original's class of this name. The job directory is
+    ``/tmp`` as the program sees it (:meth:`rcwd`).
+
+    Entering it enters both sandboxes (installing them if needed);
+    subclasses (:class:`PRootExecutor`) say how the tool runs the command.
+    Calling this base class itself is a usage error.
+
+    :param sandbox: the root sandbox; ``None``: none (a subclass decides).
+    """
+
+    #: the sandbox holding the tool (None: none)
+    TOOL_SANDBOX: ClassVar[str | None] = None
+    #: the job directory inside the root sandbox
+    GUEST_TMP: ClassVar[str] = "/tmp"
+
+    def __init__(self, sandbox: str | None = None) -> None:
+        from sio.workers.sandbox import get_sandbox
+
+        self.chroot: Sandbox | None = get_sandbox(sandbox, flavor="pristine") if sandbox \
+            else None
+        self.tool_sandbox = get_sandbox(self.TOOL_SANDBOX) if self.TOOL_SANDBOX else None
+        self._compound_stacks: list[Any] = []
+
+    def __enter__(self) -> CompoundSandboxExecutor:
+        from contextlib import ExitStack
+
+        with ExitStack() as stack:
+            for sandbox in (self.tool_sandbox, self.chroot):
+                if sandbox is not None:
+                    stack.enter_context(sandbox)
+            self._compound_stacks.append(stack.pop_all())
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._compound_stacks.pop().close()
+
+    @property
+    def path(self) -> str:
+        """The root sandbox's directory on the host."""
+        if self.chroot is None:
+            raise UsageError(f"{type(self).__name__} has no root sandbox")
+        return self.chroot.path
+
+    @property
+    def rpath(self) -> str:
+        """The root sandbox as the program sees it: ``/``."""
+        return "/"
+
+    def rcwd(self, subpath: str = "") -> str:
+        return posixpath.join(self.GUEST_TMP, subpath) if subpath else self.GUEST_TMP
+
+    def _run(self, request: ExecRequest) -> Outcome:
+        raise UsageError(f"{type(self).__name__} is a base class: use PRootExecutor (or "
+                         "another subclass that says how its tool runs the command)")
+
+
+class PRootExecutor(CompoundSandboxExecutor):
     """Runs the command with sandbox ``sandbox`` as its root file system,
     through PRoot (``ptrace``-based ``chroot``, no privileges needed).
 
@@ -725,8 +898,8 @@ class PRootExecutor(UnprotectedExecutor):
     #: sandbox whose ``proot/proot`` is used when available
     TOOL_SANDBOX: ClassVar[str | None] = "proot-sandbox_amd64-v2.1"
     REAL_TIME_LIMIT_MULTIPLIER: ClassVar[int] = 3
-    #: the job directory inside the sandbox
-    GUEST_TMP: ClassVar[str] = "/tmp"
+    #: the root sandbox (always one here)
+    chroot: Sandbox
 
     def __init__(self, sandbox: str, tool_sandbox: str | None = "") -> None:
         from sio.workers.sandbox import get_sandbox
@@ -749,19 +922,6 @@ class PRootExecutor(UnprotectedExecutor):
 
     def __exit__(self, *exc_info: object) -> None:
         self._stacks.pop().close()
-
-    @property
-    def path(self) -> str:
-        """The sandbox directory on the host."""
-        return self.chroot.path
-
-    @property
-    def rpath(self) -> str:
-        """The sandbox directory as the program sees it: ``/``."""
-        return "/"
-
-    def rcwd(self, subpath: str = "") -> str:
-        return posixpath.join(self.GUEST_TMP, subpath) if subpath else self.GUEST_TMP
 
     def _find_proot(self, stack: Any) -> tuple[SandboxExecutor | None, str]:
         import shutil
@@ -849,7 +1009,16 @@ class PRootExecutor(UnprotectedExecutor):
                               limits=limits)
         if tool is not None:
             return tool._run(run)
-        return super()._run(run)
+        return UnprotectedExecutor._run(self, run)
+
+
+class PRoot32BitExecutor(PRootExecutor):
+    """:class:`PRootExecutor` with the original's 32-bit PRoot tool sandbox
+    ``proot-sandbox`` (the latest original ran its Java 1.8 compiler with
+    it); like :class:`PRootExecutor`, it uses the system ``proot`` when the
+    tool sandbox cannot be had."""
+
+    TOOL_SANDBOX: ClassVar[str | None] = "proot-sandbox"
 
 
 # --------------------------------------------------------------------------
@@ -942,6 +1111,11 @@ class SupervisedExecutor(_SIOSupervisorContract, UnprotectedExecutor):
     (``VmHWM``) rather than the peak virtual memory, for a runtime that
     reserves far more address space than it uses.
 
+    Environ key (without the prefix, as SIO2 sends it): ``fake_time``:
+    ``off`` (default), ``zero`` or ``random``, the program's view of time
+    (RDTSC/RDTSCP and the clock calls; exactly what is faked is in
+    :doc:`supervisor`).
+
     Writes (renv): ``result_code`` (``OK`` ``RE`` ``TLE`` ``MLE`` ``OLE``
     ``RV`` ``SE``), ``result_string`` (``ok``, ``time limit exceeded``,
     ``real time limit exceeded``, ``memory limit exceeded``, ``output limit
@@ -1002,6 +1176,8 @@ class SupervisedExecutor(_SIOSupervisorContract, UnprotectedExecutor):
                 f"command as a list without noquote pieces (got {request.shell_line!r})")
         policy = self.policy
         changes = dict(request.options.get("policy_changes") or {})
+        if request.fake_time != "off":
+            changes.setdefault("fake_time", request.fake_time)
         extra = tuple(os.path.abspath(os.path.join(request.cwd, p))
                       for p in request.options.get("read_paths") or ())
         if extra:
@@ -1036,6 +1212,63 @@ class SupervisedExecutor(_SIOSupervisorContract, UnprotectedExecutor):
         if outcome.signal is not None:
             renv["exit_signal"] = outcome.signal
         return renv
+
+
+class Sio2JailExecutor(SupervisedExecutor):
+    """The original's executor of ``sio2jail-exec``: instruction-counted
+    time (:attr:`INSTRUCTIONS_PER_VIRTUAL_SECOND` instructions are one
+    second), measured by the ``sio2jail`` binary with the processor's
+    performance counters.
+
+    It can be built and entered as in the original, but the built-in
+    supervisor does not count instructions yet: every call raises
+    :class:`InstructionCountingUnavailable`, whose message says whether
+    this machine lacks the hardware instruction counter or only the
+    supervisor lacks the counting (the same as the ``sio2jail-exec`` job).
+    It never measures CPU time instead under this name.
+
+    :param sandbox: the original's root sandbox of the program; the
+        supervisor builds its own minimal root, so only ``None`` is
+        accepted (a name is a usage error when called).
+    :param measure_real_time: what :class:`RealTimeSio2JailExecutor` is.
+    """
+
+    #: instructions counted as one second
+    INSTRUCTIONS_PER_VIRTUAL_SECOND: ClassVar[int] = 2_000_000_000
+
+    def __init__(self, sandbox: str | None = None, measure_real_time: bool = False,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.chroot_sandbox = sandbox
+        self.measure_real_time = bool(measure_real_time)
+
+    def _run(self, request: ExecRequest) -> Outcome:
+        if self.chroot_sandbox is not None:
+            raise UsageError(f"{type(self).__name__}: a sandbox as the program's root "
+                             f"({self.chroot_sandbox!r}) is not supported; the supervisor "
+                             "gives programs its own minimal root")
+        if not self.measure_real_time:
+            raise InstructionCountingUnavailable(instruction_counting_problem(
+                type(self).__name__,
+                "Use SupervisedExecutor or RealTimeSio2JailExecutor instead (time measured "
+                "as CPU time)"))
+        return super()._run(request)
+
+
+class RealTimeSio2JailExecutor(Sio2JailExecutor):
+    """The original's executor of ``exec`` and ``cpu-exec`` (sio2jail
+    measuring time instead of counting instructions), here the built-in
+    supervisor, as those jobs use it: the renv and limits of
+    :class:`SupervisedExecutor`, with the judging jobs' default real-time
+    limit (twice the time limit, plus 1000 ms). ``time_used`` is CPU time,
+    which the original's sio2jail replaced with wall time.
+    """
+
+    #: the default real-time limit: this many times the time limit (+1 s)
+    REAL_TIME_LIMIT_MULTIPLIER: ClassVar[int] = 2
+
+    def __init__(self, sandbox: str | None = None, **kwargs: Any) -> None:
+        super().__init__(sandbox, measure_real_time=True, **kwargs)
 
 
 # --------------------------------------------------------------------------
@@ -1325,6 +1558,26 @@ class ExecSandboxSupervisedExecutor(_SIOSupervisorContract, SandboxExecutor):
 # --------------------------------------------------------------------------
 # Instruction-counted time (sio2jail-exec): what the machine offers
 # --------------------------------------------------------------------------
+
+class InstructionCountingUnavailable(SioWorkersError, RuntimeError):
+    """Time in counted instructions was asked for, and this machine or this
+    installation cannot measure it (see :func:`instruction_counting_problem`)."""
+
+
+def instruction_counting_problem(what: str, instead: str) -> str:
+    """The message of :class:`InstructionCountingUnavailable` for ``what``
+    (e.g. ``"job 'sio2jail-exec'"``), ending with the advice ``instead``:
+    whether the machine lacks the hardware instruction counter (probed once
+    with ``perf_event_open``) or only the supervisor lacks the counting."""
+    probe = instruction_counter_probe()
+    if not probe.available:
+        return (f"{what} measures time in counted instructions (2*10^9 per second), "
+                f"which needs the {probe.counter}; this machine does not have it: "
+                f"{probe.reason}. {instead}.")
+    return (f"{what} measures time in counted instructions (2*10^9 per second); this "
+            f"machine has the {probe.counter}, but sioworkers' supervisor does not count "
+            f"instructions yet. {instead}.")
+
 
 def instruction_counter_probe() -> CounterProbe:
     """Whether this machine has the hardware instruction counter that

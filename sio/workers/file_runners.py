@@ -36,7 +36,10 @@ from sio.workers.executors import (
     BaseExecutor,
     DetailedUnprotectedExecutor,
     ExecSandboxSupervisedExecutor,
+    PRoot32BitExecutor,
     PRootExecutor,
+    RealTimeSio2JailExecutor,
+    Sio2JailExecutor,
     SupervisedExecutor,
     UnprotectedExecutor,
 )
@@ -54,6 +57,12 @@ __all__ = [
     "get_file_runner",
     "file_runner_modes",
     "fetch_extra_execution_files",
+    "SupervisedJava",
+    "SupervisedPython",
+    # The original's names (compatibility)
+    "LanguageModeWrapper",
+    "NoOp",
+    "JavaSIO",
 ]
 
 
@@ -311,7 +320,8 @@ def get_file_runner(executor: BaseExecutor, environ: dict[str, Any]) -> FileRunn
     return runner(executor, environ)
 
 
-for _executor in (UnprotectedExecutor, DetailedUnprotectedExecutor, PRootExecutor):
+for _executor in (UnprotectedExecutor, DetailedUnprotectedExecutor, PRootExecutor,
+                  PRoot32BitExecutor):
     register_file_runner("executable", _executor, Executable)
     register_file_runner("java", _executor, Java)
 # Python runs with the machine's interpreter: not inside a PRoot sandbox,
@@ -328,6 +338,59 @@ register_file_runner("java", SupervisedExecutor, SupervisedJava)
 # The original's exec-sandbox supervisor: native programs only (its Python
 # and Java needs are unknown; the original ran Java there from another sandbox).
 register_file_runner("executable", ExecSandboxSupervisedExecutor, Executable)
+# The original's sio2jail executors: native programs only, as there.
+# (Sio2JailExecutor refuses every call: no instruction counting here.)
+register_file_runner("executable", Sio2JailExecutor, Executable)
+register_file_runner("executable", RealTimeSio2JailExecutor, Executable)
+
+
+# --------------------------------------------------------------------------
+# The original's names
+# --------------------------------------------------------------------------
+
+class LanguageModeWrapper(FileRunner):
+    """The original's base class of file runners, for runners written
+    against it. A subclass sets :attr:`handled_exec_mode` and
+    :attr:`handled_executors` and is registered (with
+    :func:`register_file_runner`) for each of those executor classes when
+    it is created, as in the original; it implements
+    :meth:`preferred_filename` and ``__call__(file, args, **kwargs)`` (or
+    :meth:`FileRunner._run`, which also gets ``extra_execution_files``
+    fetched first).
+    """
+
+    #: the ``exec_info['mode']`` this runner handles (None: not registered)
+    handled_exec_mode: ClassVar[str | None] = None
+    #: the executor classes (exactly) it runs files in
+    handled_executors: ClassVar[tuple[type[BaseExecutor], ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.handled_exec_mode:
+            cls.mode = cls.handled_exec_mode
+            for executor_class in cls.handled_executors:
+                register_file_runner(cls.handled_exec_mode, executor_class, cls)
+
+
+class NoOp(LanguageModeWrapper):
+    """Runs the file as it is named (``file args...``, no ``./``), under
+    ``exec_info['preferred_filename']`` (default ``exe``). Registered for no
+    executor, as in the original: use it directly or subclass it."""
+
+    handled_exec_mode = "executable"
+    handled_executors = ()
+
+    def preferred_filename(self) -> str:
+        return str(self.exec_info.get("preferred_filename") or "exe")
+
+    def _run(self, file: str, args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+        return self.executor([file, *args], **kwargs)
+
+
+#: The original's name of the runner of jars under the supervised executor
+#: (it ran them with a JRE sandbox under its supervisor); here
+#: :class:`SupervisedJava`.
+JavaSIO = SupervisedJava
 
 
 # --------------------------------------------------------------------------

@@ -74,6 +74,8 @@ __all__ = [
     "FiletrackerError",
     "MissingFile",
     "InvalidName",
+    "UnwritableDestination",
+    "check_upload",
     "ServerStartError",
     "main",
 ]
@@ -107,6 +109,11 @@ class InvalidName(FiletrackerError, UsageError):
     with ``/``, have no ``..`` and at most one ``@<int version>`` suffix)."""
 
 
+class UnwritableDestination(FiletrackerError, UsageError):
+    """A local path to upload to cannot be written: it is a directory, a
+    parent of it is a file, or its directory is not writable."""
+
+
 class ServerStartError(FiletrackerError):
     """A Filetracker server could not be started; the message ends with the
     tail of its log."""
@@ -126,6 +133,13 @@ _current: contextvars.ContextVar[Client | None] = contextvars.ContextVar(
 # one is cheap, but each holds a lock directory and a negotiated protocol.
 _clients_lock = threading.Lock()
 _clients: dict[Any, Client] = {}
+
+#: The original's public names of the two above: the lock that guards
+#: making clients and the clients made so far (keyed by URL here, by the
+#: URL's hash in the original). For code that inspected them; not a place
+#: to add clients (use :func:`init_instance`).
+lock = _clients_lock
+ft_clients = _clients
 
 
 def _normalize_url(url: str, what: str) -> str:
@@ -483,6 +497,53 @@ def upload(environ: Environ, key: str, source: str, dest: str | None = None,
     return name
 
 
+def check_upload(environ: Environ, key: str, needed_by: str = "") -> str:
+    """Check, before doing the work whose result goes there, that
+    :func:`upload` can store a file under the name ``environ[key]``; return
+    the name.
+
+    A local path must not be a directory (nor end with ``/``), and its
+    nearest existing ancestor must be a writable directory (missing parents
+    are created by :func:`upload`). A Filetracker name must be a valid name
+    of a file (absolute, no ``..``, no trailing ``/``, at most a version
+    suffix). Whether the server is up is not checked.
+
+    Environ keys read: ``key``, ``use_filetracker``.
+
+    :raises MissingEnvironKey: no ``environ[key]`` (``needed_by`` says what
+        needs it).
+    :raises InvalidName: not a valid Filetracker name.
+    :raises UnwritableDestination: the local path cannot be written.
+    """
+    name = _name_in(environ, key)
+    if name is None:
+        raise MissingEnvironKey(key, needed_by)
+    what = f"environ[{key!r}] = {name!r}"
+    if _use_filetracker(name, environ):
+        from filetracker.utils import check_name
+
+        try:
+            check_name(name)
+            if name.endswith("/"):
+                raise ValueError("a directory, not a file name")
+        except ValueError as e:
+            raise InvalidName(f"{what} is not a valid Filetracker file name ({e}); "
+                              "give an absolute name such as /results/prog.e") from None
+        return name
+    path = _local_path(name)
+    if name.endswith("/") or os.path.isdir(path):
+        raise UnwritableDestination(f"{what} is a directory: give a file name")
+    ancestor = os.path.dirname(os.path.abspath(path))
+    while not os.path.lexists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise UnwritableDestination(f"cannot write {what}: {ancestor!r} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UnwritableDestination(f"cannot write {what}: the directory {ancestor!r} "
+                                    "is not writable")
+    return name
+
+
 # --------------------------------------------------------------------------
 # Starting a server
 # --------------------------------------------------------------------------
@@ -711,8 +772,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(asctime)-15s %(name)s %(levelname)s: %(message)s",
                         level=logging.DEBUG if args.debug else logging.WARNING)
+    from sio.workers._cli import result_only_stdout
+
     try:
-        server = launch_filetracker_server(timeout_s=args.timeout)
+        with result_only_stdout():
+            server = launch_filetracker_server(timeout_s=args.timeout)
     except SioWorkersError as e:
         if args.debug:
             raise

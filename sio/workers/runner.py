@@ -22,13 +22,13 @@ Every other key is left as the job leaves it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~2 ms)
 
 from sio.workers.errors import EntryPointNotFound, Failure, MissingEnvironKey, UsageError
+from sio.workers._cli import result_only_stdout
 from sio.workers.util import TemporaryCwd, first_entry_point, json_dumps
 
 logger = logging.getLogger(__name__)
@@ -230,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Standard output carries only the result: anything a job or a
         # library prints on the way (the filetracker client announces the
         # protocol it settled on) goes to standard error.
-        with contextlib.redirect_stdout(sys.stderr):
+        with result_only_stdout():
             environ = run(environ)
     except Exception as e:
         if debug:

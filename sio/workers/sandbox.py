@@ -45,6 +45,11 @@ Concurrency and crash safety (see ``docs/sandboxes.rst``):
   complete tree, the new complete tree, or no tree (which the next user
   installs); never a partial one. Stale staging directories are removed by
   the next process that gets the exclusive lock.
+* An installation that fails or is interrupted (an exception, ``Ctrl-C``)
+  leaves nothing behind: its staging directories go, and so does the lock
+  file when no tree is installed and nobody else holds it. (Whoever takes a
+  lock checks that the file it locked is still the one at that path, so a
+  lock file removed meanwhile is never relied on.)
 
 Symbolic links with absolute targets (``bin/sh -> /bin/dash``, as in trees
 built from Debian packages) are kept and mean paths of the sandbox, as when
@@ -55,7 +60,6 @@ and host-side code that reads a sandbox's files resolves its paths with
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import errno
 import fcntl
@@ -74,6 +78,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
+from sio.workers._cli import result_only_stdout
 from sio.workers.errors import SioWorkersError, UsageError
 from sio.workers.util import rmtree
 
@@ -772,6 +777,28 @@ class Sandbox:
 
     # -- locking ---------------------------------------------------------------
 
+    def _lock(self, operation: int) -> int:
+        """``flock(operation)`` on the lock file; its descriptor.
+
+        A failed installation removes the lock file (under the exclusive
+        lock): whoever was waiting for it then holds a lock on a file that
+        is no longer there, which excludes nobody. So, once locked, check
+        that the path still names the file we locked, and start again with
+        the new file when it does not.
+        """
+        while True:
+            fd = self._lock_fd()
+            fcntl.flock(fd, operation)
+            try:
+                st, current = os.fstat(fd), os.stat(self._lock_path)
+                same = (st.st_dev, st.st_ino) == (current.st_dev, current.st_ino)
+            except FileNotFoundError:
+                same = False
+            if same:
+                return fd
+            os.close(fd)  # releases the lock on the removed file
+            self._fd = None
+
     def _lock_fd(self) -> int:
         if self._fd is not None and self._pid != os.getpid():
             # A forked child shares the parent's open file description, so
@@ -789,34 +816,64 @@ class Sandbox:
             # upgrade would pull it from under our own feet).
             if self._depth == 0:
                 self._operative = None  # another process may have upgraded it
-                self._acquire(self._lock_fd(), refresh, progress)
+                self._acquire(refresh, progress)
             self._depth += 1
 
-    def _acquire(self, fd: int, refresh: bool, progress: ProgressCallback | None) -> None:
+    def _acquire(self, refresh: bool, progress: ProgressCallback | None) -> None:
         try:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._lock(fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 pass
             else:
                 # Nobody uses or installs it right now: a good moment to
                 # clear what a killed installer left behind.
                 self._clean_staging()
-            fcntl.flock(fd, fcntl.LOCK_SH)
+            fd = self._lock(fcntl.LOCK_SH)
             plan = self._check(refresh)
             if plan is not None:
                 # flock cannot upgrade atomically: others may install while
                 # we wait, so decide again once the lock is ours.
                 fcntl.flock(fd, fcntl.LOCK_UN)
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                self._lock(fcntl.LOCK_EX)
                 plan = self._check(refresh)
                 if plan is not None:
                     self._clean_staging()
                     self._install(plan, strict=refresh, progress=progress)
-                fcntl.flock(fd, fcntl.LOCK_SH)
+                self._lock(fcntl.LOCK_SH)
         except BaseException:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            self._release_after_failure()
             raise
+
+    def _release_after_failure(self) -> None:
+        """Unlock after a failed entry; when nothing is installed and nobody
+        else holds the lock, remove the staging directories and the lock
+        file as well: a failed or interrupted installation leaves nothing."""
+        fd = self._fd
+        if fd is None:
+            return
+        try:
+            # (Converting a shared lock we hold to exclusive: fails at once
+            # when another process holds it too.)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return
+        try:
+            if os.path.lexists(self.path):
+                return  # an installed tree stays usable, with its lock file
+            self._clean_staging()
+            self._drop_staging_dirs()
+            st, current = os.fstat(fd), os.stat(self._lock_path)
+            if (st.st_dev, st.st_ino) == (current.st_dev, current.st_ino):
+                os.unlink(self._lock_path)
+        except OSError as e:
+            logger.warning("Cannot remove what the failed installation of sandbox %r "
+                           "left in %s: %s", self.name, self.basedir, e)
+        finally:
+            # Closing releases the lock; the next entry opens the file anew.
+            os.close(fd)
+            self._fd = None
 
     def __del__(self) -> None:
         fd = getattr(self, "_fd", None)
@@ -900,9 +957,25 @@ class Sandbox:
         logger.warning("%s; keeping the installed copy", message)
         self._mark_checked()
 
+    def _drop_staging_dirs(self) -> None:
+        """Remove ``.staging/NAME`` and ``.staging`` when they are empty."""
+        for directory in (self._staging, os.path.dirname(self._staging)):
+            try:
+                os.rmdir(directory)
+            except OSError:
+                return  # not empty (another sandbox installing), or gone
+
     def _install_from(self, source: Any, progress: ProgressCallback | None) -> None:
-        os.makedirs(self._staging, mode=0o700, exist_ok=True)
-        work = tempfile.mkdtemp(dir=self._staging, prefix="install-")
+        for attempt in range(3):
+            try:
+                os.makedirs(self._staging, mode=0o700, exist_ok=True)
+                work = tempfile.mkdtemp(dir=self._staging, prefix="install-")
+                break
+            except FileNotFoundError:
+                # Another sandbox's installer removed the empty .staging
+                # between our two mkdirs: create it again.
+                if attempt == 2:
+                    raise
         try:
             archive = os.path.join(work, "archive")
             version = source.fetch(archive, progress)
@@ -931,6 +1004,7 @@ class Sandbox:
                         version or "unknown", source)
         finally:
             rmtree(work)
+            self._drop_staging_dirs()
 
 
 class PristineSandbox(Sandbox):
@@ -1084,15 +1158,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     flavor = "pristine" if args.pristine else None
     try:
         if args.list:
-            for sb in installed_sandboxes():
+            found = installed_sandboxes()
+            for sb in found:
                 label = sb.name + (f" ({sb.flavor})" if sb.flavor else "")
                 print(f"{label}\t{_format_version(sb.installed_version)}\t"
                       f"{sb.installed_from or 'unknown source'}\t{sb.path}")
+            if not found:
+                # On standard error: standard output lists sandboxes only.
+                print(f"sio-get-sandbox: no sandboxes installed in {sandboxes_basedir()} "
+                      "(SIO_SANDBOXES_BASEDIR)", file=sys.stderr)
         for name in args.names:
             sandbox = get_sandbox(name, flavor)
             # Standard output is for the paths only (the filetracker client
             # prints protocol notes there).
-            with contextlib.redirect_stdout(sys.stderr):
+            with result_only_stdout():
                 path = sandbox.prepare(refresh=True, progress=_Progress(name))
             print(path, flush=True)
     except UsageError as e:
@@ -1108,3 +1187,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# The original's module constants SANDBOXES_BASEDIR, SANDBOXES_URL and
+# CHECK_INTERVAL, which it read once at import. Here settings are read when
+# used, so these names give the current value of each setting when looked
+# up (PEP 562), from the same functions the sandboxes use.
+_LEGACY_SETTINGS: dict[str, Callable[[], Any]] = {
+    "SANDBOXES_BASEDIR": lambda: sandboxes_basedir(),
+    "SANDBOXES_URL": lambda: " ".join(sandboxes_urls()),
+    "CHECK_INTERVAL": lambda: check_interval_s(),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """``SANDBOXES_BASEDIR`` (str, absolute), ``SANDBOXES_URL`` (str, the
+    base URLs separated by spaces, empty for none) and ``CHECK_INTERVAL``
+    (int, seconds): the original's names of the settings
+    ``SIO_SANDBOXES_BASEDIR``, ``SIO_SANDBOXES_URL`` and
+    ``SIO_SANDBOXES_CHECK_INTERVAL``, read now."""
+    setting = _LEGACY_SETTINGS.get(name)
+    if setting is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return setting()

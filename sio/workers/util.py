@@ -65,6 +65,9 @@ __all__ = [
     "CompatibleJSONEncoder",
     "null_ctx_manager",
     "PerfTimer",
+    "ClassInitMeta",
+    "ClassInitBase",
+    "RegisteredSubclassesBase",
 ]
 
 
@@ -735,3 +738,59 @@ class _NullContext:
 def null_ctx_manager() -> _NullContext:
     """A context manager that does nothing (reusable and re-entrant)."""
     return _NullContext()
+
+
+# --------------------------------------------------------------------------
+# The original's class-registration helpers (kept for code written against
+# it; sioworkers itself uses explicit registries, see file_runners)
+# --------------------------------------------------------------------------
+
+class ClassInitMeta(type):
+    """Metaclass that calls ``cls.__classinit__()`` (a class method, when the
+    class or a base defines one) right after a class is created, as the
+    original's did. New code can use :meth:`object.__init_subclass__`."""
+
+    def __init__(cls, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> None:
+        super().__init__(name, bases, namespace)
+        classinit = getattr(cls, "__classinit__", None)
+        if classinit is not None:
+            classinit()
+
+
+class ClassInitBase(metaclass=ClassInitMeta):
+    """Base class whose subclasses get ``__classinit__`` called when they are
+    created (see :class:`ClassInitMeta`)."""
+
+    __slots__ = ()
+
+
+class RegisteredSubclassesBase(ClassInitBase):
+    """Base class that keeps a registry of its subclasses, as the original's.
+
+    Every class of the hierarchy has its own ``subclasses`` list; a new class
+    is appended to the list of each ancestor (itself excluded) and passed to
+    their ``register_subclass(subclass)`` hook. A class with ``abstract =
+    True`` in its own body is not registered (its subclasses are).
+    """
+
+    __slots__ = ()
+
+    #: the registered subclasses of this class (each class has its own list)
+    subclasses: list[type] = []
+    #: set to True in a class body to keep that class out of the registries
+    abstract: bool = True
+
+    @classmethod
+    def __classinit__(cls) -> None:
+        cls.subclasses = []
+        if cls.__dict__.get("abstract", False):
+            return
+        for base in cls.__mro__[1:]:
+            if isinstance(base, type) and issubclass(base, RegisteredSubclassesBase):
+                base.subclasses.append(cls)
+                base.register_subclass(cls)
+
+    @classmethod
+    def register_subclass(cls, subclass: type) -> None:
+        """Called on every ancestor when ``subclass`` is created; override to
+        index it (the default does nothing more than the list)."""

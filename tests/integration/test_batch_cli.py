@@ -57,7 +57,15 @@ def throwaway_distribution(tmp_path_factory):
     src = tmp_path_factory.mktemp("src")
     (src / "sio_throwaway").mkdir()
     (src / "sio_throwaway" / "__init__.py").write_text(textwrap.dedent("""
+        import os
+        import subprocess
+
         def job(environ):
+            # Noise on standard output, the three ways libraries make it:
+            # it must not reach sio-batch's standard output.
+            print('noise from print')
+            os.write(1, b'noise on descriptor 1\\n')
+            subprocess.run(['echo', 'noise from a child process'])
             environ['answer'] = environ['question'] * 2
             environ.setdefault('seen', []).append('job')
             return environ
@@ -84,6 +92,9 @@ def test_third_party_job_and_filters(throwaway_distribution):
     p = sio_batch(environ={"job_type": "double", "question": 21, "prefilters": ["stamp"]},
                   extra_env=extra)
     assert p.returncode == 0, p.stderr
+    assert len(p.stdout.splitlines()) == 3, p.stdout
+    for noise in ("noise from print", "noise on descriptor 1", "noise from a child process"):
+        assert noise in p.stderr
     env = result_of(p)
     assert env["answer"] == 42
     assert env["seen"] == ["stamp:-", "job", "stamp:SUCCESS"]

@@ -725,6 +725,47 @@ def test_worker_rejects_two_broker_urls():
     assert "more than one broker URL" in p.stderr and "Traceback" not in p.stderr
 
 
+@pytest.mark.parametrize("url,reason", [
+    ("amqp://guest:wrong-password@127.0.0.1:5672//", "ACCESS_REFUSED"),
+    ("amqp://guest:guest@127.0.0.1:5672/no-such-vhost", "NOT_ALLOWED"),
+], ids=["wrong-password", "unknown-vhost"])
+def test_worker_refused_by_rabbitmq_exits_1_with_the_reason(url, reason, tmp_path):
+    # A service manager must see the failure: stock 'celery worker' exits 1
+    # on a refused login (and retries an unknown virtual host for ever).
+    need("RabbitMQ", 5672)
+    p = subprocess.run([SIO_CELERY_WORKER, "-Q", queue_name("refused"), url], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert p.returncode == 1, p.stderr
+    last = p.stderr.strip().splitlines()[-1]
+    assert last.startswith("sio-celery-worker: error: amqp://guest:**@127.0.0.1:5672/"), last
+    assert reason in last and "wrong-password" not in p.stderr + p.stdout
+    assert "Traceback" not in p.stderr
+
+
+def test_worker_stopping_on_an_unrecoverable_error_exits_1_with_the_reason(tmp_path):
+    # Celery logs "Unrecoverable error" and stops the worker (here: it cannot
+    # write its pid file); the status and the last line of stderr say so.
+    (tmp_path / "broker").mkdir()
+    p = subprocess.run([SIO_CELERY_WORKER, f"--pidfile={tmp_path}/missing/dir/pid",
+                        f"filesystem://{tmp_path}/broker"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert p.returncode == 1, p.stderr
+    assert "Unrecoverable error" in p.stderr  # Celery's log stays
+    last = p.stderr.strip().splitlines()[-1]
+    assert last.startswith("sio-celery-worker: error: the worker stopped: LockFailed: "), last
+    assert "missing/dir/pid" in last
+
+
+def test_worker_with_an_unknown_transport_exits_1_with_the_reason(tmp_path):
+    p = subprocess.run([SIO_CELERY_WORKER, "nosuchmq://127.0.0.1//"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert p.returncode == 1, p.stderr
+    assert p.stderr.strip().splitlines()[-1].startswith(
+        "sio-celery-worker: error: broker URL 'nosuchmq://127.0.0.1//': unknown transport "
+        "'nosuchmq'"), p.stderr
+    assert "amqp" in p.stderr and "Traceback" not in p.stderr
+
+
 # --------------------------------------------------------------------------
 # Real judging jobs through a worker: compile, then exec, files on Filetracker
 # --------------------------------------------------------------------------
@@ -760,3 +801,47 @@ def test_compile_then_exec_jobs_through_a_worker(rabbit_worker, ft_store):
     assert (good["exec_time_limit"], good["exec_mem_limit"], good["name"]) == (2000, 65536, "1a")
     assert (wrong["result_code"], wrong["result_percentage"]) == ("WA", [0, 1])
     assert wrong["result_string"] == 'WRONG: line 1: expected "5", got "6"'
+
+
+def test_workflow_job_through_a_worker(rabbit_worker, ft_store):
+    """An SIO3 workflow as one job on a worker: the workflow and its external
+    objects come from Filetracker, the observable object goes back there."""
+    import json
+
+    from sio.celery import run_many
+
+    if os.geteuid() != 0 or not os.path.isdir("/sys/fs/cgroup/memory"):
+        missing("workflows need root and cgroup v1", required=False)
+    worker, app = rabbit_worker
+    workflow = {
+        "name": "reverse", "external_objects": ["prog", "text"],
+        "observable_objects": ["reversed"], "observable_registers": 1,
+        "tasks": [{
+            "type": "execution", "name": "reverse", "exclusive": False,
+            "hard_time_limit": 20000, "output_register": 0, "pid_namespaces": 1, "pipes": 0,
+            "channels": [], "filesystems": [{"type": "object", "handle": "prog"}],
+            "mount_namespaces": [{"root": 0, "mountpoints": [
+                {"source": 0, "target": "/prog.py", "writable": False}]}],
+            "resource_groups": [{"cpu_usage_limit": 100.0, "instruction_limit": 0,
+                                 "memory_limit": 256 << 20, "oom_terminate_all_tasks": False,
+                                 "pid_limit": 4, "swap_limit": 0, "time_limit": 5000}],
+            "processes": [{"arguments": ["/usr/bin/python3", "/prog.py"], "environment": [],
+                           "image": "", "mount_namespace": 0, "resource_group": 0,
+                           "pid_namespace": 0, "working_directory": "/", "start_after": [],
+                           "descriptors": {"0": {"type": "object_read", "handle": "text"},
+                                           "1": {"type": "object_write",
+                                                 "handle": "reversed"}}}]}]}
+    job = {"job_type": "workflow", "filetracker_url": ft_store.url,
+           "workflow_file": ft_store.put("wf.json", json.dumps(workflow)),
+           "workflow_objects": {
+               "prog": ft_store.put("rev.py", "import sys\n"
+                                               "sys.stdout.write(sys.stdin.read()[::-1])\n"),
+               "text": ft_store.put("text.txt", "stressed")},
+           "workflow_output_dir": ft_store.name("out")}
+    (env,) = run_many([job], app=app, queue=worker.queue, timeout=120)
+    assert env["result"] == "SUCCESS", env
+    assert env["workflow_status"] == "ok"
+    assert env["workflow_registers"][0]["status"] == "OK"
+    stored = env["workflow_objects_out"]["reversed"]
+    assert stored.startswith(job["workflow_output_dir"] + "/reversed@")
+    assert ft_store.get(stored) == b"desserts"

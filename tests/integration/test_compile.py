@@ -396,6 +396,81 @@ def test_sio_compile_ce_usage_and_help(tmp_path):
     assert result.returncode == 0 and "usage: sio-compile" in result.stdout
 
 
+def test_sio_compile_local_files_by_absolute_paths_from_a_fresh_directory(tmp_path):
+    # A new user's first try: absolute paths, run from an empty directory,
+    # with FILETRACKER_URL set (it must not turn absolute paths into
+    # Filetracker names: only --filetracker does).
+    need("c")
+    fresh, src = tmp_path / "fresh", tmp_path / "src"
+    fresh.mkdir()
+    src.mkdir()
+    (src / "prog.c").write_text(VALUE_C)
+    out = tmp_path / "out" / "bin" / "prog"
+    env = {**os.environ, "FILETRACKER_URL": "http://127.0.0.1:9"}
+    result = subprocess.run([os.path.join(os.path.dirname(sys.executable), "sio-compile"),
+                             str(src / "prog.c"), str(out), "c", "-DVALUE=6"], cwd=fresh,
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert framed_environ(result.stdout)["out_file"] == str(out)
+    assert subprocess.run([str(out)], capture_output=True).stdout == b"6\n"
+    assert list(fresh.iterdir()) == []
+
+
+def test_sio_compile_errors_name_the_key_and_come_before_compiling(tmp_path):
+    need("c")
+    (tmp_path / "bad.c").write_text(BROKEN["c"])  # would be a CE (status 1)
+    (tmp_path / "a-file").write_text("")
+    (tmp_path / "a-dir").mkdir()
+    cases = [
+        (["missing.c", "x"], "environ['source_file'] = 'missing.c'"),
+        ([str(tmp_path / "missing.c"), "x"], f"environ['source_file'] = '{tmp_path}/missing.c'"),
+        (["bad.c", "a-dir"], "environ['out_file'] = 'a-dir' is a directory"),
+        (["bad.c", "out/"], "environ['out_file'] = 'out/' is a directory"),
+        (["bad.c", str(tmp_path / "a-file" / "x")], f"'{tmp_path}/a-file' is not a directory"),
+    ]
+    for args, message in cases:
+        result = sio_compile(*args, cwd=tmp_path)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.startswith("sio-compile: error: ") and message in result.stderr, \
+            result.stderr
+        assert "environ['file']" not in result.stderr and "Traceback" not in result.stderr
+        assert result.stdout == ""
+    assert sorted(os.listdir(tmp_path)) == ["a-dir", "a-file", "bad.c"]
+
+
+def test_compile_job_without_out_file_fails_before_compiling(tmp_path):
+    from sio.workers.errors import MissingEnvironKey
+    from sio.workers.runner import run
+
+    need("c")
+    (tmp_path / "prog.c").write_text(HELLO["c"])
+    with pytest.raises(MissingEnvironKey, match="out_file"):
+        run({"job_type": "compile", "source_file": str(tmp_path / "prog.c"),
+             "compiler": "system-gcc", "use_filetracker": False})
+
+
+def test_sio_compile_with_filetracker_keeps_stdout_clean(tmp_path, filetracker_server):
+    # The filetracker client prints "Settled for protocol version 2" when it
+    # first talks to a server: standard error, never among the result.
+    need("c")
+    (tmp_path / "prog.c").write_text(VALUE_C)
+    name = f"/sio-compile-it/{os.getpid()}/prog"
+    result = sio_compile("--filetracker", filetracker_server.url, "prog.c", name, "c",
+                         "-DVALUE=5", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3 and lines[0] == "--- BEGIN ENVIRON ---", result.stdout
+    stored = framed_environ(result.stdout)["out_file"]
+    assert stored.startswith(name + "@")
+    assert sorted(os.listdir(tmp_path)) == ["prog.c"]
+    # A directory is not a file name: one line, no finalizer noise.
+    result = sio_compile(f"--filetracker={filetracker_server.url}", "prog.c", "/dir/",
+                         cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "environ['out_file'] = '/dir/' is not a valid Filetracker file name" in result.stderr
+    assert "Exception ignored" not in result.stderr and result.stdout == ""
+
+
 # --------------------------------------------------------------------------
 # Through runner.run with a real Filetracker server
 # --------------------------------------------------------------------------

@@ -35,3 +35,20 @@ def test_help_exits_0_and_does_nothing_else(script, tmp_path):
     assert "Traceback" not in p.stderr
     assert list(tmp_path.iterdir()) == []
     assert not port_open("127.0.0.1", port)
+
+
+def test_dev_alone_prints_its_usage_only(tmp_path):
+    dev = Path(__file__).resolve().parents[2] / "dev"
+    if not dev.exists():
+        pytest.skip("not a source checkout (no ./dev)")
+    p = subprocess.run([str(dev)], capture_output=True, text=True, timeout=60,
+                       stdin=subprocess.DEVNULL)
+    assert p.returncode == 0 and p.stderr == ""
+    lines = p.stdout.splitlines()
+    assert lines[0].startswith("Developer entry point of sioworkers")
+    assert "  ./dev test    set up, then run the whole test suite, mypy and the docs build" in lines
+    assert not any(line.startswith(("#", "set ")) for line in lines), p.stdout
+    p = subprocess.run([str(dev), "frobnicate"], capture_output=True, text=True, timeout=60,
+                       stdin=subprocess.DEVNULL)
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.startswith("[dev] unknown command: frobnicate\nDeveloper entry point")

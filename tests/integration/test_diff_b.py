@@ -39,7 +39,7 @@ def _variant(rng: random.Random, data: bytes) -> bytes:
 
 
 @pytest.mark.parametrize("chunk", [1, 3, 1 << 20])
-def test_diff_b_equal_matches_gnu_diff(chunk, tmp_path, monkeypatch):
+def test_diff_b_equal_matches_gnu_diff(chunk, tmp_path, monkeypatch, comparator_impl):
     diff = shutil.which("diff")
     if diff is None:
         missing("GNU diff (Debian package diffutils)")

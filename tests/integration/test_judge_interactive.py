@@ -163,6 +163,19 @@ def test_interactor_dies(ft_store, interactor, solution, n, no_fd_leak):
     assert "signal 6" in str(info.value)
 
 
+@pytest.mark.parametrize("variant, verdict", [
+    ("EXIT1", ("RE", "program exited with code 1")),
+    ("QUIT", ("WA", "solution exited prematurely")),
+])
+def test_interactor_returning_128_plus_sigpipe(ft_store, interactor, solution, variant,
+                                               verdict):
+    # oioioi's interactors 'return 128 + 13' when the solution's pipe
+    # closes: read as SIGPIPE, as the original's shell did, so the verdict
+    # is the solution's own, or "exited prematurely" (not InteractorError).
+    result = run_job(interactive_env(ft_store, interactor, solution(variant), "1 0 4\n"))
+    assert (result["result_code"], result["result_string"]) == verdict
+
+
 def test_interactor_limits_from_environ(ft_store, interactor, solution):
     # interactor_time_limit overrides the default of 2 x exec_time_limit
     start = time.monotonic()

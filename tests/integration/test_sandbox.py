@@ -146,7 +146,7 @@ def test_truncated_http_download(archive_server, sandbox_env):
     assert f"URL {archive_server.url}/demo.tar.gz" in str(e.value)
     assert "truncated download" in str(e.value) or "interrupted" in str(e.value)
     assert not os.path.exists(sandbox_env / "demo")
-    assert os.listdir(sandbox_env / ".staging" / "demo") == []
+    assert not os.path.exists(sandbox_env / ".staging")
 
 
 def test_http_404_is_listed(archive_server):
@@ -180,7 +180,7 @@ def test_four_processes_enter_during_an_upgrade(archive_server, user_script):
     reports = [finish(u) for u in users]
     assert reports == [{"first": {"version": "v2", "whole": True}}] * 4
     assert archive_server.gets("demo") == 1
-    assert os.listdir(os.path.join(sb.basedir, ".staging", "demo")) == []
+    assert not os.path.exists(os.path.join(sb.basedir, ".staging"))
 
 
 def test_process_killed_mid_extraction(archive_server, user_script, sandbox_env):
@@ -205,7 +205,7 @@ def test_process_killed_mid_extraction(archive_server, user_script, sandbox_env)
     assert glob.glob(pattern)  # (the half-extracted tree is still in staging)
     # ...and the next user gets the whole new one; the debris is gone.
     assert finish(start_user(user_script))["first"] == {"version": "v2", "whole": True}
-    assert os.listdir(sandbox_env / ".staging" / "demo") == []
+    assert not os.path.exists(sandbox_env / ".staging")
 
 
 def test_process_killed_mid_first_install(archive_server, user_script, sandbox_env):
@@ -295,12 +295,19 @@ def test_cli_checks_for_a_newer_version_now(archive_server):
     assert open(os.path.join(p.stdout.strip(), "VERSION")).read() == "v2"
 
 
-def test_cli_errors(archive_server):
+def test_cli_errors(archive_server, sandbox_env):
+    # Nothing installed: --list says where it looked, in one line.
+    p = get_sandbox_cli("--list")
+    assert p.returncode == 0 and p.stdout == ""
+    assert p.stderr == f"sio-get-sandbox: no sandboxes installed in {sandbox_env} " \
+                       "(SIO_SANDBOXES_BASEDIR)\n"
+
     p = get_sandbox_cli("nowhere")
     assert p.returncode == 1
     assert p.stderr.startswith("sio-get-sandbox: error: cannot install sandbox 'nowhere': ")
     assert f"URL {archive_server.url}/nowhere.tar.gz: HTTP 404" in p.stderr
     assert "Traceback" not in p.stderr
+    assert os.listdir(sandbox_env) == []  # nor a lock file, nor .staging
 
     p = get_sandbox_cli()
     assert p.returncode == 2 and "give sandbox names" in p.stderr
@@ -414,5 +421,7 @@ def test_cli_installs_from_filetracker(ft_sandboxes):
     ft_sandboxes.put(named(name, "v1"), T0)
     p = get_sandbox_cli(name)
     assert p.returncode == 0, p.stderr
+    # Only the path: what the filetracker client prints goes to stderr.
+    assert len(p.stdout.splitlines()) == 1, p.stdout
     assert open(os.path.join(p.stdout.strip(), "VERSION")).read() == "v1"
     assert f"Filetracker /sandboxes/{name}.tar.gz" in get_sandbox_cli("--list").stdout

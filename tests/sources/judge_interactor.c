@@ -2,7 +2,10 @@
  * Its stdin (the test) holds "x payload mode". It sends process i the
  * query x+i followed by payload bytes of padding, and expects "2(x+i) i".
  * mode 0: normal; 1: crashes (abort) at once; 2: sleeps without reading;
- * 3: answers a correct run with the partial score 1/3.
+ * 3: answers a correct run with the partial score 1/3;
+ * 4: as oioioi's test interactors, exits at once with status 128 + SIGPIPE
+ *    (printing nothing) when a process does not answer; it ignores SIGPIPE,
+ *    so that it always ends this way, never killed by the signal itself.
  * When a process closed its output without answering, it writes to it
  * again, which kills it with SIGPIPE (the process is gone). */
 #include <signal.h>
@@ -25,6 +28,8 @@ int main(int argc, char **argv)
     if (mode == 2)
         for (;;)
             pause();
+    if (mode == 4)
+        signal(SIGPIPE, SIG_IGN);
     FILE *in[64], *out[64];
     for (int i = 0; i < n; i++) {
         in[i] = fdopen(atoi(argv[2 + 2 * i]), "r");
@@ -43,6 +48,8 @@ int main(int argc, char **argv)
         long answer;
         int index;
         if (fscanf(in[i], "%ld %d", &answer, &index) != 2) {
+            if (mode == 4)
+                return 128 + SIGPIPE;
             /* SIGPIPE once process i is gone. A process that just exited
              * may release its output pipe before its input pipe: a write
              * can still succeed for a moment, so try for a while. */

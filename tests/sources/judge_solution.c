@@ -1,7 +1,8 @@
 /* A solution of the interactive task of judge_interactor.c: reads a query
  * q, answers "2q i" where i is its argv[1].
  * -DWRONG answers 2q+1; -DQUIT exits (status 0) without reading;
- * -DDIE exits with status 3 without reading; -DNOREAD never reads (sleeps);
+ * -DDIE exits with status 3 without reading; -DEXIT1 exits with status 1
+ * without reading; -DNOREAD never reads (sleeps);
  * -DFLOOD writes without end instead of answering. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,8 @@ int main(int argc, char **argv)
     return 0;
 #elif defined(DIE)
     return 3;
+#elif defined(EXIT1)
+    return 1;
 #elif defined(NOREAD)
     for (;;)
         pause();

@@ -35,9 +35,9 @@ def msg(hint: bytes, out: bytes, fmt: str = "english_abbreviated") -> str:
 
 
 @pytest.fixture(params=[1, 2, 3, 7, 1 << 20], ids=lambda n: f"chunk{n}")
-def chunk_size(request, monkeypatch):
+def chunk_size(request, monkeypatch, comparator_impl):
     """Run the test with tiny chunks too, so that every rule is exercised
-    across chunk boundaries."""
+    across chunk boundaries, with the C canonical form and without."""
     monkeypatch.setattr(_compare, "CHUNK_SIZE", request.param)
     return request.param
 
@@ -156,7 +156,7 @@ def test_paths_are_accepted(tmp_path):
     assert diff_b_equal(tmp_path / "hint", tmp_path / "out")
 
 
-def test_huge_outputs_are_streamed(tmp_path):
+def test_huge_outputs_are_streamed(tmp_path, comparator_impl):
     # 64 MiB of output, compared in constant memory: the difference is at the
     # very end, on a line whose number proves every newline was counted.
     line = b"1234567 89 1011121314\n"
@@ -231,7 +231,7 @@ def _random_output(rng: random.Random) -> bytes:
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 5, 64])
-def test_streaming_comparator_matches_model(chunk, monkeypatch):
+def test_streaming_comparator_matches_model(chunk, monkeypatch, comparator_impl):
     monkeypatch.setattr(_compare, "CHUNK_SIZE", chunk)
     rng = random.Random(chunk)
     for _ in range(3000):
@@ -284,7 +284,7 @@ def test_diff_b(a, b, equal, chunk_size):
     assert diff_b_equal(io.BytesIO(b), io.BytesIO(a)) is equal
 
 
-def test_diff_b_huge(tmp_path):
+def test_diff_b_huge(tmp_path, comparator_impl):
     a, b = tmp_path / "a", tmp_path / "b"
     a.write_bytes(b"1 2 3\n" * 3_000_000)
     b.write_bytes(b"1  2\t3  \n" * 3_000_000)
@@ -347,27 +347,29 @@ def test_checker_error_is_a_system_error():
 
 
 @pytest.mark.parametrize("text,fraction", [
-    ("", [100, 1]),
-    ("100", [100, 1]),
-    ("0", [0, 1]),
-    ("42", [42, 1]),
-    ("42.", [42, 1]),
-    ("42.5", [85, 2]),
-    (".5", [1, 2]),
-    ("1e5", [100000, 1]),
-    ("2.5E-1", [1, 4]),
-    ("007/0042", [1, 6]),
-    ("1/3", [1, 3]),
-    ("4/2", [2, 1]),
-    ("-3", [-3, 1]),
-    ("+7", [7, 1]),
-    ("50%", [50, 1]),
-    ("12.5%", [25, 2]),
-    ("33\r", [33, 1]),
-    (" 7 ", [7, 1]),
-    (b"60", [3 * 20, 1]),
+    ("", (100, 1)),
+    ("100", (100, 1)),
+    ("0", (0, 1)),
+    ("42", (42, 1)),
+    ("42.", (42, 1)),
+    ("42.5", (85, 2)),
+    (".5", (1, 2)),
+    ("1e5", (100000, 1)),
+    ("2.5E-1", (1, 4)),
+    ("007/0042", (1, 6)),
+    ("1/3", (1, 3)),
+    ("4/2", (2, 1)),
+    ("-3", (-3, 1)),
+    ("+7", (7, 1)),
+    ("50%", (50, 1)),
+    ("12.5%", (25, 2)),
+    ("33\r", (33, 1)),
+    (" 7 ", (7, 1)),
+    (b"60", (3 * 20, 1)),
 ])
 def test_output_to_fraction(text, fraction):
+    # a tuple, as the original returned
+    assert type(output_to_fraction(text)) is tuple
     assert output_to_fraction(text) == fraction
 
 
@@ -397,3 +399,35 @@ def test_limit_result_string():
     s = limit_result_string("ż" * 600)
     assert s == "ż" * 509 + "[...]" and len(s.encode()) == 1023
     assert limit_result_string(b"\xff" * 10) == "\ufffd" * 10
+
+
+def test_without_a_c_compiler_the_comparators_fall_back_to_python(tmp_path, monkeypatch, caplog):
+    # A fresh cache and no compiler: the helper cannot be built, a warning
+    # says so once, and the comparators still give the same answers.
+    monkeypatch.setenv("SIO_ENGINE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    monkeypatch.setattr(_compare, "_native", [])
+    assert _compare.native_helper() is None
+    assert "compared in pure Python" in caplog.text
+    assert msg(b"1 2\n3\n", b"1  2\r\n4\n") == 'WRONG: line 2: expected "3", got "4"'
+    assert diff_b_equal(io.BytesIO(b"1 2\n"), io.BytesIO(b"1\t2  \n"))
+
+
+def test_whitespace_changes_are_seen_at_every_offset(comparator_impl):
+    # The C helper passes chunks that are already in canonical form through
+    # untouched, checking them in blocks (of 255 and 4096 bytes): a change
+    # on either side of a block edge must still be seen as one.
+    hint = b"".join(b"%d %d\n" % (i, i * 7) for i in range(1200))
+    assert len(hint) > 2 * 4096 + 2
+    spaces = [i for i, c in enumerate(hint) if c == 0x20]
+    for edge in (255, 510, 4095, 4096, 8192):
+        k = min(spaces, key=lambda i: abs(i - edge))
+        for sep in (b"  ", b"\t", b"\r", b"\x00", b" \n"[:1] + b" "):
+            out = hint[:k] + sep + hint[k + 1:]
+            assert cmp(hint, out).ok, (edge, sep)
+        # a newline with a space before it, a space after it
+        j = hint.index(b"\n", edge)
+        assert cmp(hint, hint[:j] + b" \n " + hint[j + 1:]).ok
+        assert diff_b_equal(io.BytesIO(hint), io.BytesIO(hint[:j] + b" \r\n" + hint[j + 1:]))
+        assert not diff_b_equal(io.BytesIO(hint), io.BytesIO(hint[:j] + b"\n " + hint[j + 1:]))
+        assert diff_b_equal(io.BytesIO(hint), io.BytesIO(hint[:k] + b"\t\f" + hint[k + 1:]))

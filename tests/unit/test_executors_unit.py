@@ -117,6 +117,31 @@ def test_detailed_verdicts(result, limit, code, message):
     assert type(renv["result_code"]) is str
 
 
+@pytest.mark.parametrize("status, signal", [(141, 13), (137, 9), (255, 127), (129, 1)])
+def test_detailed_reads_a_status_above_128_as_a_signal(status, signal):
+    # The original ran programs through a shell: status 128 + N was signal N
+    # (oioioi's interactors 'return 128 + 13' to be judged as killed by
+    # SIGPIPE).
+    renv = DetailedUnprotectedExecutor()._renv(request(), outcome(exit_code=status))
+    assert (renv["result_code"], renv["result_string"], renv["exit_signal"],
+            renv["return_code"]) == \
+        ("RE", f"program exited due to signal {signal}", signal, status)
+
+
+def test_detailed_status_128_and_below_is_an_exit_code():
+    renv = DetailedUnprotectedExecutor()._renv(request(), outcome(exit_code=128))
+    assert (renv["result_string"], "exit_signal" in renv) == \
+        ("program exited with code 128", False)
+
+
+def test_supervised_reports_a_status_above_128_as_it_is():
+    from sio.workers.executors import SupervisedExecutor
+
+    renv = SupervisedExecutor()._renv(request(), outcome(exit_code=141))
+    assert renv["result_code"] == "RE" and renv["return_code"] == 141
+    assert "exit_signal" not in renv and "signal" not in renv["result_string"]
+
+
 def test_return_code_of_a_signal_is_128_plus_it():
     assert return_code(outcome(exit_code=0)) == 0
     assert return_code(outcome(exit_code=5)) == 5

@@ -221,6 +221,59 @@ def test_no_sources_at_all_says_how_to_fix(sandbox_env):
         get_sandbox("demo").prepare()
 
 
+def test_a_failed_install_leaves_nothing_behind(store, sandbox_env):
+    # No archive anywhere: the entry fails, and the base directory is as
+    # empty as before (no .staging, no demo.lock).
+    with pytest.raises(SandboxError):
+        get_sandbox("demo").prepare()
+    assert os.listdir(sandbox_env) == []
+    # A bad archive: extracted into staging, refused, all removed.
+    store.put("demo", sandbox_archive("demo", {"up": Link("../..")}))
+    with pytest.raises(SandboxError, match="points outside"):
+        get_sandbox("demo").prepare()
+    assert os.listdir(sandbox_env) == []
+    # Then a good one installs, and only its tree and lock file stay.
+    store.put("demo", demo())
+    get_sandbox("demo").prepare()
+    assert sorted(os.listdir(sandbox_env)) == ["demo", "demo.lock"]
+
+
+def test_an_interrupted_install_leaves_nothing_behind(store, sandbox_env, monkeypatch):
+    from sio.workers import sandbox as sandbox_module
+
+    store.put("demo", demo())
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C in the middle of the extraction
+
+    monkeypatch.setattr(sandbox_module, "_extract", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        get_sandbox("demo").prepare()
+    assert os.listdir(sandbox_env) == []
+
+
+def test_a_removed_lock_file_is_never_relied_on(store, sandbox_env):
+    # A process that waited for the lock while a failed installation removed
+    # the file holds a lock on a dead file: it must lock the new one.
+    import fcntl
+
+    store.put("demo", demo())
+    sb = get_sandbox("demo")
+    sb.prepare()
+    lock = sandbox_env / "demo.lock"
+    sb._lock_fd()  # open: the descriptor of the file about to be removed
+    os.unlink(lock)
+    with sb:
+        st, path_st = os.fstat(sb._fd), os.stat(lock)
+        assert (st.st_dev, st.st_ino) == (path_st.st_dev, path_st.st_ino)
+        other = os.open(lock, os.O_RDWR)
+        try:  # the live file is the one locked: an exclusive lock must wait
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(other)
+
+
 def test_a_failed_entry_releases_everything(store):
     sb = get_sandbox("demo")
     with pytest.raises(SandboxError):

@@ -132,6 +132,23 @@ def test_prctl_and_fcntl_arguments():
     assert action("fcntl", 1, 8) == SECCOMP_RET_ERRNO | errno.EPERM  # F_SETOWN
 
 
+@pytest.mark.parametrize("cmd", [5, 6, 7, 36, 37, 38])
+def test_record_locks_are_refused(cmd):
+    # F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW
+    assert action("fcntl", 0, cmd, 0x1000) == SECCOMP_RET_ERRNO | errno.ENOLCK
+    assert action("flock", 0, 1) == SECCOMP_RET_ERRNO | errno.ENOLCK
+
+
+def test_o_append_can_be_set_but_not_taken_off():
+    o_append, o_nonblock = 0o2000, 0o4000
+    assert action("fcntl", 1, 4, o_append | o_nonblock) == SECCOMP_RET_ALLOW  # F_SETFL
+    assert action("fcntl", 1, 4, o_nonblock) == trace(Stop.SETFL)  # the tracer adds it
+    assert action("fcntl", 1, 3) == SECCOMP_RET_ALLOW  # F_GETFL
+    assert action("pwritev2", 1, 0, 1, 0, 0, 0x20) == SECCOMP_RET_ERRNO | errno.EPERM
+    assert action("pwritev2", 1, 0, 1, 0, 0, 0x4) == SECCOMP_RET_ALLOW  # RWF_DSYNC
+    assert action("ftruncate", 1, 0) == SECCOMP_RET_ERRNO | errno.EPERM
+
+
 def test_extra_syscalls():
     program = bpf.build_filter(["socket", "ioctl"])
     assert action("socket", program=program) == SECCOMP_RET_ALLOW

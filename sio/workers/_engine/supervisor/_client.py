@@ -43,6 +43,12 @@ _BOOT = ("import sys; sys.path.insert(0, sys.argv[2]); "
          "main(int(sys.argv[1]), sys.argv[3])")
 
 _STUB_SOURCE = str(Path(__file__).resolve().parent / "execstub.c")
+# musl's start-up does not probe the CPU (glibc's runs dozens of cpuid
+# instructions, ~0.3 ms in a VM), and the stub starts once per run. musl
+# ships no kernel headers: <linux/...> and <asm/...> come from the system's,
+# searched after musl's own.
+_MUSL_FLAGS = ["-O2", "-static", "-idirafter", "/usr/include",
+               "-idirafter", f"/usr/include/{os.uname().machine}-linux-gnu"]
 _stub_lock = threading.Lock()
 _stub: list[str | None] = []  # [] = not looked for yet; [None] = unavailable
 
@@ -59,7 +65,8 @@ def execstub_path() -> str | None:
                                                                          "false")
                 _stub.append(None if off else build.find_or_build(
                     "execstub", _STUB_SOURCE, (["-O2", "-static"], ["-O2"]),
-                    "supervised programs will be set up in Python (slower)"))
+                    "supervised programs will be set up in Python (slower)",
+                    preferred=[("musl-gcc", _MUSL_FLAGS)]))
     return _stub[0]
 
 

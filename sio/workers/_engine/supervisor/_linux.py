@@ -35,7 +35,9 @@ def syscall(name: str, *args: object) -> int:
 
 # --- ptrace ---------------------------------------------------------------
 
+PTRACE_POKEDATA = 5
 PTRACE_CONT = 7
+PTRACE_SINGLESTEP = 9
 PTRACE_GETREGS = 12
 PTRACE_SETREGS = 13
 PTRACE_SETOPTIONS = 0x4200
@@ -99,6 +101,8 @@ def get_event_msg(pid: int) -> int:
 # --- prctl, seccomp, landlock, namespaces -----------------------------------
 
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_TSC = 26
+PR_TSC_SIGSEGV = 2
 PR_SET_CHILD_SUBREAPER = 36
 
 SECCOMP_SET_MODE_FILTER = 1
@@ -209,6 +213,25 @@ def read_memory(pid: int, address: int, size: int) -> bytes:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
     return buf.raw[:n]
+
+
+_pvw = libc.process_vm_writev
+_pvw.restype = ctypes.c_ssize_t
+_pvw.argtypes = _pvr.argtypes
+
+
+def write_memory(pid: int, address: int, data: bytes) -> None:
+    """Write ``data`` at ``address`` in ``pid`` (OSError EFAULT if any of it
+    is not mapped writable)."""
+    buf = ctypes.create_string_buffer(data, len(data))
+    local = IoVec(ctypes.addressof(buf), len(data))
+    remote = IoVec(address, len(data))
+    n = _pvw(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
+    if n < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    if n != len(data):
+        raise OSError(14, "bad address")  # EFAULT
 
 
 def read_c_string(pid: int, address: int, limit: int = 4096) -> bytes | None:

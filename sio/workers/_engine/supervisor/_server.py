@@ -13,16 +13,16 @@ request (argv, cwd, env, limits, policy, and the program's stdio descriptors
 via SCM_RIGHTS), one answer (the fields of an ``Outcome``). The spawner exits
 when the worker closes its end, killing a running program first.
 
-The child that becomes the program is forked *ahead* of its run: after
-each answer (and once at start-up) the spawner forks a **warm child**, which
-starts its own session, resets its signals, closes every descriptor it
-inherited and then executes the **stub** (``execstub.c``, built by the
-worker, see ``_client.execstub_path``) and waits there on a private socket
-until it gets a run. The fork, the child's page faults and the teardown of
-its copy of this interpreter (at the stub's exec) then happen while the
-worker handles the previous outcome, and at the run the set-up is a few
-system calls in C from a process of a few pages. Without the stub (no C
-compiler) the warm child waits in Python and does the same steps itself
+The child that becomes the program is started *ahead* of its run: after
+each answer (and once at start-up) the spawner starts a **warm child**, the
+**stub** (``execstub.c``, built by the worker, see
+``_client.execstub_path``) in its own session with default signals and
+only its private socket, through posix_spawn (vfork semantics: no copy of
+this interpreter's page tables), which waits on that socket until it gets
+a run. Its start then happens while the worker handles the previous
+outcome, and at the run the set-up is a few system calls in C from a
+process of a few pages. Without the stub (no C compiler) the warm child is
+a fork of the spawner that waits in Python and does the same steps itself
 (_become_program): correct, ~0.7 ms slower per run.
 
 A run, in order (details at each step below):
@@ -92,13 +92,31 @@ CLONE_FORBIDDEN = (0x00800000 | 0x00008000 | 0x00020000 | 0x02000000 | 0x0400000
                    | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000)
 MAP_FIXED = 0x10
 
+#: fake_time "random": the seed of the sequence, the range of the clock's
+#: start (ns, about 13 days) and the largest step at a read (ns)
+FAKE_TIME_SEED = 0x5105_2026_F4CE_713E
+FAKE_TIME_START_RANGE = 1 << 50
+FAKE_TIME_STEP_NS = 1 << 16
+NUMBERS_MUNMAP = 11
+# auxiliary vector entry types (the program's initial stack)
+AT_NULL, AT_IGNORE, AT_SYSINFO_EHDR = 0, 1, 33
+
 WATCHDOG_PERIOD = 0.05  # seconds: the longest the watchdog sleeps
+#: The most ptrace stops the event loop handles before it looks at the
+#: clocks, the worker's socket and the captured output again (it also stops
+#: early when a deadline comes): threads that keep a stop always pending
+#: must not keep the watchdog from running.
+STOPS_PER_TURN = 64
+#: seconds: how often an idle spawner checks that its worker is alive
+IDLE_CHECK = 0.5
 #: the key of the default seccomp filter (see Spawner.seccomp_filter)
-NO_EXTRAS: tuple = ((), ())
-#: exit status of a warm child that could not execute the stub
-STUB_FAILED = 126
+NO_EXTRAS: tuple = ((), (), False)
 #: what the stub writes on its socket once it runs (see execstub.c)
 STUB_READY = b"R"
+
+
+#: the registers of the system call arguments, in order
+_ARG_REGS = ("rdi", "rsi", "rdx", "r10", "r8", "r9")
 
 
 class _ClientGone(Exception):
@@ -118,16 +136,26 @@ def _cpu_clock(pid: int) -> int:
 
 
 def _proc_status(tid: int) -> dict[str, int]:
+    """VmPeak, VmSize and VmHWM (KiB) of ``tid``, those it has. Read with one
+    read() and searched as bytes: this runs at every exit stop (half the
+    time of reading it line by line as a file)."""
     out = {}
     try:
-        with open(f"/proc/{tid}/status", "rb") as f:
-            for line in f:
-                if line.startswith((b"VmPeak:", b"VmSize:", b"VmHWM:")):
-                    key, value = line.split(b":", 1)
-                    out[key.decode()] = int(value.split()[0])
+        fd = os.open(f"/proc/{tid}/status", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            data = os.read(fd, 1 << 14)
+        finally:
+            os.close(fd)
+        for key, name in _STATUS_KEYS:
+            i = data.find(key)
+            if i >= 0:
+                out[name] = int(data[i + len(key):data.index(b" kB", i)])
     except (OSError, ValueError):
         pass
     return out
+
+
+_STATUS_KEYS = ((b"\nVmPeak:", "VmPeak"), (b"\nVmSize:", "VmSize"), (b"\nVmHWM:", "VmHWM"))
 
 
 def _inside(path: str, roots: tuple[str, ...]) -> bool:
@@ -172,6 +200,9 @@ class Spawner:
 
     def __init__(self, sock: _socket.socket, stub: str | None = None) -> None:
         self.sock = sock
+        #: the worker: when our parent is another process, it has died (see
+        #: worker_gone)
+        self.worker = os.getppid()
         #: the compiled execstub.c the warm children become, or None: they
         #: then stay Python (see _warm_child)
         self.stub = stub
@@ -214,6 +245,9 @@ class Spawner:
                     self.prefork()
                 except OSError:
                     pass  # no fork now: the run tries again, and reports it
+                while not select.select([self.sock], [], [], IDLE_CHECK)[0]:
+                    if self.worker_gone():
+                        return
                 msg = _wire.recv(self.sock)
                 if msg is None:
                     return
@@ -240,6 +274,14 @@ class Spawner:
         _wire.send(self.sock, answer)
         return True
 
+    def worker_gone(self) -> bool:
+        """Whether the worker that started us has died. Its end of our socket
+        normally tells (end of stream), but a copy of that descriptor may
+        outlive it (a process it forked); being re-parented cannot be
+        missed. Not PR_SET_PDEATHSIG: it fires when the *thread* that forked
+        us ends, and any thread of the worker may have started its spawner."""
+        return os.getppid() != self.worker
+
     # --- the warm child -------------------------------------------------------
 
     def prefork(self) -> None:
@@ -252,15 +294,44 @@ class Spawner:
         ours, theirs = _socket.socketpair(_socket.AF_UNIX,
                                           _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
         try:
-            pid = os.fork()
+            pid = self._spawn_stub(theirs) if self.stub is not None else None
+            if pid is None:
+                pid = os.fork()
+                if pid == 0:
+                    self._warm_child(theirs)  # never returns
         except BaseException:
             ours.close()
-            theirs.close()
             raise
-        if pid == 0:
-            self._warm_child(theirs)  # never returns
-        theirs.close()
+        finally:
+            theirs.close()
         self.warm = (pid, ours, self.stub is not None)
+
+    def _spawn_stub(self, theirs: _socket.socket) -> int | None:
+        """Start the stub as the warm child with posix_spawn: the C library
+        does it with vfork semantics, without copying this interpreter's
+        page tables (and tearing them down again at the exec), which costs
+        half a millisecond less than fork + exec. The child gets what
+        _warm_child would give it: its own session, default dispositions of
+        the signals we ignore, an empty signal mask, and only stdio and its
+        socket as fd 3 (every other descriptor of ours is close-on-exec).
+        None if the stub cannot be executed: Python children from now on."""
+        stub = self.stub
+        assert stub is not None
+        fd = theirs.fileno()
+        moved = None
+        if fd == 3:  # dup2(3, 3) would leave it close-on-exec
+            moved = fd = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 4)
+        try:
+            return os.posix_spawn(
+                stub, [b"sio-execstub"], {},
+                file_actions=[(os.POSIX_SPAWN_DUP2, fd, 3)], setsid=True,
+                setsigmask=(), setsigdef=(signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT))
+        except OSError:
+            self.stub = None
+            return None
+        finally:
+            if moved is not None:
+                os.close(moved)
 
     def take_warm(self) -> tuple[int, _socket.socket, bool]:
         """The warm child for this run, alive and waiting (forked now if
@@ -281,14 +352,12 @@ class Spawner:
                 os.kill(pid, signal.SIGKILL)  # still our unreaped child
             except OSError:
                 pass
-            status = os.waitpid(pid, 0)[1]
+            os.waitpid(pid, 0)
             if stub:
                 stub_failures += 1
-                if stub_failures == 2 or (os.WIFEXITED(status)
-                                          and os.WEXITSTATUS(status) == STUB_FAILED):
-                    # The stub cannot be executed here (removed from the
-                    # cache meanwhile, a noexec mount, ...) or does not
-                    # start: Python children from now on.
+                if stub_failures == 2:
+                    # The stub does not start (one that cannot be executed
+                    # at all, _spawn_stub finds): Python children from now on.
                     self.stub = None
         raise OSError(errno.EAGAIN, "the child for the run keeps dying before it starts")
 
@@ -321,8 +390,9 @@ class Spawner:
             pass
 
     def _warm_child(self, ctl: _socket.socket) -> None:
-        """In a warm child: drop everything inherited from the spawner that
-        the program must not have, wait for a run, become its program. Never
+        """In a warm child without the stub (a fork of the spawner): drop
+        everything inherited from the spawner that the program must not
+        have, wait for a run, become its program. Never
         returns. The spawner keeps the other end of ``ctl``: if the spawner
         goes away, the child sees end-of-file and exits."""
         try:
@@ -336,6 +406,7 @@ class Spawner:
             # RLIMIT_FSIZE ends it). SIGCHLD is blocked in the spawner.
             signal.signal(signal.SIGPIPE, signal.SIG_DFL)
             signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)  # ignored by main()
             signal.pthread_sigmask(signal.SIG_SETMASK, ())
             # None of the spawner's descriptors (the worker's socket, the
             # signalfd, cached rulesets, the previous run's ends) stays here:
@@ -344,14 +415,6 @@ class Spawner:
             if fd != 3:
                 os.dup2(fd, 3, inheritable=False)
             os.closerange(4, 1 << 20)
-            if self.stub is not None:
-                # Become the stub now, between runs: the run's set-up and
-                # exec then cost what they cost in C from a tiny process.
-                os.set_inheritable(3, True)
-                try:
-                    os.execve(self.stub, [b"sio-execstub"], {})
-                except OSError:
-                    os._exit(STUB_FAILED)
             ctl = _socket.socket(fileno=3)
             _rehearse(self)
             msg = _wire.recv(ctl)
@@ -365,8 +428,9 @@ class Spawner:
         """The filter for ``key`` = (extra allowed calls, (name, errno) pairs of
         extra refused ones), built once."""
         if key not in self._filters:
-            extra, refused = key
-            self._filters[key] = L.make_fprog(bpf.build_filter(extra, dict(refused)))
+            extra, refused, fake_time = key
+            self._filters[key] = L.make_fprog(bpf.build_filter(extra, dict(refused),
+                                                               fake_time))
         return self._filters[key][0]
 
     def seccomp_program(self, key: tuple) -> bytes:
@@ -411,10 +475,18 @@ class Run:
         # .get: a worker of an older version may send a policy without them
         self.quiet_denials: bool = policy.get("quiet_denials", False)
         self.read_own_proc: bool = policy.get("read_own_proc", False)
+        #: Policy.fake_time ("off", "zero", "random"), the virtual clock (ns)
+        #: and the state of its pseudo-random sequence; see _fake_clock()
+        self.fake_time: str = policy.get("fake_time", "off")
+        self.fake_ns = 0
+        self.fake_state = FAKE_TIME_SEED
+        if self.fake_time == "random":
+            self.fake_ns = self._fake_random() % FAKE_TIME_START_RANGE
         #: the seccomp filter's key (see Spawner.seccomp_filter)
         self.filter_key: tuple = (
             tuple(policy["extra_syscalls"]),
-            tuple((name, code) for name, code in policy.get("refused_syscalls", ())))
+            tuple((name, code) for name, code in policy.get("refused_syscalls", ())),
+            self.fake_time != "off")
         self.max_threads: int = policy["max_threads"] if spawner.landlock_abi else 1
         self.drop_uid: bool = spawner.caps["root"] and policy["drop_uid"]
         roots = list(spawner.system_roots)
@@ -444,12 +516,26 @@ class Run:
         self.last_memory_sample = 0.0
         self.last_cpu_ns = 0
         self.leader_status: int | None = None
+        self.end_time: float | None = None  # time.monotonic() when the leader was reaped
         self.rusage: resource.struct_rusage | None = None
         self.killed: str | None = None
         self.violation: str | None = None
         self.mem_peak_kib = 0
         self.rss_peak_kib = 0
         self.stops = 0
+        #: time.monotonic() at which the loop must run the watchdog again
+        self.check_at = 0.0
+        #: what decides a traced call, by its Stop (made once per run, not per stop)
+        self.deciders = {
+            Stop.OPEN: self._decide_open,
+            Stop.PATH_QUERY: self._decide_path_query,
+            Stop.EXEC: self._decide_exec,
+            Stop.CLONE: self._decide_clone,
+            Stop.SIGNAL: self._decide_signal,
+            Stop.MEMORY: self._decide_memory,
+            Stop.SETFL: self._decide_setfl,
+            Stop.CLOCK: self._decide_clock,
+        }
         self.captures: dict[int, str] = {}  # open read end -> stream name
         self.captured: dict[str, bytearray] = {}
         self.written: dict[str, int] = {}  # bytes read from each captured stream
@@ -509,6 +595,7 @@ class Run:
                                   * 1024),
                 "filter_key": self.filter_key,
                 "landlock": ruleset is not None,
+                "fake_tsc": self.fake_time != "off",
             }
             fds = stdio + ([ruleset] if ruleset is not None else [])
             try:
@@ -704,12 +791,19 @@ class Run:
     # --- the event loop -------------------------------------------------------
 
     def _loop(self) -> None:
+        """Until the program has ended: turns of (the watchdog, a wait for
+        anything to do, at most STOPS_PER_TURN stops). Whatever the program
+        does, every turn ends within a stop's handling of the next deadline
+        (see _reap), so the limits and the worker's death are acted on in
+        time even when its threads keep a stop pending all the time."""
         sp = self.sp
+        more = False  # stops may be pending that no new SIGCHLD will announce
         while self.leader_status is None:
             timeout = self._watchdog()
+            self.check_at = time.monotonic() + timeout
             watch = [sp.sigfd, sp.sock.fileno(), *self.captures]
-            ready, _, _ = select.select(watch, [], [], timeout)
-            if sp.sock.fileno() in ready:
+            ready, _, _ = select.select(watch, [], [], 0 if more else timeout)
+            if sp.sock.fileno() in ready or sp.worker_gone():
                 # The worker went away (or broke the protocol): nobody will
                 # read the outcome, so end the program and the spawner.
                 self._kill(WALL_TIME)
@@ -719,30 +813,39 @@ class Run:
                 if fd in self.captures:
                     self._read_capture(fd)
             if sp.sigfd in ready:
+                # Drained before reaping: a stop that comes after this read
+                # signals again. (SIGCHLD is a standard signal: at most one
+                # is pending, so one read takes it.)
                 try:
-                    while os.read(sp.sigfd, 128 * 16):
-                        pass
+                    os.read(sp.sigfd, 128 * 16)
                 except BlockingIOError:
                     pass
-            self._reap()
+            more = self._reap()
         self._reap_all()
 
-    def _reap(self) -> None:
-        while True:
+    def _reap(self) -> bool:
+        """Handle what is pending: at most STOPS_PER_TURN stops, and none
+        once the watchdog is due (``check_at``). True when it stopped early
+        (more may be pending)."""
+        for _ in range(STOPS_PER_TURN):
             try:
                 pid, status, ru = os.wait4(-1, os.WNOHANG | WALL)
             except ChildProcessError:
-                return
+                return False
             if pid == 0:
-                return
+                return False
             if os.WIFSTOPPED(status):
                 self._on_stop(pid, status)
+                if time.monotonic() >= self.check_at:
+                    return True
                 continue
             self.tids.discard(pid)
             self.pending_clones.discard(pid)
             if pid == self.leader:
-                self.leader_status = status
-                self.rusage = ru
+                self.leader_status, self.rusage = status, ru
+                self.end_time = time.monotonic()
+                return False
+        return True
 
     def _reap_all(self) -> None:
         """Make sure nothing of the run is left. The leader of a thread group
@@ -768,6 +871,7 @@ class Run:
             self.tids.discard(pid)
             if pid == self.leader and self.leader_status is None:
                 self.leader_status, self.rusage = status, ru
+                self.end_time = time.monotonic()
         self.tids.clear()
         while True:  # orphans adopted as subreaper, if any
             try:
@@ -812,6 +916,9 @@ class Run:
             except OSError:
                 pass
             self._violate("fork")
+        elif (event == 0 and sig == signal.SIGSEGV and self.fake_time != "off"
+              and self._emulate_tsc(tid)):
+            pass  # an RDTSC/RDTSCP, answered
         elif event == L.PTRACE_EVENT_STOP:
             # A new thread's initial stop, or a group-stop (SIGSTOP to
             # itself): keep it running; a stopped program would only wait for
@@ -830,6 +937,12 @@ class Run:
             # CPU time spent before this point was the spawner's set-up in
             # the child, not the program's: subtracted from its time.
             self.exec_cpu_ns = self.last_cpu_ns = self._cpu_now()
+            if self.fake_time != "off" and not self._hide_vdso(tid):
+                # Cannot: the program would read real time through the
+                # vDSO. Say so rather than judge it on that.
+                self.system_error = "fake_time: cannot hide the vDSO from the program"
+                self._kill(SYSCALL)
+                return
         self._cont(tid)
 
     # --- decisions ------------------------------------------------------------
@@ -848,26 +961,25 @@ class Run:
             return self._violate(f"i386:{nr}")  # `int 0x80`: a number of another table
         if stop == Stop.X32:
             return self._violate(f"x32:{nr & ~bpf.X32_SYSCALL_BIT}")
-        handler = {
-            Stop.OPEN: self._decide_open,
-            Stop.PATH_QUERY: self._decide_path_query,
-            Stop.EXEC: self._decide_exec,
-            Stop.CLONE: self._decide_clone,
-            Stop.SIGNAL: self._decide_signal,
-            Stop.MEMORY: self._decide_memory,
-        }.get(stop)
+        handler = self.deciders.get(stop)
         decision = handler(tid, name, regs) if handler else ("violate", name)
         kind = decision[0]
         if kind == "allow":
             self._cont(tid)
-        elif kind == "errno":
-            # Skip the call (nr -1) and make it return -errno.
-            regs.orig_rax = (1 << 64) - 1
-            regs.rax = (1 << 64) - decision[1]
+        elif kind in ("errno", "return", "args"):
+            if kind == "args":
+                # The call goes ahead with changed arguments (the kernel
+                # runs the filter again on them).
+                for i, value in decision[1].items():
+                    setattr(regs, _ARG_REGS[i], value)
+            else:
+                # Skip the call (nr -1); it returns the value, or -errno.
+                regs.orig_rax = _U64_MASK
+                regs.rax = (-decision[1] if kind == "errno" else decision[1]) & _U64_MASK
             try:
                 L.set_regs(tid, regs)
             except OSError:
-                return
+                return  # killed meanwhile
             self._cont(tid)
         elif kind == "memory":
             self.mem_peak_kib = max(self.mem_peak_kib, decision[1])
@@ -970,6 +1082,183 @@ class Run:
         }.get(name, False)
         return ("allow",) if own else ("violate", name)
 
+    def _decide_setfl(self, tid: int, name: str, regs: L.Regs) -> tuple:
+        """fcntl(fd, F_SETFL, flags) without O_APPEND: with it. The output
+        is opened for appending; whichever descriptor this is by the time
+        the kernel runs the call (another thread may dup2() the output onto
+        it meanwhile), the flag stays. On pipes, the input and the other
+        descriptors a program has, O_APPEND changes nothing."""
+        return ("args", {2: regs.arg(2) | bpf.O_APPEND})
+
+    # --- fake_time ------------------------------------------------------------
+
+    def _fake_random(self) -> int:
+        """The next 64-bit value of the run's pseudo-random sequence
+        (splitmix64 from a fixed seed: the same sequence in every run)."""
+        self.fake_state = state = (self.fake_state + 0x9E3779B97F4A7C15) & _U64_MASK
+        z = ((state ^ (state >> 30)) * 0xBF58476D1CE4E5B9) & _U64_MASK
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _U64_MASK
+        return z ^ (z >> 31)
+
+    def _fake_clock(self) -> int:
+        """The program's virtual time in ns, read once: 0 with "zero"; with
+        "random" it moves on by 1 ns to FAKE_TIME_STEP_NS at each read, so
+        that a program waiting for time to pass does not wait forever."""
+        if self.fake_time == "random" and self.exec_time is not None:
+            self.fake_ns += 1 + self._fake_random() % FAKE_TIME_STEP_NS
+        return self.fake_ns
+
+    def _decide_clock(self, tid: int, name: str, regs: L.Regs) -> tuple:
+        """clock_gettime, gettimeofday, time, times, getrusage with
+        fake_time: answered with the virtual clock (every clock id reads
+        the same), the call itself never made."""
+        ns = self._fake_clock()
+        sec, nsec = divmod(ns, 1_000_000_000)
+        value = 0
+        # (address, bytes, whether a NULL address is EFAULT)
+        if name == "clock_gettime":
+            clock = _signed32(regs.arg(0))
+            if clock >= 0 and (clock > 11 or clock == 10):
+                return ("errno", errno.EINVAL)  # no such clock (10: removed)
+            writes = [(regs.arg(1), struct.pack("<qq", sec, nsec), True)]
+        elif name == "gettimeofday":
+            writes = [(regs.arg(0), struct.pack("<qq", sec, nsec // 1000), False),
+                      (regs.arg(1), bytes(8), False)]  # struct timezone: UTC
+        elif name == "time":
+            writes, value = [(regs.arg(0), struct.pack("<q", sec), False)], sec
+        elif name == "times":
+            value = ns // 10_000_000  # USER_HZ = 100
+            writes = [(regs.arg(0), struct.pack("<qqqq", value, 0, 0, 0), False)]
+        else:  # getrusage: its user time; the rest reads 0
+            writes = [(regs.arg(1), struct.pack("<qq", sec, nsec // 1000) + bytes(128), True)]
+        for address, data, required in writes:
+            if address == 0:
+                if required:
+                    return ("errno", errno.EFAULT)
+                continue
+            try:
+                L.write_memory(tid, address, data)
+            except OSError:
+                return ("errno", errno.EFAULT)
+        return ("return", value)
+
+    def _emulate_tsc(self, tid: int) -> bool:
+        """At a SIGSEGV of a program under PR_TSC_SIGSEGV: if it is an
+        RDTSC (0f 31) or RDTSCP (0f 01 f9), do what it would with the
+        virtual clock (edx:eax, and ecx = TSC_AUX 0 for RDTSCP), step over
+        it and drop the signal. Any other SIGSEGV is the program's."""
+        try:
+            regs = L.get_regs(tid)
+            code = L.read_memory(tid, regs.rip, 3)
+        except OSError:
+            return False
+        if code[:2] == b"\x0f\x31":
+            size = 2
+        elif code == b"\x0f\x01\xf9":
+            size = 3
+            regs.rcx = 0
+        else:
+            return False
+        value = self._fake_clock()
+        regs.rax, regs.rdx = value & 0xFFFFFFFF, (value >> 32) & 0xFFFFFFFF
+        regs.rip += size
+        try:
+            L.set_regs(tid, regs)
+        except OSError:
+            return True  # killed meanwhile
+        self._cont(tid)
+        return True
+
+    def _hide_vdso(self, tid: int) -> bool:
+        """At the program's exec (``tid`` stopped there): make the vDSO
+        unreachable, so that every clock read is a system call that the
+        filter sends here. Its address is taken out of the auxiliary vector
+        (AT_SYSINFO_EHDR becomes AT_IGNORE: the C library then makes real
+        calls), and it and its data pages ([vvar], which hold the kernel's
+        clock, readable without any call) are unmapped, so that a program
+        that searches its memory finds nothing either. False on failure."""
+        try:
+            if not self._drop_auxv_vdso(tid):
+                return False
+            with open(f"/proc/{tid}/maps", "rb") as f:
+                maps = [line.split() for line in f]
+        except (OSError, IndexError, struct.error):
+            return False
+        ranges = []
+        for fields in maps:
+            if len(fields) >= 6 and fields[5] in (b"[vvar]", b"[vvar_vclock]", b"[vdso]"):
+                lo, hi = (int(x, 16) for x in fields[0].split(b"-"))
+                ranges.append((fields[5] == b"[vdso]", lo, hi))
+        ranges.sort()  # the data pages first: the vDSO holds the syscall used
+        vdso = [r for r in ranges if r[0]]
+        if not vdso:
+            return True
+        try:
+            code = L.read_memory(tid, vdso[0][1], vdso[0][2] - vdso[0][1])
+            gadget = code.find(b"\x0f\x05")  # a `syscall` instruction
+            if gadget < 0:
+                return False
+            return self._munmap_in(tid, vdso[0][1] + gadget, [(lo, hi) for _, lo, hi in ranges])
+        except OSError:
+            return False
+
+    @staticmethod
+    def _drop_auxv_vdso(tid: int) -> bool:
+        """Turn AT_SYSINFO_EHDR into AT_IGNORE in the initial stack of
+        ``tid``, at its exec: argc, argv[], NULL, envp[], NULL, auxv."""
+        rsp = L.get_regs(tid).rsp
+        size = 1 << 14
+        while size <= 1 << 20:
+            data = L.read_memory(tid, rsp, size)
+            words = struct.unpack(f"<{len(data) // 8}Q", data[:len(data) // 8 * 8])
+            i = 1 + words[0] + 1
+            while i < len(words) and words[i]:
+                i += 1
+            i += 1
+            while i + 1 < len(words) and words[i] != AT_NULL:
+                if words[i] == AT_SYSINFO_EHDR:
+                    L.write_memory(tid, rsp + 8 * i, struct.pack("<Q", AT_IGNORE))
+                    return True
+                i += 2
+            if i + 1 < len(words) or len(data) < size:
+                return True  # no vDSO given
+            size *= 4
+        return False
+
+    def _munmap_in(self, tid: int, gadget: int, ranges: list[tuple[int, int]]) -> bool:
+        """Make ``tid`` (stopped at its exec) call munmap() on each range,
+        through the ``syscall`` instruction at ``gadget``, before its first
+        instruction, then let it start as it would have."""
+        # A single step from the exec stop stops again as the call returns
+        # to user space, before the program's first instruction.
+        if not self._single_step(tid):
+            return False
+        saved = L.get_regs(tid)
+        for lo, hi in ranges:
+            regs = L.Regs.from_buffer_copy(saved)
+            regs.rip, regs.rax, regs.orig_rax = gadget, NUMBERS_MUNMAP, (1 << 64) - 1
+            regs.rdi, regs.rsi = lo, hi - lo
+            L.set_regs(tid, regs)
+            if not self._single_step(tid) or L.get_regs(tid).rax != 0:
+                return False
+        L.set_regs(tid, saved)
+        return True
+
+    def _single_step(self, tid: int) -> bool:
+        """One PTRACE_SINGLESTEP of ``tid``, waited for: True when it stopped
+        with its SIGTRAP."""
+        L.ptrace(L.PTRACE_SINGLESTEP, tid, 0, 0)
+        pid, status, ru = os.wait4(tid, WALL)
+        if not os.WIFSTOPPED(status):
+            self.tids.discard(pid)
+            if pid == self.leader:
+                self.leader_status, self.rusage = status, ru
+                self.end_time = time.monotonic()
+            return False
+        # Anything but the step's SIGTRAP (a group-stop, another signal) is
+        # not waited out here: the caller gives up.
+        return os.WSTOPSIG(status) == signal.SIGTRAP and status >> 16 == 0
+
     def _decide_memory(self, tid: int, name: str, regs: L.Regs) -> tuple:
         if self.mem_limit_kib is None:
             return ("allow",)
@@ -1048,6 +1337,13 @@ class Run:
             # depends on the kernel: read its memory while it surely can.
             self._sample_memory(self.leader)
             self._cpu_now()
+        # The whole program at once, never one thread after another: SIGKILL
+        # to the leader ends its thread group (and, were the leader the init
+        # of a PID namespace of its own, everything in it), its process
+        # group catches anything else it might have started. Both are ids
+        # of our unreaped child, so they cannot name another process. Tasks
+        # in a ptrace stop are woken by SIGKILL; nothing here waits for the
+        # program to be quiet.
         for kill in (os.kill, os.killpg):
             try:
                 kill(self.leader, signal.SIGKILL)
@@ -1086,7 +1382,7 @@ class Run:
             while self._read_capture(fd):
                 pass
         status = self.leader_status or 0
-        end = time.monotonic()
+        end = self.end_time if self.end_time is not None else time.monotonic()
         start = self.exec_time if self.exec_time is not None else self.fork_time
         out: dict = {
             "exit_code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
@@ -1132,6 +1428,10 @@ class Run:
                     cpu_ns > self.cpu_limit_ns or sig == signal.SIGXCPU
                     or (sig == signal.SIGKILL and cpu_ns >= self.cpu_limit_ns)):
                 killed = CPU_TIME
+            elif self.wall_limit_s is not None and end - start > self.wall_limit_s:
+                # Ended after its wall-clock limit before the watchdog came
+                # round to it: over the limit all the same.
+                killed = WALL_TIME
             elif self.output_limit is not None and (
                     sig == signal.SIGXFSZ or self._files_over_limit(stdio)):
                 killed = OUTPUT
@@ -1156,7 +1456,7 @@ class Run:
 
 
 _STUB_MAGIC = 0x53494F53
-_STUB_DROP_UID, _STUB_LANDLOCK, _STUB_ADDRESS_SPACE = 1, 2, 4
+_STUB_DROP_UID, _STUB_LANDLOCK, _STUB_ADDRESS_SPACE, _STUB_FAKE_TSC = 1, 2, 4, 8
 _U32 = struct.Struct("<I")
 _U64_MASK = (1 << 64) - 1
 
@@ -1170,7 +1470,8 @@ def _pack_setup(setup: dict, program: bytes) -> bytes:
 
     flags = ((_STUB_DROP_UID if setup["drop_uid"] else 0)
              | (_STUB_LANDLOCK if setup["landlock"] else 0)
-             | (_STUB_ADDRESS_SPACE if setup["address_space"] is not None else 0))
+             | (_STUB_ADDRESS_SPACE if setup["address_space"] is not None else 0)
+             | (_STUB_FAKE_TSC if setup["fake_tsc"] else 0))
     parts = [struct.pack("<IiIQI", _STUB_MAGIC, setup["cpu"], flags,
                          (setup["address_space"] or 0) & _U64_MASK, len(setup["rlimits"]))]
     for res, soft, hard in setup["rlimits"]:
@@ -1251,6 +1552,10 @@ def _become_program(sp: Spawner, ctl: _socket.socket, setup: dict, fds: list[int
             # needs CAP_SYS_RESOURCE, which containers often drop even for
             # root.
             resource.setrlimit(resource.RLIMIT_AS, (setup["address_space"],) * 2)
+        if setup["fake_tsc"]:
+            # fake_time: RDTSC/RDTSCP fault from here on (across the exec
+            # too) and the tracer emulates them. Nothing below reads a clock.
+            L.prctl(L.PR_SET_TSC, L.PR_TSC_SIGSEGV)
         L.seccomp_set_filter(fprog, spec_allow=True)
         # From here on every call goes through the filter: this execveat is
         # the one exec the tracer allows.
@@ -1271,6 +1576,7 @@ def main(fd: int, stub: str = "") -> None:
     """Entry point of the spawner process (``python -I -S -c ...``):
     ``fd`` is its socket to the worker, ``stub`` the compiled execstub.c
     (empty: none, warm children stay Python)."""
+    os.set_inheritable(fd, False)  # passed to us inheritable; no program's
     sock = _socket.socket(fileno=fd)
     # The worker may be interrupted with ^C; the spawner must not die of it
     # mid-run (it ends when the worker closes the socket).

@@ -74,6 +74,8 @@ class Stop:
     CLONE = 7       #: threads up to a limit, never a new process
     SIGNAL = 8      #: kill/tgkill/...: only at the program itself
     MEMORY = 9      #: a large mmap/mremap: would it exceed the memory limit?
+    SETFL = 10      #: fcntl(F_SETFL) without O_APPEND: O_APPEND is kept
+    CLOCK = 11      #: with fake_time, a clock read the tracer answers
 
 
 def _trace(stop: int) -> int:
@@ -89,8 +91,8 @@ def _errno(code: int) -> int:
 ALLOWED: tuple[str, ...] = (
     # I/O on descriptors it was given
     "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev",
-    "preadv2", "pwritev2", "lseek", "close", "fstat", "dup", "dup2", "dup3",
-    "fsync", "fdatasync", "ftruncate", "fadvise64", "sendfile", "splice", "tee",
+    "preadv2", "lseek", "close", "fstat", "dup", "dup2", "dup3",
+    "fsync", "fdatasync", "fadvise64", "sendfile", "splice", "tee",
     "getdents", "getdents64", "fstatfs", "close_range", "pipe", "pipe2",
     "poll", "ppoll", "select", "pselect6", "epoll_create", "epoll_create1", "epoll_ctl",
     "epoll_wait", "epoll_pwait", "epoll_pwait2", "eventfd", "eventfd2",
@@ -134,6 +136,8 @@ REFUSED: dict[str, int] = {
     "munlock": errno.EPERM, "munlockall": errno.EPERM,
     "chdir": errno.EPERM, "fchdir": errno.EPERM,
     "flock": errno.ENOLCK,          # no locks on shared inodes (a side channel)
+    # The output is appended to (O_APPEND, see fcntl below): not cut either.
+    "ftruncate": errno.EPERM,
     "statfs": errno.EACCES,
     "mbind": errno.EPERM, "set_mempolicy": errno.EPERM, "get_mempolicy": errno.ENOSYS,
 }
@@ -151,11 +155,25 @@ TRACED: dict[str, int] = {
     "rt_sigqueueinfo": Stop.SIGNAL, "rt_tgsigqueueinfo": Stop.SIGNAL,
 }
 
+#: The calls that read a clock, answered by the tracer when time is faked
+#: (see Policy.fake_time); otherwise allowed like the rest of ALLOWED.
+CLOCK_CALLS: tuple[str, ...] = ("clock_gettime", "gettimeofday", "time", "times", "getrusage")
+
 #: prctl options that are allowed (thread names); every other one is refused.
 PRCTL_ALLOWED = (15, 16)  # PR_SET_NAME, PR_GET_NAME
 #: fcntl commands refused (EPERM): F_SETOWN, F_SETSIG, F_SETOWN_EX would let
 #: SIGIO signal another process; F_SETLEASE, F_NOTIFY watch shared inodes.
 FCNTL_REFUSED = (8, 10, 15, 1024, 1026)
+#: fcntl record locks, refused (ENOLCK) like flock: concurrent runs share
+#: inodes (an input is a hard link of Filetracker's cache), and a lock one
+#: run takes another can see, a channel between them. F_GETLK, F_SETLK,
+#: F_SETLKW (the same numbers as their 64-bit forms on x86-64), F_OFD_GETLK,
+#: F_OFD_SETLK, F_OFD_SETLKW.
+FCNTL_LOCKS = (5, 6, 7, 36, 37, 38)
+F_SETFL = 4
+O_APPEND = 0o2000
+#: pwritev2 flag: write at the offset even on an O_APPEND descriptor (Linux 6.9)
+RWF_NOAPPEND = 0x20
 
 #: mmap/mremap sizes from which the tracer checks the memory limit. Smaller
 #: ones are left to RLIMIT_AS, whose margin they cannot jump over (so it
@@ -234,20 +252,23 @@ def _numbers(names: Iterable[str]) -> list[int]:
 
 
 #: Calls whose arguments decide (see build_filter, step 4).
-ARGUMENT_CHECKED = ("mmap", "mremap", "prlimit64", "prctl", "fcntl")
+ARGUMENT_CHECKED = ("mmap", "mremap", "prlimit64", "prctl", "fcntl", "pwritev2")
 
 
 #: Numbers above every real x86-64 call (the range search needs an upper end).
 _NR_END = X32_SYSCALL_BIT
 
 
-def _actions(extra: list[str], refused: Mapping[str, int] | None = None
-             ) -> dict[int, int | str]:
+def _actions(extra: list[str], refused: Mapping[str, int] | None = None,
+             fake_time: bool = False) -> dict[int, int | str]:
     """What each listed call number does: a SECCOMP_RET value, or the label of
     a block that looks at the arguments. Unlisted numbers are forbidden. When
     a name is in several tables, the first of ALLOWED (with ``extra``), the
     argument checks, ``refused``, REFUSED, TRACED wins."""
     actions: dict[int, int | str] = {}
+    if fake_time:
+        for name in CLOCK_CALLS:
+            actions[NUMBERS[name]] = _trace(Stop.CLOCK)
     for nr in _numbers(list(ALLOWED) + [n for n in extra if n not in ALLOWED]):
         actions.setdefault(nr, SECCOMP_RET_ALLOW)
     for name in ARGUMENT_CHECKED:
@@ -297,7 +318,8 @@ def _one_of(asm: Assembler, arg: int, values: Iterable[int], *, listed: str,
 
 
 def build_filter(extra_allowed: Iterable[str] = (),
-                 extra_refused: Mapping[str, int] | None = None) -> bytes:
+                 extra_refused: Mapping[str, int] | None = None,
+                 fake_time: bool = False) -> bytes:
     """The packed ``struct sock_filter`` array of a supervised run.
 
     ``extra_allowed`` names more system calls to allow in the kernel (for
@@ -313,6 +335,9 @@ def build_filter(extra_allowed: Iterable[str] = (),
     (the seccomp action cache, Linux >= 5.11). With a list of ~200
     comparisons that set-up cost ~0.2 ms per supervised run; with the
     search, about a fifth of it. The actions are the same.
+
+    ``fake_time``: the clock reads of :data:`CLOCK_CALLS` stop in the
+    tracer, which answers them (they cannot be listed in ``extra_allowed``).
     """
     extra = list(extra_allowed)
     traced_extra = [n for n in extra if n in TRACED or n in ARGUMENT_CHECKED]
@@ -344,7 +369,7 @@ def build_filter(extra_allowed: Iterable[str] = (),
     #    ending follows the whole tree, and the program stays well below 256
     #    instructions, so every jump is within the 8-bit range (the
     #    assembler checks).
-    runs = _ranges(_actions(extra, refused))
+    runs = _ranges(_actions(extra, refused, fake_time))
     # Shared endings; the argument blocks below return through the first three.
     endings: dict[int | str, str] = {SECCOMP_RET_ALLOW: "allow", _errno(errno.EPERM): "eperm",
                                      _trace(Stop.MEMORY): "trace_memory"}
@@ -399,9 +424,27 @@ def build_filter(extra_allowed: Iterable[str] = (),
     #    prctl(option, ...): thread names only.
     asm.label("prctl")
     _one_of(asm, 0, PRCTL_ALLOWED, listed="allow", other="eperm")
-    #    fcntl(fd, cmd, ...): everything but signal ownership and leases.
+    #    fcntl(fd, cmd, arg): everything but signal ownership, leases and
+    #    locks; F_SETFL only keeping O_APPEND (the output is opened for
+    #    appending, so that no program rewrites what it wrote: the tracer
+    #    adds O_APPEND to any F_SETFL without it, a race-free change of an
+    #    argument; no program needs to take it off).
     asm.label("fcntl")
-    _one_of(asm, 1, FCNTL_REFUSED, listed="eperm", other="allow")
+    _one_of(asm, 1, FCNTL_REFUSED, listed="eperm", other="fcntl_locks")
+    asm.label("fcntl_locks")
+    _one_of(asm, 1, FCNTL_LOCKS, listed="enolck", other="fcntl_setfl")
+    asm.label("fcntl_setfl")
+    asm.jump("==", F_SETFL, false="allow")
+    asm.load(off_arg_lo(2))
+    asm.jump("&", O_APPEND, true="allow", false="trace_setfl")
+    #    pwritev2(fd, iov, iovcnt, pos_l, pos_h, flags): not past O_APPEND.
+    asm.label("pwritev2")
+    asm.load(off_arg_lo(5))
+    asm.jump("&", RWF_NOAPPEND, true="eperm", false="allow")
+    asm.label("enolck")
+    asm.ret(_errno(errno.ENOLCK))
+    asm.label("trace_setfl")
+    asm.ret(_trace(Stop.SETFL))
     asm.label("allow")
     asm.ret(SECCOMP_RET_ALLOW)
     asm.label("eperm")

@@ -64,6 +64,7 @@
 #define F_DROP_UID 1u
 #define F_LANDLOCK 2u
 #define F_ADDRESS_SPACE 4u
+#define F_FAKE_TSC 8u
 
 #ifndef SYS_landlock_restrict_self
 #define SYS_landlock_restrict_self 446
@@ -341,6 +342,12 @@ int main(void)
          * only the calls below. */
         struct rlimit as = {address_space, address_space};
         if (setrlimit(RLIMIT_AS, &as) != 0)
+            fail_errno(errno);
+    }
+    if (flags & F_FAKE_TSC) {
+        /* fake_time: RDTSC/RDTSCP fault (SIGSEGV) from here on, across the
+         * exec too, and the tracer emulates them. */
+        if (prctl(PR_SET_TSC, PR_TSC_SIGSEGV, 0, 0, 0) != 0)
             fail_errno(errno);
     }
     /* SPEC_ALLOW: do not force the Speculative Store Bypass mitigation on the

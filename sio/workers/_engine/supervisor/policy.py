@@ -9,7 +9,10 @@ from sio.workers._engine.supervisor.bpf import LARGE_MAPPING
 from sio.workers._engine.supervisor.paths import SYSTEM_READ_PATHS
 from sio.workers._engine.types import KillReason, Outcome
 
-__all__ = ["SYSTEM_READ_PATHS", "Policy", "verdict"]
+__all__ = ["FAKE_TIME_MODES", "SYSTEM_READ_PATHS", "Policy", "verdict"]
+
+#: the values of :attr:`Policy.fake_time`
+FAKE_TIME_MODES = ("off", "zero", "random")
 
 
 @dataclass(frozen=True)
@@ -63,8 +66,20 @@ class Policy:
     #: CPU to pin the tracer and the program to; None picks the CPU the
     #: spawner is running on when the run starts.
     cpu: int | None = None
+    #: The program's view of time (SIO2's ``fake_time``): ``"off"`` (real
+    #: time), ``"zero"`` (every clock and the time-stamp counter read 0) or
+    #: ``"random"`` (a virtual clock that starts at a pseudo-random value
+    #: and moves on by a pseudo-random step at each read, the same sequence
+    #: in every run). RDTSC/RDTSCP trap and are emulated by the tracer;
+    #: clock_gettime, gettimeofday, time, times and getrusage are answered
+    #: by it (the vDSO is hidden, so that they reach it). What is *not*
+    #: faked is listed in ``docs/supervisor.rst``.
+    fake_time: str = "off"
 
     def __post_init__(self) -> None:
+        if self.fake_time not in FAKE_TIME_MODES:
+            raise ValueError(f"Policy.fake_time must be one of {', '.join(FAKE_TIME_MODES)}, "
+                             f"not {self.fake_time!r}")
         if self.max_threads < 1:
             raise ValueError("Policy.max_threads must be at least 1")
         if self.memory_margin_kib * 1024 < LARGE_MAPPING:
