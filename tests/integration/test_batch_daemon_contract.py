@@ -6,7 +6,7 @@ group calls (``run_group`` without ``return_url``, ``get_group``,
 contract and runs the jobs with :func:`sio.workers.runner.run` in a thread;
 it stands in for ``sioworkersd`` only to pin the client's side of the
 contract. The real daemon with real Celery workers is exercised in
-test_batch_daemon.py.
+test_batch_daemon.py (where the daemon is installed).
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class FakeDaemon:
         total = len(g["jobs"])
         queued = total - len(g["results"]) - g["running"]
         s = {"group_id": gid, "total": total, "queued": queued, "running": g["running"],
-             "finished": len(g["results"]) - failed, "failed": failed,
+             "finished": len(g["results"]), "failed": failed,  # finished counts the failed
              "state": "done" if len(g["results"]) == total else
                       ("running" if g["running"] or g["results"] else "queued")}
         if include_results:
