@@ -70,8 +70,9 @@ Environ = dict[str, Any]
 #: How often a waiting :func:`get_results` looks at the store or the daemon
 #: (seconds).
 POLL_S = 0.2
-#: How often a daemon batch is polled (seconds): each poll is a call.
-DAEMON_POLL_S = 0.5
+#: How often a daemon batch's counts are polled (seconds): each poll is a
+#: call (the results come in bunches, see sio.workers._batch.daemon).
+DAEMON_POLL_S = 0.25
 
 
 class BatchInterrupted(SioWorkersError):

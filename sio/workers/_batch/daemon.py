@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 import xmlrpc.client
 from collections.abc import Iterable
 from typing import Any
@@ -32,6 +33,12 @@ from sio.workers.errors import SioWorkersError
 
 #: Seconds a call to the daemon may take before it counts as unanswered.
 CALL_TIMEOUT_S = 120.0
+#: A batch's new results are fetched from the daemon when its group is done,
+#: when at least FETCH_AT_LEAST jobs and 1/FETCH_PARTS of the group ended
+#: since the last fetch, or FETCH_EVERY_S seconds after it.
+FETCH_AT_LEAST = 20
+FETCH_PARTS = 10
+FETCH_EVERY_S = 5.0
 
 
 class DaemonError(SioWorkersError):
@@ -130,7 +137,8 @@ class Sync:
         assert row.group_id is not None
         self.group_id = row.group_id
         self.daemon = Daemon(row.backend)
-        self.seen = -1  # the group's finished + failed at the last fetch of results
+        self.seen = 0  # the group's finished jobs at the last fetch of results
+        self.fetched_at = time.monotonic()
 
     def submit(self) -> None:
         items = self.store.unfinished(self.batch_id)
@@ -152,19 +160,27 @@ class Sync:
             if group is None:
                 raise DaemonError(f"sioworkersd at {self.daemon.url} accepted group "
                                   f"{self.group_id} but does not list it")
-        ended = int(group.get("finished", 0)) + int(group.get("failed", 0))
-        if ended != self.seen:
+        ended = int(group.get("finished", 0))
+        total = int(group.get("total", 0))
+        done = group.get("state") == "done" or ended >= total
+        new = ended - self.seen
+        # Results are fetched in bunches: each fetch has the daemon encode
+        # every result of the group so far (the contract has no "results
+        # since"), which costs it the CPU its scheduling needs.
+        if new > 0 and (done or new >= max(FETCH_AT_LEAST, total // FETCH_PARTS)
+                        or time.monotonic() - self.fetched_at >= FETCH_EVERY_S):
             full = self.daemon.group(self.group_id, True) or group
             have = self.store.finished_set(self.batch_id)
-            new = [outcome(int(key), result) for key, result in full.get("results", {}).items()
-                   if int(key) not in have]
-            if new:
-                self.store.record(self.batch_id, new)
+            outcomes = [outcome(int(key), result)
+                        for key, result in full.get("results", {}).items() if int(key) not in have]
+            if outcomes:
+                self.store.record(self.batch_id, outcomes)
             self.seen = ended
+            self.fetched_at = time.monotonic()
             group = full
         if self.store.counts(self.batch_id).complete:
             self.forget()
-        elif group.get("state") == "done":
+        elif done:
             # The daemon finished the group without a result for some jobs
             # (it lost them): they run again in a new group of the same id.
             self.daemon.forget(self.group_id)
