@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 import xmlrpc.client
 from collections.abc import Iterable
 from typing import Any
@@ -33,12 +32,10 @@ from sio.workers.errors import SioWorkersError
 
 #: Seconds a call to the daemon may take before it counts as unanswered.
 CALL_TIMEOUT_S = 120.0
-#: A batch's new results are fetched from the daemon when its group is done,
-#: when at least FETCH_AT_LEAST jobs and 1/FETCH_PARTS of the group ended
-#: since the last fetch, or FETCH_EVERY_S seconds after it.
+#: A batch's results are fetched from the daemon when its group is done, and
+#: meanwhile whenever the jobs ended have doubled since the last fetch (and
+#: at least FETCH_AT_LEAST are new).
 FETCH_AT_LEAST = 20
-FETCH_PARTS = 10
-FETCH_EVERY_S = 5.0
 
 
 class DaemonError(SioWorkersError):
@@ -138,7 +135,6 @@ class Sync:
         self.group_id = row.group_id
         self.daemon = Daemon(row.backend)
         self.seen = 0  # the group's finished jobs at the last fetch of results
-        self.fetched_at = time.monotonic()
 
     def submit(self) -> None:
         items = self.store.unfinished(self.batch_id)
@@ -166,9 +162,9 @@ class Sync:
         new = ended - self.seen
         # Results are fetched in bunches: each fetch has the daemon encode
         # every result of the group so far (the contract has no "results
-        # since"), which costs it the CPU its scheduling needs.
-        if new > 0 and (done or new >= max(FETCH_AT_LEAST, total // FETCH_PARTS)
-                        or time.monotonic() - self.fetched_at >= FETCH_EVERY_S):
+        # since"), which costs it the CPU its scheduling needs. Fetching when
+        # they doubled keeps the total encoded below twice the group.
+        if new > 0 and (done or (new >= FETCH_AT_LEAST and ended >= 2 * self.seen)):
             full = self.daemon.group(self.group_id, True) or group
             have = self.store.finished_set(self.batch_id)
             outcomes = [outcome(int(key), result)
@@ -176,7 +172,6 @@ class Sync:
             if outcomes:
                 self.store.record(self.batch_id, outcomes)
             self.seen = ended
-            self.fetched_at = time.monotonic()
             group = full
         if self.store.counts(self.batch_id).complete:
             self.forget()
