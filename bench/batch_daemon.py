@@ -3,7 +3,7 @@ throughput ratio to :func:`sio.celery.run_many` on the same worker.
 
 One ``sio-celery-worker -c 2`` on RabbitMQ (127.0.0.1:5672) consumes a
 queue of its own; ``sioworkersd`` (a fresh SQLite store) schedules onto it;
-``run_many`` sends straight to the same queue. Alternating rounds, median of
+``run_many`` sends straight to the same queue. Five alternating rounds, median of
 the per-round ratios (target >= 0.8).
 """
 
@@ -28,7 +28,7 @@ BIN = Path(sys.executable).parent
 WORKER = shutil.which("sio-celery-worker") or str(BIN / "sio-celery-worker")
 DAEMON = shutil.which("sioworkersd") or str(BIN / "sioworkersd")
 RABBITMQ = "amqp://guest:guest@127.0.0.1:5672//"
-ROUNDS = 3
+ROUNDS = 5
 
 
 def _port_open(port: int) -> bool:
