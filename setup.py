@@ -61,6 +61,7 @@ setup(
     entry_points={
         "console_scripts": [
             "sio-batch = sio.workers.runner:main",
+            "sio-batch-map = sio.workers.batch:main",
             "sio-run-filetracker = sio.workers.ft:main",
             "sio-celery-worker = sio.celery.worker:main",
             "sio-get-sandbox = sio.workers.sandbox:main",
