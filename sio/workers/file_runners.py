@@ -417,6 +417,11 @@ class SupervisedScript(FileRunner):
         shebang = read_shebang(os.path.join(kwargs.get("cwd") or tempcwd(), file))
         if shebang is None:
             raise UsageError(f"{file!r} is not a #! script")
+        if not os.path.isabs(shebang[0]):
+            # The kernel would look for it from the run directory: a file
+            # of the job, not a system interpreter.
+            raise NoFileRunner(f"{file!r} names the interpreter {shebang[0]!r} in its #! "
+                               "line: under the supervisor it must be an absolute path")
         program = file if os.path.isabs(file) else "./" + file
         kwargs["read_paths"] = (*kwargs.get("read_paths", ()), file)
         return self.executor([*shebang, program, *args], **kwargs)

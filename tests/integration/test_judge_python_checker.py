@@ -165,3 +165,15 @@ def test_python_interactor_as_a_c_interactor(ft_store, c_program, interactors, j
     c = interact(ft_store, interactors["c"], exe, test, n, job_type)
     py = interact(ft_store, interactors["pyz"], exe, test, n, job_type)
     assert py == c == expected
+
+
+def test_a_script_naming_a_relative_interpreter_is_refused(ft_store, sum_exe, tmp_path):
+    # The kernel would start "./sh" of the job directory: not under the
+    # supervisor, which runs only a system interpreter named by its path.
+    from sio.workers.file_runners import NoFileRunner
+
+    path = tmp_path / "chk.sh"
+    path.write_text("#!sh\necho OK\n")
+    os.chmod(path, 0o755)
+    with pytest.raises(NoFileRunner, match="absolute path"):
+        check(ft_store, sum_exe, ft_store.put("chk.sh", path=str(path)), "7\n")
