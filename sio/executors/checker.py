@@ -435,18 +435,22 @@ def run_custom_checker(environ: dict[str, Any], use_sandboxes: bool = True) -> b
         stdout and stderr.
     """
     from sio.executors.selection import executor_for
+    from sio.workers.file_runners import helper_runner
 
     untrusted = bool(environ.get("untrusted_checker")) and use_sandboxes
     role = "untrusted-checker" if untrusted else "checker"
     stderr_path = tempcwd("chk.stderr")
     try:
-        with executor_for(role) as executor, open(stderr_path, "w+b") as stderr:
-            renv = executor(["./chk", "in", "out", "hint"], capture_output=True,
-                            stderr=stderr, ignore_errors=True,
-                            time_limit=DEFAULT_CHECKER_TIME_LIMIT,
-                            mem_limit=DEFAULT_CHECKER_MEM_LIMIT,
-                            output_limit=DEFAULT_CHECKER_OUTPUT_LIMIT,
-                            environ=environ, environ_prefix="checker_")
+        # oioioi sends the checker without its exec_info: a Python checker
+        # (a zip application or a #! script) is told by its first bytes.
+        runner = helper_runner(executor_for(role), "chk")
+        with runner, open(stderr_path, "w+b") as stderr:
+            renv = runner("chk", ["in", "out", "hint"], capture_output=True,
+                          stderr=stderr, ignore_errors=True,
+                          time_limit=DEFAULT_CHECKER_TIME_LIMIT,
+                          mem_limit=DEFAULT_CHECKER_MEM_LIMIT,
+                          output_limit=DEFAULT_CHECKER_OUTPUT_LIMIT,
+                          environ=environ, environ_prefix="checker_")
             stderr.seek(0)
             err = stderr.read(_QUOTED_OUTPUT + 1)
     finally:

@@ -20,7 +20,9 @@ Environ keys read:
     as in :mod:`sio.executors.common` (``fake_time`` applies to the solution
     and to the interactor where they run under the supervisor).
 ``interactor_file`` (required)
-    the interactor (a native executable).
+    the interactor: a native executable, a ``#!`` script, or a Python zip
+    application (what ``system-python`` makes; run as ``<python> -I soc
+    ...``, see :func:`sio.workers.file_runners.helper_runner`).
 ``num_processes`` (int, default 1)
     how many copies of the solution run.
 ``exec_time_limit`` (ms, **required**), ``exec_real_time_limit`` (ms), ``exec_mem_limit`` (KiB), ``exec_output_limit`` (bytes)
@@ -86,7 +88,11 @@ from sio.executors.checker import (
 from sio.executors.selection import executor_for
 from sio.workers.errors import MissingEnvironKey, SioWorkersError, UsageError
 from sio.workers.executors import ExecLimits
-from sio.workers.file_runners import fetch_extra_execution_files, get_file_runner
+from sio.workers.file_runners import (
+    fetch_extra_execution_files,
+    get_file_runner,
+    helper_runner,
+)
 from sio.workers.util import replace_invalid_UTF, tempcwd
 
 __all__ = ["InteractorError", "run", "DEFAULT_INTERACTOR_MEM_LIMIT", "Pipes",
@@ -296,12 +302,12 @@ def run(environ: Environ, role: str) -> Environ:
     interactor_ends = _Ends()
     tasks: list[_Task] = []
     try:
-        interactor_argv = ["./soc", str(num_processes)]
+        interactor_args = [str(num_processes)]
         for ends in solution_ends:
             pipes = Pipes.open()
             ends.fds += [pipes.r_solution, pipes.w_solution]
             interactor_ends.fds += [pipes.w_interactor, pipes.r_interactor]
-            interactor_argv += [str(pipes.r_interactor), str(pipes.w_interactor)]
+            interactor_args += [str(pipes.r_interactor), str(pipes.w_interactor)]
 
         def solution(i: int) -> dict[str, Any]:
             to_solution_r, from_solution_w = solution_ends[i].fds
@@ -311,15 +317,18 @@ def run(environ: Environ, role: str) -> Environ:
                                   environ=environ, environ_prefix="exec_",
                                   fds_to_close=solution_ends[i].take())
 
+        # oioioi sends the interactor without its exec_info: a Python one
+        # (a zip application) is told by its first bytes.
+        interactor = helper_runner(executor_for("interactor"), "soc")
+
         def interactor_run() -> dict[str, Any]:
-            with executor_for("interactor") as executor, \
-                    open(stdin_path, "rb") as stdin, open(output, "wb") as stdout:
-                return executor(interactor_argv, stdin=stdin, stdout=stdout,
-                                ignore_errors=True, pass_fds=interactor_ends.fds,
-                                time_limit=INTERACTOR_TIME_LIMIT_MULTIPLIER * time_limit,
-                                mem_limit=DEFAULT_INTERACTOR_MEM_LIMIT,
-                                environ=environ, environ_prefix="interactor_",
-                                fds_to_close=interactor_ends.take())
+            with interactor, open(stdin_path, "rb") as stdin, open(output, "wb") as stdout:
+                return interactor("soc", interactor_args, stdin=stdin, stdout=stdout,
+                                  ignore_errors=True, pass_fds=interactor_ends.fds,
+                                  time_limit=INTERACTOR_TIME_LIMIT_MULTIPLIER * time_limit,
+                                  mem_limit=DEFAULT_INTERACTOR_MEM_LIMIT,
+                                  environ=environ, environ_prefix="interactor_",
+                                  fds_to_close=interactor_ends.take())
 
         tasks.append(_Task("interactor", interactor_run))
         tasks += [_Task(f"solution-{i}", functools.partial(solution, i))

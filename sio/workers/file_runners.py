@@ -57,6 +57,11 @@ __all__ = [
     "get_file_runner",
     "file_runner_modes",
     "fetch_extra_execution_files",
+    "helper_program_kind",
+    "helper_runner",
+    "SupervisedScript",
+    "read_shebang",
+    "is_python_shebang",
     "SupervisedJava",
     "SupervisedPython",
     # The original's names (compatibility)
@@ -318,6 +323,135 @@ def python_startup_paths(interpreter: str) -> tuple[str, ...]:
                   os.path.join(here, name + "._pth"),
                   os.path.join(here, "pybuilddir.txt")]
     return tuple(dict.fromkeys(paths))
+
+
+# --------------------------------------------------------------------------
+# Helper programs that come without an exec_info
+# --------------------------------------------------------------------------
+
+#: The longest ``#!`` line read (the kernel reads 256 bytes since Linux 5.1).
+SHEBANG_LIMIT = 256
+
+
+def read_shebang(path: str | os.PathLike[str]) -> list[str] | None:
+    """The interpreter line of a script, as the kernel splits it: the
+    interpreter and at most one argument (the rest of the line, stripped),
+    or None when the file does not start with ``#!`` or names nothing."""
+    with open(path, "rb") as f:
+        head = f.read(SHEBANG_LIMIT)
+    if not head.startswith(b"#!"):
+        return None
+    line = head[2:].split(b"\n", 1)[0].decode("utf-8", "surrogateescape").strip(" \t")
+    interpreter, _, argument = line.replace("\t", " ").partition(" ")
+    if not interpreter:
+        return None
+    argument = argument.strip()
+    return [interpreter, argument] if argument else [interpreter]
+
+
+def is_python_shebang(shebang: Sequence[str]) -> bool:
+    """Whether an interpreter line (of :func:`read_shebang`) names Python:
+    ``/usr/bin/python3``, ``/usr/bin/python3.12``, ``/usr/bin/env python3``,
+    ``/usr/bin/env -S python3 -u`` and the like."""
+    import re
+
+    words = [shebang[0], *(shebang[1].split() if len(shebang) > 1 else ())]
+    name = os.path.basename(words[0])
+    if name == "env":
+        name = next((w for w in words[1:] if not w.startswith("-")), "")
+    return re.fullmatch(r"python(3(\.[0-9]+)?)?", name) is not None
+
+
+def helper_program_kind(path: str | os.PathLike[str]) -> str:
+    """The kind of a checker or interactor, which oioioi sends as a bare
+    file (``chk_file``, ``interactor_file``) without the ``exec_info`` its
+    compile job returned: decided from the file's first bytes.
+
+    ``python``
+        a zip application with a ``__main__.py`` and no ``#!`` line (what
+        the ``system-python`` compiler makes of ``<short>chk.py``), or a
+        script whose ``#!`` line names Python (:func:`is_python_shebang`);
+    ``script``
+        another ``#!`` script (a sinol package's ``<short>chk.sh``);
+    ``executable``
+        anything else (an ELF program; what the kernel cannot start fails
+        as it did).
+    """
+    import zipfile
+
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head == b"\x7fELF":
+        return "executable"
+    if head.startswith(b"#!"):
+        shebang = read_shebang(path)
+        if shebang is None:
+            return "executable"
+        return "python" if is_python_shebang(shebang) else "script"
+    if head == b"PK\x03\x04" and zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                if "__main__.py" in zf.namelist():
+                    return "python"
+        except (zipfile.BadZipFile, OSError):
+            pass
+    return "executable"
+
+
+class SupervisedScript(FileRunner):
+    """A ``#!`` script (not Python) under the supervisor: its interpreter
+    runs with the script as an argument, as the kernel would start it
+    (``<interpreter> [<argument>] ./<file> args...``), and may read the
+    script. The supervisor starts a program from a close-on-exec descriptor
+    (``execveat``), which the kernel cannot hand to an interpreter, so the
+    script itself cannot be what it starts. Everything else is as for a
+    native program: the interpreter starting another program (a command of
+    a shell script) is a rule violation."""
+
+    mode = "script"
+
+    def preferred_filename(self) -> str:
+        return "exe"
+
+    def _run(self, file: str, args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+        shebang = read_shebang(os.path.join(kwargs.get("cwd") or tempcwd(), file))
+        if shebang is None:
+            raise UsageError(f"{file!r} is not a #! script")
+        if not os.path.isabs(shebang[0]):
+            # The kernel would look for it from the run directory: a file
+            # of the job, not a system interpreter.
+            raise NoFileRunner(f"{file!r} names the interpreter {shebang[0]!r} in its #! "
+                               "line: under the supervisor it must be an absolute path")
+        program = file if os.path.isabs(file) else "./" + file
+        kwargs["read_paths"] = (*kwargs.get("read_paths", ()), file)
+        return self.executor([*shebang, program, *args], **kwargs)
+
+
+def helper_runner(executor: BaseExecutor, file: str) -> FileRunner:
+    """The runner of a checker or interactor ``file`` (in the job
+    directory) in ``executor``, by :func:`helper_program_kind`:
+
+    * a Python zip application: as a ``python`` submission, the interpreter
+      of :func:`python_interpreter` started with the file as its argument
+      (under the supervisor with :class:`SupervisedPython`'s allowances);
+    * under the built-in supervisor, a ``#!`` script: Python ones the same
+      way (whatever interpreter the line names), others with
+      :class:`SupervisedScript`;
+    * anything else as ``./file`` (outside the supervisor a ``#!`` script
+      is started by the kernel with the interpreter its line names, as the
+      original did).
+
+    :raises NoFileRunner: a zip application in an executor that cannot run
+        Python (the original's ``exec-sandbox`` supervisor, PRoot).
+    """
+    path = os.path.join(tempcwd(), file)
+    kind = helper_program_kind(path)
+    supervised = type(executor) is SupervisedExecutor
+    if kind == "python" and (supervised or read_shebang(path) is None):
+        return get_file_runner(executor, {"exec_info": {"mode": "python"}})
+    if kind == "script" and supervised:
+        return SupervisedScript(executor, {})
+    return get_file_runner(executor, {"exec_info": {"mode": "executable"}})
 
 
 # --------------------------------------------------------------------------

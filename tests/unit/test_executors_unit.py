@@ -249,3 +249,53 @@ def test_rlimits_and_wrapper_argv():
                   resource.RLIMIT_FSIZE: (resource.RLIMIT_FSIZE, 7, 7)}
     assert process._wrapper_argv("/w", rl, "/bin/prog", ["a"]) == \
         ["/w", "10240", "4", "5", "7", "-", "0", "--", "/bin/prog", "a"]
+
+
+# --------------------------------------------------------------------------
+# Checkers and interactors sent without an exec_info
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("line, expected", [
+    (b"#!/usr/bin/python3\n", ["/usr/bin/python3"]),
+    (b"#! /usr/bin/env  python3 \r\n", ["/usr/bin/env", "python3"]),
+    (b"#!/usr/bin/env -S python3 -u\n", ["/usr/bin/env", "-S python3 -u"]),
+    (b"#!/bin/sh", ["/bin/sh"]),
+    (b"#!\n", None),
+    (b"\x7fELF", None),
+    (b"", None),
+])
+def test_read_shebang(tmp_path, line, expected):
+    path = tmp_path / "chk"
+    path.write_bytes(line)
+    assert file_runners.read_shebang(path) == expected
+
+
+@pytest.mark.parametrize("shebang, python", [
+    (["/usr/bin/python3"], True), (["/usr/local/bin/python3.12"], True),
+    (["/usr/bin/python"], True), (["/usr/bin/env", "python3"], True),
+    (["/usr/bin/env", "-S python3 -u"], True), (["/bin/sh"], False),
+    (["/usr/bin/env", "bash"], False), (["/usr/bin/pythonista"], False),
+    (["/usr/bin/python3-config"], False),
+])
+def test_is_python_shebang(shebang, python):
+    assert file_runners.is_python_shebang(shebang) is python
+
+
+def test_helper_program_kind(tmp_path):
+    import zipfile
+
+    def kind(name, data):
+        (tmp_path / name).write_bytes(data)
+        return file_runners.helper_program_kind(tmp_path / name)
+
+    assert kind("elf", b"\x7fELF\x02\x01\x01" + bytes(64)) == "executable"
+    assert kind("py", b"#!/usr/bin/env python3\nprint('OK')\n") == "python"
+    assert kind("sh", b"#!/bin/sh\necho OK\n") == "script"
+    assert kind("text", b"print('OK')\n") == "executable"  # what the kernel cannot start
+    with zipfile.ZipFile(tmp_path / "app", "w") as zf:
+        zf.writestr("__main__.py", "print('OK')\n")
+    assert file_runners.helper_program_kind(tmp_path / "app") == "python"
+    with zipfile.ZipFile(tmp_path / "data", "w") as zf:
+        zf.writestr("other.py", "")
+    assert file_runners.helper_program_kind(tmp_path / "data") == "executable"
+    assert kind("broken-zip", b"PK\x03\x04 not really") == "executable"
