@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from sio.workers._engine.supervisor import Capabilities, Policy, verdict
+from sio.workers._engine.supervisor import Capabilities, Policy
 from sio.workers._engine.supervisor import bpf
 from sio.workers._engine.supervisor._syscalls import NUMBERS
 from sio.workers._engine.supervisor.bpf import (
@@ -18,6 +18,7 @@ from sio.workers._engine.supervisor.bpf import (
     Stop,
 )
 from sio.workers._engine.types import KillReason, Outcome
+from sio.workers.verdicts import verdict
 
 FILTER = bpf.build_filter()
 AUDIT_ARCH_I386 = 0x40000003
