@@ -20,7 +20,7 @@ from sio.workers._engine.supervisor import (
     probe,
     run_supervised,
 )
-from sio.workers._engine.supervisor._server import UID_BASE
+from sio.workers._engine.supervisor._setup import UID_BASE
 from sio.workers._engine.types import CAPTURE, STDOUT, KillReason, Limits
 from sio.workers.verdicts import verdict
 from tests.support import missing
