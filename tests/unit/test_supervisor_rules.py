@@ -327,8 +327,10 @@ def test_spawner_imports_only_what_it_needs():
     bad = sorted(m for m in loaded
                  if any(m == b or m.startswith(b + ".") for b in SPAWNER_MUST_NOT_IMPORT))
     assert bad == []
-    # Of this project, only the engine's supervisor package (and the package
-    # initialisers on the way to it, which stay tiny on purpose).
+    # Of this project, only the engine's supervisor package and the rlimits
+    # it shares with the unprotected engine (and the package initialisers
+    # on the way to them, which stay tiny on purpose).
     ours = {m for m in loaded if m == "sio" or m.startswith("sio.")}
-    assert ours - {"sio", "sio.workers", "sio.workers.errors", "sio.workers._engine"} <= {
+    assert ours - {"sio", "sio.workers", "sio.workers.errors", "sio.workers._engine",
+                   "sio.workers._engine.rlimits"} <= {
         m for m in ours if m.startswith("sio.workers._engine.supervisor")}

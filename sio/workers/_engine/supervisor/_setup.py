@@ -18,11 +18,11 @@ import ctypes
 import errno
 import fcntl
 import marshal
-import math
 import os
 import resource
 import stat
 
+from sio.workers._engine.rlimits import apply_rlimits, program_rlimits
 from sio.workers._engine.supervisor import _linux as L
 from sio.workers._engine.supervisor._state import RunState
 
@@ -171,34 +171,28 @@ class RunSetup(RunState):
 
     def _rlimits(self) -> list[tuple[int, int, int]]:
         """The program's rlimits as (resource, soft, hard), RLIMIT_STACK
-        last; RLIMIT_AS is not among them (see become_program)."""
+        last; RLIMIT_AS is not among them (see become_program). Those of
+        every engine come from :mod:`sio.workers._engine.rlimits`."""
         lim = self.limits
-        out = [(resource.RLIMIT_CORE, 0, 0)]
-        if lim["cpu_time_ms"] is not None:
-            # Only a backstop: the watchdog kills at the limit. SIGXCPU a
-            # second later, SIGKILL (which cannot be ignored) one more later.
-            soft = math.ceil(lim["cpu_time_ms"] / 1000) + 1
-            out.append((resource.RLIMIT_CPU, soft, soft + 1))
-        if self.output_limit is not None:
-            # One byte over the limit is how we see, after the run, that the
-            # program tried to write more even if it ignored SIGXFSZ.
-            out.append((resource.RLIMIT_FSIZE, self.output_limit + 1, self.output_limit + 1))
         # Descriptors are what a program can park kernel memory behind (pipe
         # buffers, epoll watches, timerfds): few of them bound it.
         # (.get: a worker of an older version sends no such field.)
         files = self.policy.get("max_open_files", MAX_OPEN_FILES)
-        out.append((resource.RLIMIT_NOFILE, files, files))
+        more = [(resource.RLIMIT_NOFILE, files, files)]
         if self.drop_uid:
             # Counts the tasks of this run's own uid: the kernel's backstop
             # for the thread limit the tracer enforces.
-            out.append((resource.RLIMIT_NPROC, self.max_threads, self.max_threads))
+            more.append((resource.RLIMIT_NPROC, self.max_threads, self.max_threads))
             # Queued signals and POSIX timers (kernel memory each) of this
             # run's own uid; only then is the count the run's alone.
-            out.append((resource.RLIMIT_SIGPENDING, MAX_PENDING_SIGNALS, MAX_PENDING_SIGNALS))
-        stack = (resource.RLIM_INFINITY if lim["stack_kib"] is None
-                 else lim["stack_kib"] * 1024)
-        out.append((resource.RLIMIT_STACK, stack, stack))
-        return out
+            more.append((resource.RLIMIT_SIGPENDING, MAX_PENDING_SIGNALS, MAX_PENDING_SIGNALS))
+        return program_rlimits(
+            # Only a backstop: the watchdog kills at the limit.
+            cpu_time_ms=lim["cpu_time_ms"],
+            # One byte over the limit is how we see, after the run, that the
+            # program tried to write more even if it ignored SIGXFSZ.
+            file_size_bytes=None if self.output_limit is None else self.output_limit + 1,
+            stack_kib=lim["stack_kib"], unlimited_stack=True, more=tuple(more))
 
 
 def rehearse(sp: Spawner) -> None:
@@ -248,15 +242,7 @@ def become_program(sp: Spawner, ctl: _socket.socket, setup: dict, fds: list[int]
             os.setgroups([])
             os.setresgid(uid, uid, uid)
             os.setresuid(uid, uid, uid)
-        for res, soft, hard in setup["rlimits"]:
-            try:
-                resource.setrlimit(res, (soft, hard))
-            except (OSError, ValueError):
-                if res != resource.RLIMIT_STACK:
-                    raise
-                # Cannot raise the hard limit: as much as it allows.
-                hard = resource.getrlimit(res)[1]
-                resource.setrlimit(res, (min(soft, hard), hard))
+        apply_rlimits(setup["rlimits"], stack_within_hard=True)
         L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)  # required by seccomp and Landlock
         if setup["landlock"]:
             L.syscall("landlock_restrict_self", 4, 0)
