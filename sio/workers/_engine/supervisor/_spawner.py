@@ -59,6 +59,7 @@ from __future__ import annotations
 # the spawner loads makes each fork of it slower (the page tables of its heap
 # are copied, then torn down again at exec). `_signal`/`_socket` instead of
 # `signal`/`socket` avoids loading enum; no dataclasses, pickle or typing.
+# (tests/unit/test_supervisor_rules.py holds every module of it to this.)
 import _signal as signal
 import _socket
 import ctypes
@@ -73,7 +74,7 @@ from sio.workers._engine.supervisor import _linux as L
 from sio.workers._engine.supervisor import _wire, bpf
 from sio.workers._engine.supervisor._checks import probe_here
 from sio.workers._engine.supervisor._namespaces import enter_namespaces, make_view
-from sio.workers._engine.supervisor._run import Run, ClientGone
+from sio.workers._engine.supervisor._run import ClientGone, Run
 from sio.workers._engine.supervisor._setup import (
     NO_EXTRAS,
     become_program,

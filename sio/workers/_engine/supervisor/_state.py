@@ -16,7 +16,6 @@ if TYPE_CHECKING:
 class RunState:
     """One supervised run of one program: what it was asked and where it is."""
 
-
     def __init__(self, spawner: Spawner, request: dict, fds: list[int]) -> None:
         self.sp = spawner
         self.argv: list[bytes] = request["argv"]
