@@ -35,7 +35,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sio.workers._engine.supervisor import Policy, probe, run_supervised, verdict  # noqa: E402
+from sio.workers._engine.supervisor import Policy, probe, run_supervised  # noqa: E402
+from sio.workers.verdicts import verdict  # noqa: E402
 from sio.workers._engine.types import Limits  # noqa: E402
 
 PROGRAMS = {

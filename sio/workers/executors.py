@@ -54,6 +54,7 @@ from sio.workers._engine.types import CAPTURE, STDOUT, KillReason, Limits, Outco
 from sio.workers.errors import SioWorkersError, UsageError
 from sio.workers.results import ResultCode
 from sio.workers.util import tempcwd
+from sio.workers.verdicts import verdict
 
 if TYPE_CHECKING:
     from sio.workers._engine.perf import CounterProbe
@@ -1220,12 +1221,10 @@ class SupervisedExecutor(_SIOSupervisorContract, UnprotectedExecutor):
             on_spawn=request.after_spawn)
 
     def _renv(self, request: ExecRequest, outcome: Outcome) -> dict[str, Any]:
-        from sio.workers._engine.supervisor.policy import verdict
-
         renv = super()._renv(request, outcome)
         code, message = verdict(outcome, ignore_return=bool(request.options.get("ignore_return")))
         renv.update(
-            result_code=code,
+            result_code=code.value,
             result_string=message,
             time_used=outcome.cpu_time_ms,
             mem_used=(outcome.mem_resident_peak_kib if request.options.get("resident_memory")

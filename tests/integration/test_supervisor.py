@@ -19,10 +19,10 @@ from sio.workers._engine.supervisor import (
     SupervisorUnavailable,
     probe,
     run_supervised,
-    verdict,
 )
-from sio.workers._engine.supervisor._server import UID_BASE
+from sio.workers._engine.supervisor._setup import UID_BASE
 from sio.workers._engine.types import CAPTURE, STDOUT, KillReason, Limits
+from sio.workers.verdicts import verdict
 from tests.support import missing
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from sio.workers._engine.supervisor import Capabilities, Policy, verdict
+from sio.workers._engine.supervisor import Capabilities, Policy
 from sio.workers._engine.supervisor import bpf
 from sio.workers._engine.supervisor._syscalls import NUMBERS
 from sio.workers._engine.supervisor.bpf import (
@@ -18,6 +18,7 @@ from sio.workers._engine.supervisor.bpf import (
     Stop,
 )
 from sio.workers._engine.types import KillReason, Outcome
+from sio.workers.verdicts import verdict
 
 FILTER = bpf.build_filter()
 AUDIT_ARCH_I386 = 0x40000003
@@ -80,7 +81,7 @@ def test_a_policy_may_refuse_more_calls_with_an_errno():
 
 
 def test_path_queries_may_look_at_the_directories_above_allowed_paths():
-    from sio.workers._engine.supervisor._server import _above
+    from sio.workers._engine.supervisor._decisions import _above
 
     roots = ("/usr/lib", "/proc/123")
     assert _above("/", roots) and _above("/usr", roots) and _above("/proc", roots)
@@ -289,3 +290,47 @@ def test_capabilities_describe_in_plain_words():
                        namespaces=(), root=False)
     assert not bad.usable
     assert "NOT available" in bad.describe() and "x86-64 only" in bad.missing()
+
+
+#: What the spawner process must not load: every module it holds makes each
+#: fork of it slower (see docs/supervisor.rst, Architecture). The worker-side
+#: engine (client, records, policy, the unprotected engine), the contract
+#: and job layers, and the heavier parts of the standard library.
+SPAWNER_MUST_NOT_IMPORT = (
+    "sio.workers._engine.supervisor._client", "sio.workers._engine.supervisor.policy",
+    "sio.workers._engine.supervisor.capabilities", "sio.workers._engine.types",
+    "sio.workers._engine.process", "sio.workers.executors", "sio.workers.verdicts",
+    "sio.workers.results", "sio.workers.runner", "sio.workers.ft", "sio.executors",
+    "sio.compilers", "sio.celery", "sio.workflows", "sio.sioworkersd", "celery", "kombu",
+    "filetracker", "json", "pickle", "typing", "enum", "dataclasses", "logging",
+    "subprocess", "threading", "signal", "socket", "re", "inspect", "pathlib", "shutil",
+    "tempfile",
+)
+
+
+def test_spawner_imports_only_what_it_needs():
+    # The module the worker starts the spawner with (see _client._BOOT), in
+    # a fresh interpreter started the same way (-I -S).
+    import re
+    import subprocess
+    import sys
+
+    from sio.workers._engine.supervisor import _client
+
+    module = re.search(r"from (\S+) import main", _client._BOOT).group(1)
+    code = ("import sys; base = set(sys.modules); sys.path.insert(0, sys.argv[1]); "
+            f"__import__({module!r}); print(*sorted(set(sys.modules) - base))")
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", code, _client._PACKAGE_ROOT],
+                         check=True, capture_output=True, text=True, timeout=60).stdout
+    loaded = set(out.split())
+    assert module in loaded
+    bad = sorted(m for m in loaded
+                 if any(m == b or m.startswith(b + ".") for b in SPAWNER_MUST_NOT_IMPORT))
+    assert bad == []
+    # Of this project, only the engine's supervisor package and the rlimits
+    # it shares with the unprotected engine (and the package initialisers
+    # on the way to them, which stay tiny on purpose).
+    ours = {m for m in loaded if m == "sio" or m.startswith("sio.")}
+    assert ours - {"sio", "sio.workers", "sio.workers.errors", "sio.workers._engine",
+                   "sio.workers._engine.rlimits"} <= {
+        m for m in ours if m.startswith("sio.workers._engine.supervisor")}

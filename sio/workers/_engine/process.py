@@ -60,6 +60,7 @@ from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 from sio.workers._engine import build
+from sio.workers._engine.rlimits import RLimit, apply_rlimits, program_rlimits
 from sio.workers._engine.types import CAPTURE, STDOUT, KillReason, Limits, Outcome
 
 logger = logging.getLogger(__name__)
@@ -120,27 +121,15 @@ def _find_or_build_wrapper() -> str | None:
 # --------------------------------------------------------------------------
 
 # (resource, soft, hard) in the kernel's units; None = leave inherited.
-_RLimit = tuple[int, int, int]
+_RLimit = RLimit
 
 
 def _rlimits(limits: Limits) -> dict[int, _RLimit]:
-    wanted: dict[int, _RLimit] = {resource.RLIMIT_CORE: (resource.RLIMIT_CORE, 0, 0)}
-    if limits.address_space_kib is not None:
-        size = limits.address_space_kib * 1024
-        wanted[resource.RLIMIT_AS] = (resource.RLIMIT_AS, size, size)
-    if limits.cpu_time_ms is not None:
-        # Only a backstop: the watchdog kills at the limit itself. The soft
-        # limit (SIGXCPU) is a whole second later, the hard one (SIGKILL)
-        # one more, so that it never pre-empts the precise watchdog.
-        soft = -(-limits.cpu_time_ms // 1000) + 1
-        wanted[resource.RLIMIT_CPU] = (resource.RLIMIT_CPU, soft, soft + 1)
-    if limits.output_bytes is not None:
-        wanted[resource.RLIMIT_FSIZE] = (resource.RLIMIT_FSIZE, limits.output_bytes,
-                                         limits.output_bytes)
-    if limits.stack_kib is not None:
-        size = limits.stack_kib * 1024
-        wanted[resource.RLIMIT_STACK] = (resource.RLIMIT_STACK, size, size)
-    return wanted
+    # Computed with the supervisor's (see sio.workers._engine.rlimits).
+    wanted = program_rlimits(
+        cpu_time_ms=limits.cpu_time_ms, file_size_bytes=limits.output_bytes,
+        stack_kib=limits.stack_kib, address_space_kib=limits.address_space_kib)
+    return {rl[0]: rl for rl in wanted}
 
 
 def _wrapper_argv(wrapper: str, rlimits: dict[int, _RLimit], program: str,
@@ -160,8 +149,7 @@ def _preexec(rlimits: dict[int, _RLimit]) -> Callable[[], None]:
     values = list(rlimits.values())
 
     def apply() -> None:  # runs in the forked child, before exec
-        for res, soft, hard in values:
-            resource.setrlimit(res, (soft, hard))
+        apply_rlimits(values)
 
     return apply
 

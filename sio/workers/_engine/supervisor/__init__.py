@@ -5,8 +5,11 @@ and say what it did (private; :mod:`sio.workers.executors` builds
 * :func:`run_supervised` runs one program and returns an
   :class:`~sio.workers._engine.types.Outcome`;
 * :class:`Policy` holds the rules (local opens, threads, extra paths);
-* :func:`verdict` maps an outcome to SIO2's ``(result_code, result_string)``;
 * :func:`probe` says what this machine supports (a :class:`Capabilities`).
+
+What an outcome means as a verdict is not the engine's business:
+:func:`sio.workers.verdicts.verdict` maps it to SIO2's
+``(result_code, result_string)``.
 
 How it works is described in ``docs/supervisor.rst``.
 
@@ -20,7 +23,7 @@ import importlib
 
 _EXPORTS = {
     "run_supervised": "_client", "probe": "_client",
-    "Policy": "policy", "verdict": "policy",
+    "Policy": "policy",
     "Capabilities": "capabilities",
     "SupervisorError": "errors", "SupervisorUnavailable": "errors",
     "ProgramNotFound": "errors",

@@ -39,7 +39,7 @@ log = logging.getLogger("sio.workers.supervisor")
 # package through the directory that holds the ``sio`` namespace.
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[4])
 _BOOT = ("import sys; sys.path.insert(0, sys.argv[2]); "
-         "from sio.workers._engine.supervisor._server import main; "
+         "from sio.workers._engine.supervisor._spawner import main; "
          "main(int(sys.argv[1]), sys.argv[3], sys.argv[4] == 'view')")
 
 _STUB_SOURCE = str(Path(__file__).resolve().parent / "execstub.c")

@@ -315,3 +315,8 @@ _sched_getcpu = libc.sched_getcpu
 
 def current_cpu() -> int:
     return _check(_sched_getcpu())
+
+
+WALL = 0x40000000  # __WALL: wait for threads (clones) too
+#: all ones in 64 bits (registers, RLIM_INFINITY as the kernel sees it)
+U64_MASK = (1 << 64) - 1

@@ -10,7 +10,7 @@ dynamic loader and libc read, and ``/dev/null``, ``/dev/zero`` and
 no sandbox. The spawner itself keeps the host's tree (it reaches job
 directories by their paths); each program is chrooted into the view, in a PID
 namespace of its own, by its child set-up (``execstub.c`` or
-``_server._become_program``).
+``_setup.become_program``).
 
 Per run, only what must change: a read-only bind mount of the run's job
 directory at its own path (so that paths given to the program mean the same

@@ -13,7 +13,7 @@ import array
 import marshal
 import struct
 
-TYPE_CHECKING = False  # typing is not imported at run time (see _server)
+TYPE_CHECKING = False  # typing is not imported at run time (see _spawner)
 if TYPE_CHECKING:
     from typing import Any
 

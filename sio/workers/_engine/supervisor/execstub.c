@@ -2,7 +2,7 @@
  * execstub: the pre-started child of the supervisor's spawner, as a small
  * native program.
  *
- * The spawner (a Python process, _server.py) forks its next run's child
+ * The spawner (a Python process, _spawner.py) forks its next run's child
  * ahead of time. Without this stub that child stays a copy of the Python
  * spawner until the run, and then sets the run up in Python and executes
  * the program: ~0.3 ms of interpreted set-up in the child, and ~0.5 ms for
@@ -12,7 +12,8 @@
  * time the same steps take a few microseconds and the exec replaces a
  * process of a few pages.
  *
- * Contract with _server.py (Spawner._warm_child, Run.execute, _pack_setup):
+ * Contract with the spawner (_spawner.py: Spawner._warm_child; _run.py:
+ * Run.execute; _stubproto.py: pack_setup):
  *
  *  - started with fd 3 = a connected AF_UNIX stream socket to the spawner,
  *    fds 0-2 open, no other descriptors, default signal dispositions, an
@@ -32,7 +33,7 @@
  *    end-of-file there.
  *
  * The steps, in this order, are those of the Python fallback
- * (_become_program in _server.py); the order matters: the uid is dropped
+ * (become_program in _setup.py); the order matters: the uid is dropped
  * after everything that needs privileges, RLIMIT_AS is set last but one
  * because it binds the stub too, and the seccomp filter is installed last,
  * so that the execveat right after it is the one exec the tracer allows.
@@ -290,7 +291,7 @@ static void init_main(void)
 /* Inside the run's PID namespace, before the chroot: a /proc of that
  * namespace in the view, showing only the processes of our own uid (not the
  * init); with Landlock, our own entry is added to the ruleset (fd 4) as
- * readable. Same as _mount_own_proc in _server.py. */
+ * readable. Same as _mount_own_proc in _setup.py. */
 static void mount_own_proc(const char *root, int landlock)
 {
     char path[4096];

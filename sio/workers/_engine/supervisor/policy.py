@@ -1,5 +1,5 @@
-"""The rules of a supervised run (:class:`Policy`) and the one mapping from an
-:class:`~sio.workers._engine.types.Outcome` to a SIO2 verdict (:func:`verdict`)."""
+"""The rules of a supervised run (:class:`Policy`). What an outcome means as a
+verdict is the policy layer's business: :mod:`sio.workers.verdicts`."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from dataclasses import dataclass
 
 from sio.workers._engine.supervisor.bpf import LARGE_MAPPING
 from sio.workers._engine.supervisor.paths import SYSTEM_READ_PATHS
-from sio.workers._engine.types import KillReason, Outcome
 
-__all__ = ["FAKE_TIME_MODES", "SYSTEM_READ_PATHS", "Policy", "verdict"]
+__all__ = ["FAKE_TIME_MODES", "SYSTEM_READ_PATHS", "Policy"]
 
 #: the values of :attr:`Policy.fake_time`
 FAKE_TIME_MODES = ("off", "zero", "random")
@@ -99,35 +98,3 @@ class Policy:
                              f"{LARGE_MAPPING // 1024} (the size from which the tracer "
                              f"checks mappings)")
 
-
-#: Result strings of SIO2's supervisor, by kill reason.
-_KILL_STRINGS = {
-    KillReason.MEMORY: ("MLE", "memory limit exceeded"),
-    KillReason.CPU_TIME: ("TLE", "time limit exceeded"),
-    KillReason.WALL_TIME: ("TLE", "real time limit exceeded"),
-    KillReason.OUTPUT: ("OLE", "output limit exceeded"),
-}
-
-
-def verdict(outcome: Outcome, *, ignore_return: bool = False) -> tuple[str, str]:
-    """``(result_code, result_string)`` of a supervised run, with the strings
-    of SIO2's supervisor.
-
-    In order: a supervisor failure is ``SE``; a forbidden system call ``RV``
-    (``intercepted forbidden syscall <name>``); then the limit that ended the
-    run: ``MLE``, ``TLE`` (CPU: ``time limit exceeded``; wall clock: ``real
-    time limit exceeded``), ``OLE``; a signal is ``RE`` (``process exited due
-    to signal N``); a non-zero exit status is ``RE`` (``runtime error N``)
-    unless ``ignore_return``; otherwise ``OK`` (``ok``).
-    """
-    if outcome.system_error is not None:
-        return "SE", outcome.system_error
-    if outcome.killed is KillReason.SYSCALL:
-        return "RV", f"intercepted forbidden syscall {outcome.violation or 'unknown'}"
-    if outcome.killed is not None:
-        return _KILL_STRINGS[outcome.killed]
-    if outcome.signal is not None:
-        return "RE", f"process exited due to signal {outcome.signal}"
-    if outcome.exit_code and not ignore_return:
-        return "RE", f"runtime error {outcome.exit_code}"
-    return "OK", "ok"
