@@ -285,6 +285,7 @@ class Spawner:
     def _fork_in_namespace(self, theirs: _socket.socket) -> None:
         """Have the init of the programs' PID namespace fork the next run's
         child, with ``theirs`` as its socket (see _init_child)."""
+        deaths = 0
         for _ in range(3):
             if self.init is None:
                 self._start_init()
@@ -294,6 +295,13 @@ class Spawner:
                 return
             except OSError:
                 self._drop_init()  # it died: another one
+                deaths += 1
+                if deaths == 2 and self.stub is not None:
+                    # A stub init that dies before it takes its first child
+                    # (a crashing stub: how soon depends on the load) does
+                    # not start here. As take_warm decides for warm children
+                    # after two failures: a Python init from now on.
+                    self.stub = None
         raise OSError(errno.EAGAIN, "the init of the programs' PID namespace keeps dying")
 
     def _start_init(self) -> None:
