@@ -20,9 +20,11 @@ from __future__ import annotations
 import json
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -55,7 +57,7 @@ class _Forked:
     :class:`subprocess.Popen` the pool uses (``pid``, ``stdin``, ``stdout``,
     ``poll``, ``wait``, ``send_signal``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tmp: str) -> None:
         # Buffered output would be written twice: by the parent and by the
         # child's copy (the child ends with os._exit, which flushes nothing,
         # but a job may flush sys.stderr).
@@ -80,10 +82,13 @@ class _Forked:
                 # sibling from ever seeing the end of its input), the
                 # parent's store connection (used only by the parent).
                 os.closerange(3, os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 65536)
-                for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
+                # As in a fresh interpreter (which also ignores SIGPIPE, so
+                # that answering a dead parent is an error, not a death).
+                for signum in (signal.SIGTERM, signal.SIGHUP):
                     signal.signal(signum, signal.SIG_DFL)
+                signal.signal(signal.SIGPIPE, signal.SIG_IGN)
                 from sio.workers._batch import worker
-                worker.main()
+                worker.main(tmp)
                 code = 0
             except BaseException:
                 try:
@@ -123,6 +128,7 @@ class _Forked:
 @dataclass
 class _Worker:
     proc: subprocess.Popen[bytes] | _Forked
+    tmp: str  # its jobs' temporary directories go in there
     sent: deque[int] = field(default_factory=deque)  # idxs sent, not yet answered
     buffer: bytes = b""
     busy_since: float = 0.0  # when the job at the head of 'sent' started
@@ -147,19 +153,24 @@ def _start_worker() -> _Worker:
     # Forked when it is safe: no interpreter to start (~50 ms each, the
     # bulk of a batch of short jobs), and the parent's loaded modules and
     # entry-point cache come along (copy-on-write).
+    # A folder of its own for its jobs' temporary directories: every job
+    # makes and removes one (TemporaryCwd), and two workers doing so in one
+    # folder contend for its lock, which doubled the system time of short
+    # jobs. Removed here once the worker is gone, whatever killed it.
+    tmp = tempfile.mkdtemp(prefix="sio-batch-worker-")
     proc: subprocess.Popen[bytes] | _Forked
     if _may_fork():
-        proc = _Forked()
+        proc = _Forked(tmp)
     else:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "sio.workers._batch.worker"],
+            [sys.executable, "-m", "sio.workers._batch.worker", tmp],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             # Its own process group: Ctrl-C on the terminal reaches only the
             # parent, which decides what the workers do.
             process_group=0)
     assert proc.stdout is not None
     os.set_blocking(proc.stdout.fileno(), False)
-    return _Worker(proc, busy_since=time.monotonic())
+    return _Worker(proc, tmp, busy_since=time.monotonic())
 
 
 def _close_input(w: _Worker) -> None:
@@ -316,6 +327,7 @@ def _run(store: Store, batch_id: str, owner: str, jobs: int, stop: threading.Eve
                 given_back += w.sent
                 w.sent.clear()
                 w.proc.wait()
+                shutil.rmtree(w.tmp, ignore_errors=True)
                 if not stopping and todo and len(workers) < min(jobs, len(todo)):
                     add_worker()
             if outcomes or started:
@@ -340,6 +352,7 @@ def _run(store: Store, batch_id: str, owner: str, jobs: int, stop: threading.Eve
                     pass
             retire(w)
             w.proc.wait()
+            shutil.rmtree(w.tmp, ignore_errors=True)
         selector.close()
     return store.counts(batch_id)
 
