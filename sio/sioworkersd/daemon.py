@@ -613,9 +613,9 @@ class Daemon:
             if since is not None and since >= len(jobs):
                 results, failed = {}, {}
             elif since is not None and names:
-                new = set(names)
-                results = {n: r for n, r in results.items() if n in new}
-                failed = {n: f for n, f in failed.items() if n in new}
+                after = set(names)
+                results = {n: r for n, r in results.items() if n in after}
+                failed = {n: f for n, f in failed.items() if n in after}
             # else no order is known (a group finished by an older daemon, or
             # rejected as a whole): every result, which includes the new ones.
             status["results"] = self._results(env, results, failed)
