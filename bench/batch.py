@@ -5,8 +5,9 @@ measured in the same run (these machines are noisy).
    processes started, every result stored in a fresh store file), against
    2000 calls of ``runner.run`` in a loop in this process. Below 1x means
    the pool beats the loop; a ping takes ~0.1 ms, so the pool's own costs
-   (two interpreters starting, a pipe and a store write per job) weigh
-   heavily: it is the worst case for it. Medians of interleaved rounds.
+   (two workers forked, jobs and answers through pipes in bunches, results
+   stored a bunch a transaction) weigh heavily: it is the worst case for
+   it. Medians of interleaved rounds.
 2. Daemon mode: the same jobs through ``sioworkersd`` against
    ``sio.celery.run_many`` on the same workers (target >= 0.8x, as a
    throughput ratio); needs the daemon (``sio.sioworkersd``) and RabbitMQ,

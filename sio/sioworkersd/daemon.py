@@ -69,6 +69,9 @@ class _Group:
     names: dict[str, str]  # task_id -> job name
     results: dict[str, Environ] = field(default_factory=dict)
     failures: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: Names of the jobs that ended, in the order they did: a job's ``seq``
+    #: (``get_group``'s ``since``) is its place here, from 1.
+    order: list[str] = field(default_factory=list)
     #: Set with the finished environ for a sync_run_group caller.
     done: threading.Event = field(default_factory=threading.Event)
     final: Environ | None = None
@@ -160,16 +163,21 @@ class Daemon:
         names = {job["task_id"]: name for name, job in env["workers_jobs"].items()}
         g = _Group(group_id, kind, env, names)
         queued = []
+        ended: list[tuple[int, str]] = []
         for task_id, name in names.items():
             row = jobs.get(task_id)
             if row is not None and row.state == "done" and row.result is not None:
                 g.results[name] = row.result
+                ended.append((row.seq or 0, name))
             elif row is not None and row.state == "failed" and row.result is not None:
                 g.failures[name] = {"message": row.result.get("message", ""),
                                     "traceback": row.result.get("traceback", "")}
+                ended.append((row.seq or 0, name))
             else:
                 queued.append(task_id)
                 self.tries[task_id] = row.tries if row is not None else 0
+        # Jobs that ended under a daemon older than seq (none stored) first.
+        g.order = [name for _, name in sorted(ended)]
         log.info("restored group %s: %d jobs to run, %d finished", group_id, len(queued),
                  len(g.results) + len(g.failures))
         self._register(g, queued)
@@ -312,13 +320,15 @@ class Daemon:
             log.warning("job %s (%s of group %s) failed: %s", task_id, name, g.id,
                         failure["message"])
             g.failures[name] = failure
+            g.order.append(name)
             if g.kind != "sync":
-                self.store.job_done(task_id, "failed", failure)
+                self.store.job_done(task_id, "failed", failure, len(g.order))
         else:
             assert result is not None
             g.results[name] = result
+            g.order.append(name)
             if g.kind != "sync":
-                self.store.job_done(task_id, "done", result)
+                self.store.job_done(task_id, "done", result, len(g.order))
         if g.pending() == 0:
             self._finish(g)
 
@@ -331,7 +341,8 @@ class Daemon:
         g.final = policy.finished_group(g.env, g.results, g.failures)
         del self.groups[g.id]
         if g.kind != "sync":
-            self.store.group_done(g.id, g.final)
+            # A kept group's job rows (their seq) answer get_group's since.
+            self.store.group_done(g.id, g.final, keep_jobs=g.kind == "keep")
             if g.kind == "return":
                 self._schedule_return(g.id, time.time())
         log.info("group %s finished (%d jobs, %d failed)", g.id, len(g.names), len(g.failures))
@@ -556,8 +567,11 @@ class Daemon:
                                  f"failed tries, last: {row.last_error}")
             return "\n".join(lines)
 
-    def group_status(self, group_id: str, include_results: bool) -> dict[str, Any]:
-        """``get_group``. :raises KeyError: unknown id."""
+    def group_status(self, group_id: str, include_results: bool,
+                     since: int | None = None) -> dict[str, Any]:
+        """``get_group``: with ``since`` (a ``cursor`` of an earlier
+        answer), ``results`` holds only the jobs that ended after it.
+        :raises KeyError: unknown id."""
         with self.lock:
             g = self.groups.get(group_id)
             if g is not None:
@@ -566,11 +580,21 @@ class Daemon:
                 status: dict[str, Any] = {
                     "group_id": g.id, "state": "running" if running or ended else "queued",
                     "total": len(g.names), "queued": len(g.names) - running - ended,
-                    "running": running, "finished": ended, "failed": len(g.failures)}
+                    "running": running, "finished": ended, "failed": len(g.failures),
+                    "cursor": len(g.order)}
                 if include_results:
-                    status["results"] = self._results(g.env, g.results, g.failures)
+                    if since is None:
+                        status["results"] = self._results(g.env, g.results, g.failures)
+                    else:
+                        new = g.order[max(0, since):]
+                        status["results"] = self._results(
+                            g.env, {n: g.results[n] for n in new if n in g.results},
+                            {n: g.failures[n] for n in new if n in g.failures})
                 return status
             row = self.store.group(group_id)
+            # A finished kept group's job rows remember the order (seq).
+            names = (self.store.ended_since(group_id, since)
+                     if include_results and since is not None and row is not None else None)
         if row is None:
             raise KeyError(group_id)
         env = row.env
@@ -583,8 +607,17 @@ class Daemon:
             failed = {name: job["error"] for name, job in jobs.items() if "error" in job}
         results = env.get("workers_jobs.results") or {}
         status = {"group_id": row.id, "state": "done", "total": len(jobs), "queued": 0,
-                  "running": 0, "finished": len(jobs), "failed": len(failed)}
+                  "running": 0, "finished": len(jobs), "failed": len(failed),
+                  "cursor": len(jobs)}
         if include_results:
+            if since is not None and since >= len(jobs):
+                results, failed = {}, {}
+            elif since is not None and names:
+                after = set(names)
+                results = {n: r for n, r in results.items() if n in after}
+                failed = {n: f for n, f in failed.items() if n in after}
+            # else no order is known (a group finished by an older daemon, or
+            # rejected as a whole): every result, which includes the new ones.
             status["results"] = self._results(env, results, failed)
         return status
 

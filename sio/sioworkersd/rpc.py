@@ -23,11 +23,15 @@ Extensions (used by batches, ``sio-batch-map``):
 ``run_group(env)`` without ``return_url``
     the group is kept with its results until ``forget_group``; a given
     ``env["group_id"]`` (``GROUP_...``) already known is not run again.
-``get_group(group_id, include_results=False) -> struct``
+``get_group(group_id, include_results=False, since=None) -> struct``
     ``group_id``, ``state`` (``queued``, ``running`` or ``done``), ``total``,
     ``queued``, ``running``, ``finished`` (jobs that ended), ``failed``
-    (those of them that failed) and, with ``include_results``, ``results``:
-    job name -> result environ (a failed job's environ with ``error``).
+    (those of them that failed), ``cursor`` (how many jobs ended so far:
+    every job's end has a sequence number, from 1) and, with
+    ``include_results``, ``results``: job name -> result environ (a failed
+    job's environ with ``error``). With ``since`` (the ``cursor`` of an
+    earlier answer), ``results`` holds only the jobs that ended after it,
+    so that a client streams them without fetching any twice.
 ``list_groups() -> list``
     ``get_group(id, False)`` of each kept group.
 ``forget_group(group_id) -> True``
@@ -100,9 +104,13 @@ class API:
         decoded = decode_argument(name)
         return self.daemon.forget_worker(decoded if isinstance(decoded, str) else str(name))
 
-    def get_group(self, group_id: str, include_results: bool = False) -> dict[str, Any]:
+    def get_group(self, group_id: str, include_results: bool = False,
+                  since: int | None = None) -> dict[str, Any]:
+        if since is not None and (isinstance(since, bool) or not isinstance(since, int)
+                                  or since < 0):
+            raise GroupError(f"since must be a cursor (an integer >= 0), not {since!r}")
         try:
-            return self.daemon.group_status(group_id, bool(include_results))
+            return self.daemon.group_status(group_id, bool(include_results), since)
         except KeyError:
             raise GroupError(f"no group {group_id!r} here (never run, or forgotten)") from None
 

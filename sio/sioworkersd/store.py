@@ -16,7 +16,12 @@ embedded default) or a ``postgresql://`` URL (PostgreSQL through psycopg 3;
     one row per job of a group being judged: ``task_id``, ``group_id``,
     ``name``, ``state`` (``queued``, ``done`` or ``failed``), ``result``
     (JSON: the result environ, or ``{message, traceback}``) and ``tries``
-    (how many workers it vanished with).
+    (how many workers it vanished with); ``seq`` (the job's place in the
+    order its group's jobs ended, from 1: the cursor of ``get_group``'s
+    ``since``, an extension; a column added to older stores when opened).
+    A ``keep`` group's job rows stay until ``forget_group``, so that its
+    ``seq`` answers ``since`` once the group is done; other groups' go when
+    they finish.
 
 An accepted group is committed before ``run_group`` answers (SQLite:
 ``synchronous=FULL`` for that commit), so it survives a crash; a job's
@@ -52,7 +57,8 @@ SCHEMA = [
         name TEXT NOT NULL,
         state TEXT NOT NULL,
         result TEXT,
-        tries INTEGER NOT NULL DEFAULT 0
+        tries INTEGER NOT NULL DEFAULT 0,
+        seq INTEGER
     )""",
     "CREATE INDEX IF NOT EXISTS sioworkersd_jobs_group ON sioworkersd_jobs (group_id)",
 ]
@@ -78,6 +84,7 @@ class JobRow:
     state: str
     result: dict[str, Any] | None
     tries: int
+    seq: int | None = None
 
 
 def _dumps(value: Any) -> str:
@@ -126,6 +133,11 @@ class Store:
         with self._transaction() as cur:
             for statement in SCHEMA:
                 self._execute(cur, statement)
+            self._add_seq_column(cur)
+
+    def _add_seq_column(self, cur: Any) -> None:
+        """A store written before ``seq`` existed gets the column."""
+        self._execute(cur, "ALTER TABLE sioworkersd_jobs ADD COLUMN IF NOT EXISTS seq INTEGER")
 
     # -- writes ------------------------------------------------------------
 
@@ -141,22 +153,30 @@ class Store:
                 self._execute(cur, "INSERT INTO sioworkersd_jobs (task_id, group_id, name, state) "
                                    "VALUES (?, ?, ?, 'queued')", (task_id, group_id, name))
 
-    def job_done(self, task_id: str, state: str, result: dict[str, Any]) -> None:
+    def job_done(self, task_id: str, state: str, result: dict[str, Any],
+                 seq: int | None = None) -> None:
         with self._transaction() as cur:
-            self._execute(cur, "UPDATE sioworkersd_jobs SET state = ?, result = ? "
-                               "WHERE task_id = ?", (state, _dumps(result), task_id))
+            self._execute(cur, "UPDATE sioworkersd_jobs SET state = ?, result = ?, seq = ? "
+                               "WHERE task_id = ?", (state, _dumps(result), seq, task_id))
 
     def job_tries(self, task_id: str, tries: int) -> None:
         with self._transaction() as cur:
             self._execute(cur, "UPDATE sioworkersd_jobs SET tries = ? WHERE task_id = ?",
                           (tries, task_id))
 
-    def group_done(self, group_id: str, env: dict[str, Any]) -> None:
-        """The group finished: keep its final environ, drop the job rows."""
+    def group_done(self, group_id: str, env: dict[str, Any], keep_jobs: bool = False) -> None:
+        """The group finished: keep its final environ, drop the job rows
+        (unless ``keep_jobs``: a kept group's ``seq`` still answers ``since``;
+        their results go, the final environ has them)."""
         with self._transaction() as cur:
             self._execute(cur, "UPDATE sioworkersd_groups SET state = 'done', env = ?, "
                                "next_try = ? WHERE id = ?", (_dumps(env), time.time(), group_id))
-            self._execute(cur, "DELETE FROM sioworkersd_jobs WHERE group_id = ?", (group_id,))
+            if keep_jobs:
+                self._execute(cur, "UPDATE sioworkersd_jobs SET result = NULL "
+                                   "WHERE group_id = ?", (group_id,))
+            else:
+                self._execute(cur, "DELETE FROM sioworkersd_jobs WHERE group_id = ?",
+                              (group_id,))
 
     def return_failed(self, group_id: str, tries: int, next_try: float, error: str) -> None:
         with self._transaction() as cur:
@@ -195,11 +215,19 @@ class Store:
 
     def jobs(self, group_id: str) -> list[JobRow]:
         with self._transaction() as cur:
-            self._execute(cur, "SELECT task_id, group_id, name, state, result, tries "
+            self._execute(cur, "SELECT task_id, group_id, name, state, result, tries, seq "
                                "FROM sioworkersd_jobs WHERE group_id = ?", (group_id,))
             rows = cur.fetchall()
-        return [JobRow(r[0], r[1], r[2], r[3], json.loads(r[4]) if r[4] else None, r[5])
+        return [JobRow(r[0], r[1], r[2], r[3], json.loads(r[4]) if r[4] else None, r[5], r[6])
                 for r in rows]
+
+    def ended_since(self, group_id: str, since: int) -> list[str]:
+        """Names of the group's jobs that ended after ``since`` (their
+        ``seq``), in order: a finished kept group's (see ``group_done``)."""
+        with self._transaction() as cur:
+            self._execute(cur, "SELECT name FROM sioworkersd_jobs "
+                               "WHERE group_id = ? AND seq > ? ORDER BY seq", (group_id, since))
+            return [r[0] for r in cur.fetchall()]
 
     def close(self) -> None:
         if self.conn is not None:
@@ -222,6 +250,12 @@ class SQLiteStore(Store):
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA busy_timeout=10000")
         self.create_schema()
+
+    def _add_seq_column(self, cur: Any) -> None:
+        # SQLite has no ADD COLUMN IF NOT EXISTS.
+        self._execute(cur, "PRAGMA table_info(sioworkersd_jobs)")
+        if "seq" not in {row[1] for row in cur.fetchall()}:
+            self._execute(cur, "ALTER TABLE sioworkersd_jobs ADD COLUMN seq INTEGER")
 
     def _begin(self, durable: bool) -> None:
         if durable:

@@ -70,9 +70,11 @@ Environ = dict[str, Any]
 #: How often a waiting :func:`get_results` looks at the store or the daemon
 #: (seconds).
 POLL_S = 0.2
-#: How often a daemon batch's counts are polled (seconds): each poll is a
-#: call (the results come in bunches, see sio.workers._batch.daemon).
-DAEMON_POLL_S = 0.25
+#: How often a daemon batch is polled (seconds): each poll is one call,
+#: which brings only the results that ended since the previous one
+#: (get_group's since, see sio.workers._batch.daemon), so polls are cheap
+#: and the last results are not kept waiting.
+DAEMON_POLL_S = 0.1
 
 
 class BatchInterrupted(SioWorkersError):
@@ -242,7 +244,10 @@ def map(environs: Iterable[Environ], *, daemon: str | None = None, jobs: int | N
                       on_progress=progress.update if progress else None)
             if progress is not None:
                 progress.update(store.counts(batch_id), final=True)
-        pairs = get_results(batch_id, block=True, db=db)
+            _wait(store, batch_id, False)  # raises if the batch was left unfinished
+            # Only the results: the environs are the caller's already.
+            return [_environ(result) if state == _store.DONE else None
+                    for _, _, state, result, _, _ in store.items(batch_id)]
     return [result for _, result in pairs]
 
 

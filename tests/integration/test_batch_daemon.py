@@ -81,3 +81,37 @@ def test_client_killed_the_daemon_goes_on_and_resume_collects(cluster, tmp_path)
                for n in range(12))
     assert batch.status(batch_id, db=db).state == "done"
     assert kept_batch_groups(cluster) == []
+
+
+def test_results_stream_into_the_store_with_get_group_since(cluster, tmp_path, monkeypatch):
+    from sio.workers._batch import daemon as daemon_backend
+    from sio.workers._batch.store import Store
+
+    calls = []
+    real_call = daemon_backend.Daemon._call
+
+    def spy(self, method, *args):
+        answer = real_call(self, method, *args)
+        if method == "get_group":
+            calls.append((args, len(answer.get("results") or {}), answer.get("cursor")))
+        return answer
+
+    monkeypatch.setattr(daemon_backend.Daemon, "_call", spy)
+    db = str(tmp_path / "batches.sqlite")
+    environs = ping_batch(60, unknown=False)
+    batch_id = batch.map_async(environs, daemon=url(cluster), db=db)
+    with Store(db) as store:
+        sync = daemon_backend.Sync(store, batch_id)
+        while sync.step() is not None:
+            time.sleep(0.01)
+        assert store.counts(batch_id).complete
+    # Every fetch asked only for what ended after the previous answer's
+    # cursor, so no result came twice.
+    since = [args[2] for args, _, _ in calls if len(args) == 3]
+    assert since and since[0] == 0 and since == sorted(since)
+    assert all(args[1] is True for args, _, _ in calls if len(args) == 3)
+    assert sum(n for args, n, _ in calls if len(args) == 3) == 60
+    pairs = batch.get_results(batch_id, db=db)
+    assert [e["i"] for e, _ in pairs] == list(range(60))
+    assert [r is None for _, r in pairs] == [i % 10 == 9 for i in range(60)]
+    assert batch_id and not [g for g in kept_batch_groups(cluster) if batch_id in g]

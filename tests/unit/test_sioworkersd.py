@@ -7,6 +7,7 @@ import email.parser
 import email.policy
 import json
 import random
+import xmlrpc.client
 
 import pytest
 
@@ -634,3 +635,79 @@ def test_only_top_level_arguments_are_decoded_and_nested_keys_are_echoed(daemon)
     ans = API(daemon).sync_run_group(json.dumps({
         "workers_jobs": {}, "n": nested, "workers_jobs.extra_args": {"k": "5"}}))
     assert ans["n"] == nested and ans["workers_jobs.extra_args"] == {"k": "5"}
+
+
+# -- get_group's since (an extension for batches) ---------------------------------------
+
+def _ended(daemon, gid, since):
+    return sorted(daemon.group_status(gid, True, since)["results"])
+
+
+def test_get_group_since_gives_only_the_results_after_the_cursor(tmp_path):
+    from sio.sioworkersd.daemon import Daemon, Settings
+    from sio.sioworkersd.rpc import RPCServer
+    from sio.sioworkersd.store import open_store
+
+    path = str(tmp_path / "s.sqlite3")
+    first = Daemon(open_store(path), RecordingTransport(), Settings())
+    jobs = {name: {"job_type": "ping"} for name in "abc"}
+    gid = first.submit({"group_id": "GROUP_since", "workers_jobs": jobs}, "keep").id
+    first.on_poll({"w": {**WORKER, "concurrency": 3}})
+    names = first.groups[gid].names  # task_id -> job name
+    cids = {names[cid.split("#")[0]]: cid for cid, _ in first.transport.sent}
+    status = first.group_status(gid, True, 0)
+    assert (status["cursor"], status["results"]) == (0, {})
+    first.on_result(cids["b"], "SUCCESS", {"pong": "b"}, None)
+    status = first.group_status(gid, True, 0)
+    assert (status["cursor"], status["results"]) == (1, {"b": {"pong": "b"}})
+    first.on_result(cids["a"], "FAILURE", {"exc_type": "E", "exc_message": ["x"]}, "tb")
+    status = first.group_status(gid, True, 1)
+    assert status["cursor"] == 2 and list(status["results"]) == ["a"]
+    assert status["results"]["a"]["error"]["message"] == "E: x"
+    assert _ended(first, gid, 2) == []
+    assert _ended(first, gid, None) == ["a", "b"]  # no since: every result, as before
+    first.store.close()  # a crash: the cursors of stored results survive it
+    second = Daemon(open_store(path), RecordingTransport(), Settings())
+    second.restore()
+    assert second.group_status(gid, False)["cursor"] == 2
+    assert _ended(second, gid, 1) == ["a"]
+    second.on_poll({"w": WORKER})
+    (cid, _), = second.transport.sent
+    second.on_result(cid, "SUCCESS", {"pong": "c"}, None)
+    # Done: the order is still known from the store.
+    status = second.group_status(gid, True, 2)
+    assert (status["state"], status["cursor"], list(status["results"])) == ("done", 3, ["c"])
+    assert _ended(second, gid, 1) == ["a", "c"]
+    assert _ended(second, gid, 3) == [] and _ended(second, gid, 0) == ["a", "b", "c"]
+    server = RPCServer(("127.0.0.1", 0), second)
+    try:
+        assert list(server._dispatch("get_group", [gid, True, 2])["results"]) == ["c"]
+        for bad in (-1, "1", True):
+            with pytest.raises(xmlrpc.client.Fault) as e:
+                server._dispatch("get_group", [gid, True, bad])
+            assert e.value.faultCode == 8002 and "since must be a cursor" in e.value.faultString
+    finally:
+        server.server_close()
+    assert second.forget_group(gid) and second.store.jobs(gid) == []
+    second.store.close()
+
+
+def test_a_store_without_seq_gets_the_column(tmp_path):
+    import sqlite3
+
+    from sio.sioworkersd.store import open_store
+
+    path = str(tmp_path / "old.sqlite3")
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE sioworkersd_jobs (task_id TEXT PRIMARY KEY, group_id TEXT NOT NULL, "
+               "name TEXT NOT NULL, state TEXT NOT NULL, result TEXT, "
+               "tries INTEGER NOT NULL DEFAULT 0)")
+    db.execute("INSERT INTO sioworkersd_jobs VALUES ('t1', 'GROUP_1', 'a', 'done', '{}', 0)")
+    db.commit()
+    db.close()
+    store = open_store(path)
+    (j,) = store.jobs("GROUP_1")
+    assert (j.name, j.result, j.seq) == ("a", {}, None)
+    store.job_done("t1", "done", {"pong": 1}, 1)
+    assert store.jobs("GROUP_1")[0].seq == 1 and store.ended_since("GROUP_1", 0) == ["a"]
+    store.close()

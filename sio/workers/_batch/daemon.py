@@ -8,10 +8,13 @@ the daemon, :doc:`batches` summarises them):
     ``forget_group``; ``env["group_id"]`` (``GROUP_...``) chosen by the
     client; a ``run_group`` with an id the daemon already holds returns the
     same id and runs nothing again.
-``get_group(group_id, include_results)``
-    ``state``, ``total``, ``queued``, ``running``, ``finished``, ``failed``
-    and, when asked, ``results``: job key -> result environ (a failed job's
-    carries ``error = {message, traceback}``).
+``get_group(group_id, include_results, since)``
+    ``state``, ``total``, ``queued``, ``running``, ``finished``, ``failed``,
+    ``cursor`` and, when asked, ``results``: job key -> result environ (a
+    failed job's carries ``error = {message, traceback}``); with ``since``
+    (an earlier answer's ``cursor``) only the results of jobs that ended
+    after it. A daemon without ``since`` (it refuses the third argument) is
+    asked for every result, in bunches.
 ``list_groups()``, ``forget_group(group_id)``.
 
 The job keys of a batch's group are the items' positions (``"0"``,
@@ -32,14 +35,18 @@ from sio.workers.errors import SioWorkersError
 
 #: Seconds a call to the daemon may take before it counts as unanswered.
 CALL_TIMEOUT_S = 120.0
-#: A batch's results are fetched from the daemon when its group is done, and
-#: meanwhile whenever the jobs ended have doubled since the last fetch (and
-#: at least FETCH_AT_LEAST are new).
+#: From a daemon without ``get_group``'s ``since``: a batch's results are
+#: fetched when its group is done, and meanwhile whenever the jobs ended have
+#: doubled since the last fetch (and at least FETCH_AT_LEAST are new).
 FETCH_AT_LEAST = 20
 
 
 class DaemonError(SioWorkersError):
     """The daemon cannot be reached or refused a call."""
+
+
+class NoSince(DaemonError):
+    """The daemon's ``get_group`` takes no ``since`` (an older daemon)."""
 
 
 def group_id_of(batch_id: str) -> str:
@@ -93,6 +100,20 @@ class Daemon:
                 raise
             return None
 
+    def group_since(self, group_id: str, since: int) -> dict[str, Any] | None:
+        """The group's struct with the results of the jobs that ended after
+        cursor ``since``; ``None`` when the daemon does not hold the group.
+
+        :raises NoSince: the daemon has no ``since`` (it holds the group but
+            refuses the call).
+        """
+        try:
+            return self._call("get_group", group_id, True, since)
+        except DaemonError:
+            if any(g.get("group_id") == group_id for g in self.groups()):
+                raise NoSince(f"sioworkersd at {self.url} has no get_group since") from None
+            return None
+
     def groups(self) -> list[dict[str, Any]]:
         return self._call("list_groups")
 
@@ -135,6 +156,9 @@ class Sync:
         self.group_id = row.group_id
         self.daemon = Daemon(row.backend)
         self.seen = 0  # the group's finished jobs at the last fetch of results
+        #: The ``cursor`` of the daemon's last answer: the results up to it
+        #: are in the store. None: the daemon has no ``since``.
+        self.cursor: int | None = 0
 
     def submit(self) -> None:
         items = self.store.unfinished(self.batch_id)
@@ -143,10 +167,47 @@ class Sync:
             self.store.mark(self.batch_id, [idx for idx, _ in items], RUNNING)
         self.store.set_flags(self.batch_id, submitted=True)
 
+    def _stream(self) -> dict[str, Any] | None:
+        """Fetch the results that ended since the last answer into the
+        store (one call); the group's struct, ``None`` when the daemon does
+        not hold it."""
+        assert self.cursor is not None
+        group = self.daemon.group_since(self.group_id, self.cursor)
+        if group is not None and int(group.get("cursor", 0)) < self.cursor:
+            # A group behind the cursor is a new one of the same id (the
+            # daemon lost the first and it was sent again): from the start.
+            self.cursor = 0
+            group = self.daemon.group_since(self.group_id, 0)
+        if group is None:
+            return None
+        outcomes = [outcome(int(key), result)
+                    for key, result in (group.get("results") or {}).items()]
+        if outcomes:
+            # Results of items already in the store are dropped there.
+            self.store.record(self.batch_id, outcomes)
+        # Only once they are stored: a failed write fetches them again.
+        self.cursor = int(group.get("cursor", 0))
+        return group
+
     def step(self) -> dict[str, Any] | None:
         if self.store.counts(self.batch_id).complete:
             self.forget()
             return None
+        if self.cursor is not None:
+            try:
+                group = self._stream()
+                if group is None:
+                    self.submit()
+                    group = self._stream()
+                    if group is None:
+                        raise DaemonError(f"sioworkersd at {self.daemon.url} accepted group "
+                                          f"{self.group_id} but does not list it")
+            except NoSince:
+                self.cursor = None
+            else:
+                done = group.get("state") == "done" or int(group.get("finished", 0)) >= int(
+                    group.get("total", 0))
+                return self._after(group, done)
         group = self.daemon.group(self.group_id, False)
         if group is None:
             # Never sent (the submitter died first), or lost by the daemon:
@@ -173,12 +234,18 @@ class Sync:
                 self.store.record(self.batch_id, outcomes)
             self.seen = ended
             group = full
+        return self._after(group, done)
+
+    def _after(self, group: dict[str, Any], done: bool) -> dict[str, Any]:
         if self.store.counts(self.batch_id).complete:
             self.forget()
         elif done:
             # The daemon finished the group without a result for some jobs
             # (it lost them): they run again in a new group of the same id.
             self.daemon.forget(self.group_id)
+            self.seen = 0
+            if self.cursor is not None:
+                self.cursor = 0
             self.submit()
         return group
 

@@ -1,10 +1,12 @@
 """The local pool: worker processes running :func:`sio.workers.runner.run`.
 
 :func:`run_local` runs the unfinished items of a batch of the store on
-``jobs`` worker processes (:mod:`.worker`, each a fresh interpreter started
-with ``python -m``, so that nothing of the caller's process, threads or
-``__main__`` is copied into it) and records every result in the store as it
-arrives.
+``jobs`` worker processes (:mod:`.worker`) and records the results in the
+store as they arrive. A worker is forked from this process when it runs a
+single thread (no interpreter to start, the modules and entry points loaded
+here come along); from a multi-threaded process (``map_async`` runs the
+pool in a thread) it is a fresh interpreter started with ``python -m``, as
+forking a process whose other threads may hold locks is not safe.
 
 Each worker gets a few jobs ahead through its standard input, so that it
 never waits for the parent between two short jobs; how many depends on how
@@ -18,15 +20,18 @@ from __future__ import annotations
 import json
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from sio.workers._batch.store import HEARTBEAT_S, PENDING, Counts, Outcome, Store, new_owner
 from sio.workers.errors import SioWorkersError
@@ -34,8 +39,10 @@ from sio.workers.errors import SioWorkersError
 #: Aim: this many seconds of work queued ahead in each worker.
 QUEUE_AHEAD_S = 0.05
 #: At most this many jobs queued in one worker (and at least 2: one running,
-#: one waiting, so that the worker never waits for the parent).
-MAX_DEPTH = 64
+#: one waiting, so that the worker never waits for the parent). Jobs of
+#: ~0.1 ms need a few hundred: with 64 a worker ran out of work between the
+#: parent's refills (the answers of a bunch come back together, see .worker).
+MAX_DEPTH = 256
 #: Worker processes that may die outside any job (at start, between jobs)
 #: before the batch gives up instead of starting more.
 MAX_IDLE_DEATHS = 5
@@ -45,9 +52,83 @@ TICK_S = 0.2
 ProgressCallback = Callable[[Counts], None]
 
 
+class _Forked:
+    """A worker forked from this process: the little of
+    :class:`subprocess.Popen` the pool uses (``pid``, ``stdin``, ``stdout``,
+    ``poll``, ``wait``, ``send_signal``)."""
+
+    def __init__(self, tmp: str) -> None:
+        # Buffered output would be written twice: by the parent and by the
+        # child's copy (the child ends with os._exit, which flushes nothing,
+        # but a job may flush sys.stderr).
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (AttributeError, OSError, ValueError):
+                pass
+        jobs_r, jobs_w = os.pipe()
+        answers_r, answers_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            code = 1
+            try:
+                # Its own process group, as the spawned worker's: Ctrl-C on
+                # the terminal reaches only the parent.
+                os.setpgid(0, 0)
+                os.dup2(jobs_r, 0)
+                os.dup2(answers_w, 1)
+                # Every other descriptor goes: the other workers' pipes (a
+                # worker holding a sibling's job pipe open would keep that
+                # sibling from ever seeing the end of its input), the
+                # parent's store connection (used only by the parent).
+                os.closerange(3, os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 65536)
+                # As in a fresh interpreter (which also ignores SIGPIPE, so
+                # that answering a dead parent is an error, not a death).
+                for signum in (signal.SIGTERM, signal.SIGHUP):
+                    signal.signal(signum, signal.SIG_DFL)
+                signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+                from sio.workers._batch import worker
+                worker.main(tmp)
+                code = 0
+            except BaseException:
+                try:
+                    import traceback
+                    traceback.print_exc()
+                except BaseException:
+                    pass
+            finally:
+                # No atexit handlers, finalizers or buffers of the parent's
+                # (its store connection, its temporary files) run here.
+                os._exit(code)
+        os.close(jobs_r)
+        os.close(answers_w)
+        self.pid = pid
+        self.returncode: int | None = None
+        self.stdin: BinaryIO | None = open(jobs_w, "wb")
+        self.stdout: BinaryIO | None = open(answers_r, "rb", buffering=0)
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            _, status = os.waitpid(self.pid, 0)
+            self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        if self.returncode is None:
+            os.kill(self.pid, signum)
+
+
 @dataclass
 class _Worker:
-    proc: subprocess.Popen[bytes]
+    proc: subprocess.Popen[bytes] | _Forked
+    tmp: str  # its jobs' temporary directories go in there
     sent: deque[int] = field(default_factory=deque)  # idxs sent, not yet answered
     buffer: bytes = b""
     busy_since: float = 0.0  # when the job at the head of 'sent' started
@@ -59,16 +140,37 @@ class _Worker:
         return max(2, min(MAX_DEPTH, int(QUEUE_AHEAD_S / max(self.mean_s, 1e-6))))
 
 
+def _may_fork() -> bool:
+    """Whether workers can be forked from this process: only while it runs
+    one thread. A fork copies one thread only, and locks the others held
+    (logging's, the import lock, allocators') would stay held for ever in
+    the child; a batch run from a thread (``map_async``) or by a
+    multi-threaded program starts fresh interpreters instead."""
+    return hasattr(os, "fork") and threading.active_count() == 1
+
+
 def _start_worker() -> _Worker:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sio.workers._batch.worker"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        # Its own process group: Ctrl-C on the terminal reaches only the
-        # parent, which decides what the workers do.
-        process_group=0)
+    # Forked when it is safe: no interpreter to start (~50 ms each, the
+    # bulk of a batch of short jobs), and the parent's loaded modules and
+    # entry-point cache come along (copy-on-write).
+    # A folder of its own for its jobs' temporary directories: every job
+    # makes and removes one (TemporaryCwd), and two workers doing so in one
+    # folder contend for its lock, which doubled the system time of short
+    # jobs. Removed here once the worker is gone, whatever killed it.
+    tmp = tempfile.mkdtemp(prefix="sio-batch-worker-")
+    proc: subprocess.Popen[bytes] | _Forked
+    if _may_fork():
+        proc = _Forked(tmp)
+    else:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sio.workers._batch.worker", tmp],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            # Its own process group: Ctrl-C on the terminal reaches only the
+            # parent, which decides what the workers do.
+            process_group=0)
     assert proc.stdout is not None
     os.set_blocking(proc.stdout.fileno(), False)
-    return _Worker(proc, busy_since=time.monotonic())
+    return _Worker(proc, tmp, busy_since=time.monotonic())
 
 
 def _close_input(w: _Worker) -> None:
@@ -79,7 +181,7 @@ def _close_input(w: _Worker) -> None:
             pass
 
 
-def _died(proc: subprocess.Popen[bytes]) -> str:
+def _died(proc: subprocess.Popen[bytes] | _Forked) -> str:
     code = proc.wait()
     how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
     return f"the worker process running this job {how}"
@@ -225,6 +327,7 @@ def _run(store: Store, batch_id: str, owner: str, jobs: int, stop: threading.Eve
                 given_back += w.sent
                 w.sent.clear()
                 w.proc.wait()
+                shutil.rmtree(w.tmp, ignore_errors=True)
                 if not stopping and todo and len(workers) < min(jobs, len(todo)):
                     add_worker()
             if outcomes or started:
@@ -249,6 +352,7 @@ def _run(store: Store, batch_id: str, owner: str, jobs: int, stop: threading.Eve
                     pass
             retire(w)
             w.proc.wait()
+            shutil.rmtree(w.tmp, ignore_errors=True)
         selector.close()
     return store.counts(batch_id)
 

@@ -1,7 +1,9 @@
 """A worker process of the local pool: ``python -m sio.workers._batch.worker``.
 
-It reads jobs from standard input, one a line: ``<idx>\\t<environ JSON>``,
-runs each with :func:`sio.workers.runner.run` and answers on its original
+Its argument, when given, is the folder in which its jobs make their
+temporary directories. It reads jobs from standard input, one a line:
+``<idx>\\t<environ JSON>``, runs each with :func:`sio.workers.runner.run`
+and answers on its original
 standard output, one line a job: ``<idx>\\t<kind>\\t<JSON>`` where ``kind``
 is ``done`` (the JSON is the result environ), ``failed`` (the job reported a
 :class:`~sio.workers.errors.Failure`) or ``error`` (the job raised); for the
@@ -19,8 +21,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 import traceback
 from typing import Any
@@ -54,7 +58,23 @@ def run_line(line: str) -> str:
     return f"{idx}\tdone\t{json_dumps(result)}\n"
 
 
-def main() -> None:
+def main(tmp: str | None = None) -> None:
+    """Serve jobs until the end of input; ``tmp``: the folder for the jobs'
+    temporary directories (this worker's own, made and removed by the
+    pool: see sio.workers._batch.local)."""
+    if tmp is not None:
+        tempfile.tempdir = tmp
+    parent = os.getppid()
+    try:
+        _serve()
+    finally:
+        # The pool removes the folder once this process is gone; a pool
+        # that died first (killed) cannot.
+        if tmp is not None and os.getppid() != parent:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _serve() -> None:
     stopping = False
 
     def stop(signum: int, frame: Any) -> None:
@@ -104,4 +124,4 @@ def _send(fd: int, answers: list[str]) -> bool:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1] if len(sys.argv) > 1 else None)
